@@ -1,0 +1,28 @@
+"""The neural-network library: layers, loss, model container, optimizers, schedules."""
+
+from numpynet.nn.layers import Dropout, Flatten, Linear, ReLU
+from numpynet.nn.loss import SoftmaxCrossEntropy, log_softmax
+from numpynet.nn.model import (
+    Sequential,
+    build_from_architecture,
+    build_mlp,
+    mlp_architecture,
+)
+from numpynet.nn.optim import SGD, AdamW
+from numpynet.nn.schedule import learning_rate
+
+__all__ = [
+    "AdamW",
+    "Dropout",
+    "Flatten",
+    "Linear",
+    "ReLU",
+    "SGD",
+    "Sequential",
+    "SoftmaxCrossEntropy",
+    "build_from_architecture",
+    "build_mlp",
+    "learning_rate",
+    "log_softmax",
+    "mlp_architecture",
+]

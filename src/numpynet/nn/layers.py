@@ -1,0 +1,169 @@
+"""Layers of a multilayer perceptron, each with a hand-written backward pass.
+
+Every layer follows one protocol so that :class:`numpynet.nn.model.Sequential` can chain them
+without knowing what they are:
+
+* ``forward(x, training)`` returns the output and caches whatever ``backward`` needs;
+* ``backward(grad_out)`` returns the gradient with respect to the last ``forward`` input and,
+  for layers with parameters, overwrites their gradient buffers;
+* ``parameters()`` lists ``(name, param, grad)`` triples of plain NumPy arrays.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _require_cached(value, layer: str):
+    # Calling backward first is a programming error; say so instead of failing on `None`.
+    if value is None:
+        raise RuntimeError(f"{layer}.backward() called before {layer}.forward()")
+    return value
+
+
+class Linear:
+    """Affine map ``y = x @ weight + bias`` with ``weight`` of shape (in_features, out_features).
+
+    The weight is drawn from a Kaiming (He) normal distribution with fan-in scaling,
+    ``std = sqrt(2 / in_features)``, which keeps activation variance roughly constant through
+    ReLU layers; the bias starts at zero. Gradient buffers are allocated once here and
+    overwritten (never accumulated) by every ``backward`` call.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        rng: np.random.Generator,
+        dtype=np.float32,
+    ):
+        if in_features < 1 or out_features < 1:
+            raise ValueError(
+                f"Linear needs positive sizes, got in_features={in_features}, "
+                f"out_features={out_features}"
+            )
+        self.in_features = int(in_features)
+        self.out_features = int(out_features)
+        std = np.sqrt(2.0 / self.in_features)
+        # Draw in float64 and cast, so float32 and float64 layers built from the same seed hold
+        # the same weights up to rounding (useful for float64 gradient checks).
+        weight = rng.standard_normal((self.in_features, self.out_features)) * std
+        self.weight = weight.astype(dtype)
+        self.bias = np.zeros(self.out_features, dtype=dtype)
+        self.grad_weight = np.zeros_like(self.weight)
+        self.grad_bias = np.zeros_like(self.bias)
+        self._input = None
+
+    def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        """Return ``x @ weight + bias`` for a batch ``x`` of shape (N, in_features)."""
+        self._input = x
+        out = x @ self.weight
+        out += self.bias
+        return out
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        """Fill ``grad_weight``/``grad_bias`` in place and return the gradient w.r.t. the input."""
+        x = _require_cached(self._input, "Linear")
+        np.matmul(x.T, grad_out, out=self.grad_weight)
+        np.sum(grad_out, axis=0, out=self.grad_bias)
+        return grad_out @ self.weight.T
+
+    def parameters(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        """Return ``[("weight", weight, grad_weight), ("bias", bias, grad_bias)]``."""
+        return [
+            ("weight", self.weight, self.grad_weight),
+            ("bias", self.bias, self.grad_bias),
+        ]
+
+    def __repr__(self) -> str:
+        return f"Linear({self.in_features}, {self.out_features}, dtype={self.weight.dtype})"
+
+
+class ReLU:
+    """Elementwise ``max(x, 0)``; the gradient at exactly 0 is taken as 0."""
+
+    def __init__(self):
+        self._positive = None
+
+    def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        """Return ``max(x, 0)`` and remember where ``x`` was positive."""
+        self._positive = x > 0
+        return np.maximum(x, 0)
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        """Pass the gradient through where the input was positive, zero elsewhere."""
+        positive = _require_cached(self._positive, "ReLU")
+        return grad_out * positive
+
+    def parameters(self) -> list:
+        """ReLU has no parameters."""
+        return []
+
+    def __repr__(self) -> str:
+        return "ReLU()"
+
+
+class Dropout:
+    """Inverted dropout: zero each unit with probability ``p`` and scale survivors by 1/(1-p).
+
+    Scaling at training time (rather than at evaluation time) keeps the expected activation
+    unchanged, so evaluation is a plain identity. The mask comes from the generator given at
+    construction, so a run is reproducible from its seed.
+    """
+
+    def __init__(self, p: float, rng: np.random.Generator):
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"Dropout probability must be in [0, 1), got {p}")
+        self.p = float(p)
+        self.rng = rng
+        self._mask = None
+        self._identity = False
+
+    def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        """Apply a fresh random mask in training mode; return ``x`` unchanged otherwise."""
+        self._identity = not training or self.p == 0.0
+        if self._identity:
+            self._mask = None
+            return x
+        # float32 uniforms are enough to decide keep/drop and halve the random-number cost.
+        keep = self.rng.random(x.shape, dtype=np.float32) >= self.p
+        mask = keep.astype(x.dtype)
+        mask *= 1.0 / (1.0 - self.p)
+        self._mask = mask
+        return x * mask
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        """Scale the gradient by the same mask the forward pass used."""
+        if self._identity:
+            return grad_out
+        return grad_out * _require_cached(self._mask, "Dropout")
+
+    def parameters(self) -> list:
+        """Dropout has no parameters."""
+        return []
+
+    def __repr__(self) -> str:
+        return f"Dropout(p={self.p})"
+
+
+class Flatten:
+    """Reshape a batch (N, d1, d2, ...) to (N, d1*d2*...), e.g. 28x28 images to 784 vectors."""
+
+    def __init__(self):
+        self._input_shape = None
+
+    def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        """Return ``x`` viewed as (N, features)."""
+        self._input_shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        """Reshape the gradient back to the input's shape."""
+        return grad_out.reshape(_require_cached(self._input_shape, "Flatten"))
+
+    def parameters(self) -> list:
+        """Flatten has no parameters."""
+        return []
+
+    def __repr__(self) -> str:
+        return "Flatten()"

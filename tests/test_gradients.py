@@ -1,0 +1,259 @@
+"""Finite-difference checks of every hand-written backward pass, in float64."""
+
+import math
+
+import numpy as np
+import pytest
+
+from numpynet.nn import (
+    Dropout,
+    Flatten,
+    Linear,
+    ReLU,
+    SoftmaxCrossEntropy,
+    build_mlp,
+    log_softmax,
+)
+
+STEP = 1e-6
+TOLERANCE = 1e-6
+
+
+def numerical_gradient(f, x: np.ndarray) -> np.ndarray:
+    """Central differences of the scalar function ``f()`` w.r.t. ``x``, perturbed in place."""
+    grad = np.zeros_like(x)
+    flat_x, flat_grad = x.reshape(-1), grad.reshape(-1)
+    for i in range(flat_x.size):
+        original = flat_x[i]
+        flat_x[i] = original + STEP
+        plus = f()
+        flat_x[i] = original - STEP
+        minus = f()
+        flat_x[i] = original
+        flat_grad[i] = (plus - minus) / (2 * STEP)
+    return grad
+
+
+def relative_error(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(a) + np.linalg.norm(b), 1e-12))
+
+
+def check_layer_input_gradient(layer, x: np.ndarray, rng, training=True):
+    """Check ``layer.backward`` against finite differences of ``sum(forward(x) * weights)``."""
+    out = layer.forward(x, training)
+    weights = rng.standard_normal(out.shape)  # a random projection makes the output scalar
+    analytic = layer.backward(weights)
+
+    def f():
+        return float(np.sum(layer.forward(x, training) * weights))
+
+    numeric = numerical_gradient(f, x)
+    assert analytic.shape == x.shape
+    assert relative_error(analytic, numeric) < TOLERANCE
+
+
+def test_numerical_gradient_helper_detects_a_wrong_gradient():
+    # Guard against a gradient check that passes vacuously.
+    x = np.array([1.0, 2.0, 3.0])
+    numeric = numerical_gradient(lambda: float(np.sum(x**2)), x)
+    np.testing.assert_allclose(numeric, 2 * x, rtol=1e-8)
+    assert relative_error(2.1 * x, numeric) > TOLERANCE
+
+
+def test_linear_gradients():
+    rng = np.random.default_rng(0)
+    layer = Linear(5, 3, rng, dtype=np.float64)
+    layer.bias[:] = rng.standard_normal(3)  # a nonzero bias so a missing bias term shows
+    x = rng.standard_normal((4, 5))
+    weights = rng.standard_normal((4, 3))
+
+    layer.forward(x, True)
+    grad_in = layer.backward(weights)
+
+    def f():
+        return float(np.sum(layer.forward(x, True) * weights))
+
+    assert relative_error(grad_in, numerical_gradient(f, x)) < TOLERANCE
+    assert relative_error(layer.grad_weight, numerical_gradient(f, layer.weight)) < TOLERANCE
+    assert relative_error(layer.grad_bias, numerical_gradient(f, layer.bias)) < TOLERANCE
+
+
+def test_linear_backward_overwrites_instead_of_accumulating():
+    rng = np.random.default_rng(1)
+    layer = Linear(3, 2, rng, dtype=np.float64)
+    x = rng.standard_normal((4, 3))
+    grad_out = rng.standard_normal((4, 2))
+    grad_weight_buffer, grad_bias_buffer = layer.grad_weight, layer.grad_bias
+    layer.forward(x, True)
+    layer.backward(grad_out)
+    layer.backward(grad_out)
+    np.testing.assert_allclose(layer.grad_weight, x.T @ grad_out)
+    np.testing.assert_allclose(layer.grad_bias, grad_out.sum(axis=0))
+    # The buffers are reused, not replaced, so an optimizer holding them sees new values.
+    assert layer.grad_weight is grad_weight_buffer
+    assert layer.grad_bias is grad_bias_buffer
+
+
+def test_relu_gradient():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((6, 7))
+    # Keep inputs away from the kink at 0, where finite differences straddle two slopes.
+    x[np.abs(x) < 0.1] = 0.5
+    check_layer_input_gradient(ReLU(), x, rng)
+
+
+def test_relu_known_values_including_near_zero():
+    # The gradient check avoids the kink; here small inputs of both signs pin it down exactly.
+    layer = ReLU()
+    x = np.array([[-2.0, -0.01, 0.0, 0.01, 3.0]])
+    np.testing.assert_array_equal(layer.forward(x, True), [[0.0, 0.0, 0.0, 0.01, 3.0]])
+    grad = layer.backward(np.full_like(x, 5.0))
+    np.testing.assert_array_equal(grad, [[0.0, 0.0, 0.0, 5.0, 5.0]])
+
+
+def test_dropout_backward_uses_the_forward_mask():
+    p = 0.4
+    layer = Dropout(p, np.random.default_rng(3))
+    ones = np.ones((50, 40))
+    mask = layer.forward(ones, training=True)  # with an all-ones input the output is the mask
+    assert set(np.unique(mask)) == {0.0, 1.0 / (1.0 - p)}
+    grad_out = np.random.default_rng(4).standard_normal(ones.shape)
+    np.testing.assert_array_equal(layer.backward(grad_out), grad_out * mask)
+
+
+def test_dropout_gradient_with_fixed_mask():
+    # A fresh generator with the same seed per call fixes the mask across perturbed inputs.
+    p = 0.3
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((5, 6))
+    weights = rng.standard_normal((5, 6))
+
+    def f():
+        return float(np.sum(Dropout(p, np.random.default_rng(7)).forward(x, True) * weights))
+
+    layer = Dropout(p, np.random.default_rng(7))
+    layer.forward(x, True)
+    analytic = layer.backward(weights)
+    assert relative_error(analytic, numerical_gradient(f, x)) < TOLERANCE
+
+
+def test_dropout_eval_mode_is_identity_forward_and_backward():
+    layer = Dropout(0.5, np.random.default_rng(6))
+    x = np.random.default_rng(7).standard_normal((4, 5))
+    np.testing.assert_array_equal(layer.forward(x, training=False), x)
+    grad = np.random.default_rng(8).standard_normal((4, 5))
+    np.testing.assert_array_equal(layer.backward(grad), grad)
+
+
+def test_flatten_gradient_and_shapes():
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((3, 4, 5))
+    layer = Flatten()
+    assert layer.forward(x, True).shape == (3, 20)
+    check_layer_input_gradient(layer, x, rng)
+
+
+def test_softmax_cross_entropy_gradient():
+    rng = np.random.default_rng(10)
+    logits = rng.standard_normal((6, 4)) * 3
+    labels = np.array([0, 3, 1, 1, 2, 0])
+    loss = SoftmaxCrossEntropy()
+    loss.forward(logits, labels)
+    analytic = loss.backward()
+    numeric = numerical_gradient(lambda: loss.forward(logits, labels), logits)
+    assert analytic.dtype == np.float64
+    assert relative_error(analytic, numeric) < TOLERANCE
+
+
+def test_softmax_cross_entropy_known_value():
+    # logits (0, ln 3) give softmax (1/4, 3/4): the loss of label 1 is -ln(3/4).
+    loss = SoftmaxCrossEntropy().forward(np.array([[0.0, math.log(3.0)]]), np.array([1]))
+    assert loss == pytest.approx(-math.log(0.75), rel=1e-12)
+
+
+def test_softmax_cross_entropy_gradient_keeps_float32():
+    loss = SoftmaxCrossEntropy()
+    loss.forward(np.zeros((2, 3), dtype=np.float32), np.array([0, 2]))
+    grad = loss.backward()
+    assert grad.dtype == np.float32
+    expected = (np.full((2, 3), 1 / 3) - np.eye(3)[[0, 2]]) / 2
+    np.testing.assert_allclose(grad, expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_loss_is_stable_for_huge_logits(dtype):
+    logits = np.array([[1e4, 0.0, -1e4], [1e4, 0.0, -1e4]], dtype=dtype)
+    loss = SoftmaxCrossEntropy()
+    with np.errstate(over="raise", divide="raise", invalid="raise"):  # underflow to 0 is fine
+        # Row 0: the true class dominates, loss ~ 0. Row 1: loss = 1e4 - 0.
+        value = loss.forward(logits, np.array([0, 1]))
+        grad = loss.backward()
+    assert math.isfinite(value)
+    assert value == pytest.approx((0.0 + 1e4) / 2, rel=1e-6)
+    assert np.all(np.isfinite(grad))
+    np.testing.assert_allclose(grad, [[0.0, 0.0, 0.0], [0.5, -0.5, 0.0]], atol=1e-6)
+
+
+def test_loss_of_uniform_logits_is_log_num_classes():
+    for num_classes in (2, 10, 37):
+        logits = np.full((5, num_classes), 3.5)
+        labels = np.arange(5) % num_classes
+        assert SoftmaxCrossEntropy().forward(logits, labels) == pytest.approx(
+            math.log(num_classes), rel=1e-12
+        )
+
+
+def test_log_softmax_matches_direct_formula_and_survives_huge_logits():
+    logits = np.array([[1.0, 2.0, 3.0]])
+    direct = np.log(np.exp(logits) / np.exp(logits).sum())
+    np.testing.assert_allclose(log_softmax(logits), direct, rtol=1e-12)
+    huge = log_softmax(np.array([[1e4, 0.0]], dtype=np.float32))
+    assert np.all(np.isfinite(huge))
+    np.testing.assert_allclose(huge, [[0.0, -1e4]], rtol=1e-6)
+
+
+def test_loss_rejects_bad_labels():
+    loss = SoftmaxCrossEntropy()
+    with pytest.raises(ValueError, match="labels"):
+        loss.forward(np.zeros((2, 3)), np.array([0, 3]))
+    with pytest.raises(ValueError, match="labels"):
+        loss.forward(np.zeros((2, 3)), np.array([0]))
+    with pytest.raises(ValueError, match="integer"):
+        loss.forward(np.zeros((2, 3)), np.array([0.0, 1.0]))
+
+
+def test_whole_mlp_gradients_end_to_end():
+    rng = np.random.default_rng(11)
+    model = build_mlp(12, [8, 6], 4, dropout=0.0, rng=rng, dtype=np.float64)
+    for _, param, _ in model.parameters():
+        if param.ndim == 1:
+            param[:] = rng.standard_normal(param.shape) * 0.1  # exercise the bias paths
+    x = rng.standard_normal((5, 3, 4))  # Flatten turns it into (5, 12)
+    labels = np.array([0, 1, 2, 3, 1])
+    loss = SoftmaxCrossEntropy()
+
+    def f():
+        return loss.forward(model.forward(x, training=True), labels)
+
+    f()
+    # Finite differences across a ReLU kink would be meaningless; make sure there is none.
+    hidden = x.reshape(5, -1)
+    for layer in model.layers:
+        if isinstance(layer, Linear) and layer is not model.layers[-1]:
+            hidden = hidden @ layer.weight + layer.bias
+            assert np.min(np.abs(hidden)) > 1e-4
+            hidden = np.maximum(hidden, 0)
+
+    grad_input = model.backward(loss.backward())
+    params = model.parameters()
+    assert [name for name, _, _ in params] == [
+        "layers.1.weight", "layers.1.bias",
+        "layers.3.weight", "layers.3.bias",
+        "layers.5.weight", "layers.5.bias",
+    ]
+    analytic = {name: grad.copy() for name, _, grad in params}
+    for name, param, _ in params:
+        numeric = numerical_gradient(f, param)
+        assert relative_error(analytic[name], numeric) < TOLERANCE, name
+    assert grad_input.shape == x.shape
+    assert relative_error(grad_input, numerical_gradient(f, x)) < TOLERANCE
