@@ -1,0 +1,25 @@
+"""Shared pytest fixtures. Each section belongs to one part of the suite; append new sections."""
+
+# ---------------------------------------------------------------------------------------------
+# data download: a loopback HTTP server (see tests/helpers/loopback.py)
+# ---------------------------------------------------------------------------------------------
+import pytest
+
+from helpers.loopback import serve_directory
+
+
+@pytest.fixture
+def http_server(tmp_path, monkeypatch):
+    """A server on http://127.0.0.1:<port>/ serving ``tmp_path / "www"``; stopped at teardown."""
+    # urllib honours *_proxy variables; loopback requests must never leave the machine.
+    for variable in ("no_proxy", "NO_PROXY"):
+        monkeypatch.setenv(variable, "127.0.0.1,localhost")
+    root = tmp_path / "www"
+    root.mkdir()
+    with serve_directory(root) as server:
+        yield server
+
+
+# ---------------------------------------------------------------------------------------------
+# end of data download section
+# ---------------------------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Helpers shared by the test suite: a loopback HTTP server and synthetic datasets."""

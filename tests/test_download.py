@@ -1,0 +1,330 @@
+"""Downloading against a loopback server and local directories: verification, fallbacks, cleanup."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from numpynet.data.catalog import BUILTIN, RemoteFile, builtin_source
+from numpynet.data.download import MIRROR_ENV, candidate_urls, download_dataset, fetch_file
+from numpynet.errors import DownloadError, NumpynetError
+from helpers.loopback import DROP_MID_FILE, NOT_FOUND, STALL, closed_port_url
+from helpers.synthetic import make_synthetic_idx_dataset, synthetic_source
+
+CONTENT = bytes(range(256)) * 2000  # 512 KB, several chunks, compresses a little
+CONTENT_SHA = hashlib.sha256(CONTENT).hexdigest()
+GZ_NAME = "blob.bin.gz"
+
+
+class Log:
+    """Collects log lines so tests can check what the user was told."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def __call__(self, line: str) -> None:
+        self.lines.append(line)
+
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+def put_gz(directory: Path, name: str = GZ_NAME, content: bytes = CONTENT, level: int = 9) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    path.write_bytes(gzip.compress(content, compresslevel=level, mtime=0))
+    return path
+
+
+def leftovers(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir())
+
+
+@pytest.fixture
+def out(tmp_path) -> Path:
+    directory = tmp_path / "out"
+    directory.mkdir()
+    return directory
+
+
+REMOTE = RemoteFile(GZ_NAME, CONTENT_SHA)
+
+
+def test_success_verifies_decompresses_and_renames(http_server, out):
+    put_gz(http_server.root)
+    log = Log()
+    dest = out / "blob.bin"
+    fetch_file(REMOTE, dest, [http_server.url + GZ_NAME], timeout=5, log=log)
+    assert dest.read_bytes() == CONTENT
+    assert leftovers(out) == ["blob.bin"]
+    assert "verified" in log.text()
+
+
+def test_checksum_mismatch_raises_and_leaves_nothing(http_server, out):
+    put_gz(http_server.root, content=CONTENT[:-1] + b"X")
+    log = Log()
+    with pytest.raises(DownloadError) as caught:
+        fetch_file(REMOTE, out / "blob.bin", [http_server.url + GZ_NAME], timeout=5, log=log)
+    message = str(caught.value)
+    assert "checksum mismatch" in message and CONTENT_SHA in message
+    assert GZ_NAME in message and http_server.url in message and MIRROR_ENV in message
+    assert leftovers(out) == []
+
+
+def test_404_falls_back_to_next_source(http_server, out):
+    put_gz(http_server.root / "a")
+    put_gz(http_server.root / "b")
+    http_server.fail("a/" + GZ_NAME, NOT_FOUND)
+    log = Log()
+    first, second = http_server.url + "a/" + GZ_NAME, http_server.url + "b/" + GZ_NAME
+    fetch_file(REMOTE, out / "blob.bin", [first, second], timeout=5, log=log)
+    assert (out / "blob.bin").read_bytes() == CONTENT
+    assert http_server.requests == ["/a/" + GZ_NAME, "/b/" + GZ_NAME]
+    failure_lines = [line for line in log.lines if "HTTP 404" in line]
+    assert len(failure_lines) == 1 and GZ_NAME in failure_lines[0] and first in failure_lines[0]
+
+
+def test_dropped_connection_falls_back_to_next_source(http_server, out):
+    put_gz(http_server.root / "a")
+    put_gz(http_server.root / "b")
+    http_server.fail("a/" + GZ_NAME, DROP_MID_FILE)
+    log = Log()
+    fetch_file(
+        REMOTE,
+        out / "blob.bin",
+        [http_server.url + "a/" + GZ_NAME, http_server.url + "b/" + GZ_NAME],
+        timeout=5,
+        log=log,
+    )
+    assert (out / "blob.bin").read_bytes() == CONTENT
+    assert "failed" in log.lines[0] and "/a/" in log.lines[0]
+    assert leftovers(out) == ["blob.bin"]
+
+
+@pytest.mark.parametrize("name", [GZ_NAME, "blob.bin"], ids=["gzip", "plain"])
+def test_dropped_connection_on_only_source_leaves_no_partial_file(http_server, out, name):
+    if name.endswith(".gz"):
+        put_gz(http_server.root)
+    else:
+        (http_server.root / name).write_bytes(CONTENT)
+    http_server.fail(name, DROP_MID_FILE)
+    with pytest.raises(DownloadError) as caught:
+        fetch_file(RemoteFile(name, CONTENT_SHA), out / "blob.bin", [http_server.url + name],
+                   timeout=5, log=Log())
+    assert "truncated" in str(caught.value)
+    assert leftovers(out) == []
+
+
+def test_truncated_gzip_is_rejected(tmp_path, out):
+    source = put_gz(tmp_path / "src")
+    source.write_bytes(source.read_bytes()[:-100])
+    with pytest.raises(DownloadError) as caught:
+        fetch_file(REMOTE, out / "blob.bin", [str(source)], timeout=5, log=Log())
+    assert "gzip" in str(caught.value)
+    assert leftovers(out) == []
+
+
+def test_corrupt_gzip_is_rejected(tmp_path, out):
+    source = put_gz(tmp_path / "src")
+    data = bytearray(source.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    source.write_bytes(bytes(data))
+    with pytest.raises(DownloadError):
+        fetch_file(REMOTE, out / "blob.bin", [str(source)], timeout=5, log=Log())
+    assert leftovers(out) == []
+
+
+def test_unreachable_source_fails_fast_and_is_reported(http_server, out):
+    put_gz(http_server.root)
+    dead = closed_port_url() + GZ_NAME
+    log = Log()
+    started = time.monotonic()
+    fetch_file(REMOTE, out / "blob.bin", [dead, http_server.url + GZ_NAME], timeout=5, log=log)
+    assert time.monotonic() - started < 3
+    assert dead in log.lines[0] and "refused" in log.lines[0].lower()
+    assert (out / "blob.bin").read_bytes() == CONTENT
+
+
+def test_unreachable_only_source_raises_download_error(out):
+    dead = closed_port_url() + GZ_NAME
+    with pytest.raises(DownloadError) as caught:
+        fetch_file(REMOTE, out / "blob.bin", [dead], timeout=5, log=Log())
+    assert dead in str(caught.value)
+    assert leftovers(out) == []
+
+
+def test_stalled_source_times_out(http_server, out):
+    put_gz(http_server.root)
+    http_server.fail(GZ_NAME, STALL)
+    started = time.monotonic()
+    with pytest.raises(DownloadError) as caught:
+        fetch_file(REMOTE, out / "blob.bin", [http_server.url + GZ_NAME], timeout=0.3, log=Log())
+    assert time.monotonic() - started < 3
+    assert "timed out" in str(caught.value)
+    assert leftovers(out) == []
+
+
+def test_interrupt_leaves_no_temp_file(tmp_path, out):
+    source = put_gz(tmp_path / "src")
+
+    def interrupt(line: str) -> None:
+        raise KeyboardInterrupt
+
+    # A failed source is logged while its temp file still exists: an interrupt there (Ctrl-C
+    # during the log call) must still remove it.
+    corrupt = tmp_path / "corrupt.gz"
+    corrupt.write_bytes(b"not gzip at all")
+    with pytest.raises(KeyboardInterrupt):
+        fetch_file(REMOTE, out / "blob.bin", [str(corrupt), str(source)],
+                   timeout=5, log=interrupt)
+    assert leftovers(out) == []
+
+
+def test_recompressed_file_with_same_content_is_accepted(tmp_path, out):
+    source = put_gz(tmp_path / "src", level=1)
+    assert source.read_bytes() != gzip.compress(CONTENT, compresslevel=9, mtime=0)
+    fetch_file(REMOTE, out / "blob.bin", [str(source)], timeout=5, log=Log())
+    assert (out / "blob.bin").read_bytes() == CONTENT
+
+
+def test_uncompressed_file_is_verified_as_is(http_server, out):
+    (http_server.root / "blob.bin").write_bytes(CONTENT)
+    fetch_file(RemoteFile("blob.bin", CONTENT_SHA), out / "blob.bin",
+               [http_server.url + "blob.bin"], timeout=5, log=Log())
+    assert (out / "blob.bin").read_bytes() == CONTENT
+
+
+def test_no_candidates_raises(out):
+    with pytest.raises(DownloadError, match="no sources"):
+        fetch_file(REMOTE, out / "blob.bin", [], timeout=5, log=Log())
+
+
+# --- candidate_urls -------------------------------------------------------------------------
+
+def test_candidates_without_mirror_are_the_source_urls():
+    urls = ("https://a.example/mnist/", "https://b.example/mnist")
+    assert candidate_urls("f.gz", "mnist", urls, None) == [
+        "https://a.example/mnist/f.gz",
+        "https://b.example/mnist/f.gz",
+    ]
+
+
+@pytest.mark.parametrize("mirror", ["http://127.0.0.1:9/data", "http://127.0.0.1:9/data/"])
+def test_url_mirror_comes_first_with_and_without_dataset_folder(mirror):
+    assert candidate_urls("f.gz", "mnist", ("https://a.example/",), mirror) == [
+        "http://127.0.0.1:9/data/mnist/f.gz",
+        "http://127.0.0.1:9/data/f.gz",
+        "https://a.example/f.gz",
+    ]
+
+
+def test_local_mirror_is_made_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    found = candidate_urls("f.gz", "mnist", (), "../shared/datasets/")
+    expected = tmp_path.parent / "shared" / "datasets"
+    assert found == [str(expected / "mnist" / "f.gz"), str(expected / "f.gz")]
+
+
+# --- download_dataset -----------------------------------------------------------------------
+
+@pytest.fixture
+def synthetic_mirror(tmp_path):
+    """A folder of datasets holding a synthetic MNIST under ``mnist/``; returns (root, source)."""
+    root = tmp_path / "datasets"
+    files = make_synthetic_idx_dataset(root / "mnist", 40, 20, np.random.default_rng(0))
+    return root, synthetic_source(files, urls=(closed_port_url(),))
+
+
+@pytest.mark.parametrize("subfolder", [False, True], ids=["datasets-folder", "dataset-folder"])
+def test_local_directory_mirror(synthetic_mirror, out, subfolder):
+    root, source = synthetic_mirror
+    mirror = str(root / "mnist") if subfolder else str(root)
+    paths = download_dataset(source, out, mirror=mirror, timeout=5, log=Log())
+    assert set(paths) == {"train_images", "train_labels", "test_images", "test_labels"}
+    for role, path in paths.items():
+        assert path.parent == out and not path.name.endswith(".gz")
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == source.files[role].sha256
+    assert len(leftovers(out)) == 4
+
+
+@pytest.mark.parametrize("subfolder", [False, True], ids=["datasets-folder", "dataset-folder"])
+def test_http_mirror(http_server, out, subfolder):
+    files = make_synthetic_idx_dataset(http_server.root / "mnist", 30, 10, np.random.default_rng(1))
+    source = synthetic_source(files)
+    mirror = http_server.url + ("mnist/" if subfolder else "")
+    paths = download_dataset(source, out, mirror=mirror, timeout=5, log=Log())
+    assert len(paths) == 4 and len(leftovers(out)) == 4
+
+
+def test_file_url_mirror(synthetic_mirror, out):
+    root, source = synthetic_mirror
+    paths = download_dataset(source, out, mirror=root.as_uri(), timeout=5, log=Log())
+    assert len(paths) == 4
+
+
+def test_verified_files_are_not_downloaded_again(synthetic_mirror, out):
+    root, source = synthetic_mirror
+    download_dataset(source, out, mirror=str(root), timeout=5, log=Log())
+    log = Log()
+    paths = download_dataset(source, out, mirror=None, timeout=5, log=log)
+    assert len(paths) == 4
+    assert sum("already verified" in line for line in log.lines) == 4
+
+
+def test_corrupt_existing_file_is_replaced(synthetic_mirror, out):
+    root, source = synthetic_mirror
+    paths = download_dataset(source, out, mirror=str(root), timeout=5, log=Log())
+    paths["train_labels"].write_bytes(b"garbage")
+    download_dataset(source, out, mirror=str(root), timeout=5, log=Log())
+    assert hashlib.sha256(paths["train_labels"].read_bytes()).hexdigest() == (
+        source.files["train_labels"].sha256
+    )
+
+
+def test_corrupt_existing_file_is_removed_when_no_source_works(synthetic_mirror, out):
+    root, source = synthetic_mirror
+    paths = download_dataset(source, out, mirror=str(root), timeout=5, log=Log())
+    paths["train_labels"].write_bytes(b"garbage")
+    with pytest.raises(DownloadError) as caught:
+        download_dataset(source, out, mirror=str(root / "empty"), timeout=5, log=Log())
+    assert "train-labels-idx1-ubyte.gz" in str(caught.value)
+    assert not paths["train_labels"].exists()
+    assert not any(name.startswith(".") for name in leftovers(out))
+
+
+# --- catalog --------------------------------------------------------------------------------
+
+def test_builtin_mnist_entry():
+    mnist = builtin_source("mnist")
+    assert mnist.format == "idx" and mnist.urls[0] == "https://yann.lecun.com/exdb/mnist/"
+    assert set(mnist.files) == {"train_images", "train_labels", "test_images", "test_labels"}
+    assert all(len(f.sha256) == 64 for f in mnist.files.values())
+
+
+def test_unknown_dataset_lists_known_names():
+    with pytest.raises(NumpynetError) as caught:
+        builtin_source("imagenet")
+    assert "imagenet" in str(caught.value)
+    assert all(name in str(caught.value) for name in BUILTIN)
+
+
+def test_temp_files_are_hidden_in_destination_dir(http_server, out, monkeypatch):
+    """While streaming, the partial file lives next to dest under a hidden .part name."""
+    put_gz(http_server.root)
+    seen: list[list[str]] = []
+    real_replace = os.replace
+
+    def spy_replace(src, dst):
+        seen.append([Path(src).name, Path(src).parent == out])
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", spy_replace)
+    fetch_file(REMOTE, out / "blob.bin", [http_server.url + GZ_NAME], timeout=5, log=Log())
+    [[name, same_dir]] = seen
+    assert name.startswith(".blob.bin.part-") and same_dir
