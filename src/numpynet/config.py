@@ -1,0 +1,291 @@
+"""The one typed, validated view of ``params.yaml``.
+
+Stage entry points call :func:`load_params` once and pass plain values from the result into the
+library; nothing else reads ``params.yaml``. Validation happens before any work: every unknown
+key, wrong type and out-of-range value is reported at once, each with its full key path and what
+would be accepted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from numpynet.data.catalog import BUILTIN, DatasetSource, RemoteFile
+from numpynet.errors import ConfigError
+
+IDX_ROLES = ("train_images", "train_labels", "test_images", "test_labels")
+IDX_FILE_NAMES = {
+    "train_images": "train-images-idx3-ubyte.gz",
+    "train_labels": "train-labels-idx1-ubyte.gz",
+    "test_images": "t10k-images-idx3-ubyte.gz",
+    "test_labels": "t10k-labels-idx1-ubyte.gz",
+}
+
+
+def _check(predicate: Callable[[Any], bool], accepts: str) -> dict:
+    """Field metadata: a range check and the phrase that tells the user what is accepted."""
+    return {"check": predicate, "accepts": accepts}
+
+
+def _positive(accepts="a number > 0"):
+    return _check(lambda v: v > 0, accepts)
+
+
+@dataclass(frozen=True)
+class DownloadConfig:
+    """How downloads behave. Not a DVC dependency: none of it changes the downloaded bytes."""
+
+    timeout_s: float = field(metadata=_positive("a number of seconds > 0"))
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    val_fraction: float = field(metadata=_check(lambda v: 0 < v < 1, "a number in (0, 1)"))
+    seed: int = field(metadata=_check(lambda v: v >= 0, "an integer >= 0"))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    seed: int = field(metadata=_check(lambda v: v >= 0, "an integer >= 0"))
+    hidden_sizes: list[int] = field(
+        metadata=_check(
+            lambda v: len(v) > 0 and all(n > 0 for n in v),
+            "a non-empty list of positive integers (at least one hidden layer)",
+        )
+    )
+    dropout: float = field(metadata=_check(lambda v: 0 <= v < 1, "a number in [0, 1)"))
+    epochs: int = field(metadata=_positive("an integer > 0"))
+    batch_size: int = field(metadata=_positive("an integer > 0"))
+    optimizer: str = field(metadata=_check(lambda v: v in ("sgd", "adamw"), "'sgd' or 'adamw'"))
+    lr: float = field(metadata=_positive())
+    momentum: float = field(metadata=_check(lambda v: 0 <= v < 1, "a number in [0, 1)"))
+    nesterov: bool = field(metadata={})
+    betas: list[float] = field(
+        metadata=_check(
+            lambda v: len(v) == 2 and all(0 <= b < 1 for b in v), "two numbers in [0, 1)"
+        )
+    )
+    eps: float = field(metadata=_positive())
+    weight_decay: float = field(metadata=_check(lambda v: v >= 0, "a number >= 0"))
+    schedule: str = field(
+        metadata=_check(lambda v: v in ("cosine", "constant"), "'cosine' or 'constant'")
+    )
+    warmup_epochs: float = field(metadata=_check(lambda v: v >= 0, "a number of epochs >= 0"))
+    min_lr: float = field(metadata=_check(lambda v: v >= 0, "a number >= 0"))
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    batch_size: int = field(metadata=_positive("an integer > 0"))
+
+
+@dataclass(frozen=True)
+class Params:
+    """Everything ``params.yaml`` says, validated."""
+
+    datasets: dict[str, DatasetSource]
+    download: DownloadConfig
+    preprocess: PreprocessConfig
+    train: TrainConfig
+    evaluate: EvaluateConfig
+
+    def dataset(self, name: str) -> DatasetSource:
+        """The dataset called ``name``, or a ConfigError listing the configured ones."""
+        if name not in self.datasets:
+            known = ", ".join(sorted(self.datasets)) or "none"
+            raise ConfigError(
+                f"dataset '{name}' is not configured in params.yaml (configured: {known}); "
+                f"add it under 'datasets:'"
+            )
+        return self.datasets[name]
+
+
+_SECTIONS = {
+    "download": DownloadConfig,
+    "preprocess": PreprocessConfig,
+    "train": TrainConfig,
+    "evaluate": EvaluateConfig,
+}
+
+
+def load_params(path: Path | str = "params.yaml") -> Params:
+    """Read and validate ``params.yaml``; raise ConfigError naming every problem found."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path} not found: run from the project root or pass --params") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path} is not valid YAML: {error}") from None
+    return parse_params(raw, source=str(path))
+
+
+def parse_params(raw: Any, source: str = "params.yaml") -> Params:
+    """Validate an already-parsed params mapping (see :func:`load_params`)."""
+    problems: list[str] = []
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping of sections at the top level")
+    allowed = {"datasets", *_SECTIONS}
+    for key in sorted(set(raw) - allowed, key=str):
+        problems.append(f"{key}: unknown section (accepted: {', '.join(sorted(allowed))})")
+
+    sections = {}
+    for name, cls in _SECTIONS.items():
+        sections[name] = _parse_section(cls, raw.get(name), name, problems)
+    datasets = _parse_datasets(raw.get("datasets"), problems)
+    if sections["train"] is not None:
+        _check_train_consistency(sections["train"], problems)
+
+    if problems:
+        listing = "\n".join(f"  - {p}" for p in problems)
+        raise ConfigError(f"{source} has {len(problems)} problem(s):\n{listing}")
+    return Params(datasets=datasets, **sections)
+
+
+def _check_train_consistency(train: TrainConfig, problems: list[str]) -> None:
+    """Rules that involve more than one key."""
+    if train.min_lr > train.lr:
+        problems.append(
+            f"train.min_lr: got {train.min_lr}, above train.lr ({train.lr}); expected a value <= train.lr"
+        )
+    if train.optimizer == "sgd" and train.nesterov and train.momentum == 0:
+        problems.append("train.nesterov: true needs train.momentum > 0; set a momentum or nesterov: false")
+
+
+def _parse_section(cls, raw: Any, path: str, problems: list[str]):
+    if raw is None:
+        problems.append(f"{path}: section is missing")
+        return None
+    if not isinstance(raw, dict):
+        problems.append(f"{path}: expected a mapping, got {_describe(raw)}")
+        return None
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in sorted(set(raw) - set(fields), key=str):
+        problems.append(f"{path}.{key}: unknown key (accepted: {', '.join(fields)})")
+    values = {}
+    for name, spec in fields.items():
+        key_path = f"{path}.{name}"
+        if name not in raw:
+            problems.append(f"{key_path}: missing (expected {_expected(spec)})")
+            continue
+        value, error = _coerce(raw[name], spec.type)
+        if error is None and "check" in spec.metadata and not spec.metadata["check"](value):
+            error = f"got {raw[name]!r}"
+        if error is not None:
+            problems.append(f"{key_path}: {error}; expected {_expected(spec)}")
+            continue
+        values[name] = value
+    if len(values) != len(fields):
+        return None
+    return cls(**values)
+
+
+def _expected(spec: dataclasses.Field) -> str:
+    return spec.metadata.get("accepts") or _TYPE_NAMES[spec.type]
+
+
+_TYPE_NAMES = {
+    "int": "an integer",
+    "float": "a number",
+    "bool": "true or false",
+    "str": "a string",
+    "list[int]": "a list of integers",
+    "list[float]": "a list of numbers",
+}
+
+
+def _coerce(value: Any, type_name: str) -> tuple[Any, str | None]:
+    """Check ``value`` against a field's annotation; return (value, None) or (None, problem)."""
+    wrong = f"wrong type {_describe(value)}"
+    if type_name == "bool":
+        return (value, None) if isinstance(value, bool) else (None, wrong)
+    if type_name == "int":
+        # YAML reads `true` as a bool, which Python would happily treat as 1.
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        return (value, None) if ok else (None, wrong)
+    if type_name == "float":
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if ok and not math.isfinite(value):
+            return None, f"got {value!r}, which is not finite"
+        return (float(value), None) if ok else (None, wrong)
+    if type_name == "str":
+        return (value, None) if isinstance(value, str) else (None, wrong)
+    if type_name.startswith("list["):
+        if not isinstance(value, list):
+            return None, wrong
+        items = []
+        for i, item in enumerate(value):
+            item_value, error = _coerce(item, type_name[5:-1])
+            if error is not None:
+                return None, f"item {i}: {error}"
+            items.append(item_value)
+        return items, None
+    raise AssertionError(f"no coercion for annotation {type_name}")
+
+
+def _describe(value: Any) -> str:
+    return f"{type(value).__name__} {value!r}"
+
+
+def _parse_datasets(raw: Any, problems: list[str]) -> dict[str, DatasetSource]:
+    if raw is None:
+        problems.append("datasets: section is missing (e.g. 'datasets: {mnist: {format: idx}}')")
+        return {}
+    if not isinstance(raw, dict) or not raw:
+        problems.append(f"datasets: expected a non-empty mapping of names, got {_describe(raw)}")
+        return {}
+    datasets = {}
+    for name, entry in raw.items():
+        source = _parse_dataset(str(name), entry, problems)
+        if source is not None:
+            datasets[str(name)] = source
+    return datasets
+
+
+_DATASET_KEYS = ("format", "sha256", "urls")
+
+
+def _parse_dataset(name: str, entry: Any, problems: list[str]) -> DatasetSource | None:
+    """A built-in dataset by name, or a user's own idx dataset with pinned checksums."""
+    path = f"datasets.{name}"
+    if not isinstance(entry, dict):
+        problems.append(f"{path}: expected a mapping such as {{format: idx}}, got {_describe(entry)}")
+        return None
+    before = len(problems)
+    for key in sorted(set(entry) - set(_DATASET_KEYS), key=str):
+        problems.append(f"{path}.{key}: unknown key (accepted: {', '.join(_DATASET_KEYS)})")
+    builtin = BUILTIN.get(name)
+    fmt = entry.get("format", builtin.format if builtin else None)
+    if fmt != "idx":
+        problems.append(f"{path}.format: got {fmt!r}; expected 'idx'")
+    urls = entry.get("urls", list(builtin.urls) if builtin else [])
+    if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
+        problems.append(f"{path}.urls: wrong type {_describe(urls)}; expected a list of base URLs")
+    sha256 = entry.get("sha256")
+    if sha256 is None and builtin is None:
+        problems.append(
+            f"{path}: '{name}' is not a built-in dataset (built-in: {', '.join(sorted(BUILTIN))}); "
+            f"to use your own idx files give {path}.sha256 with one checksum per file "
+            f"({', '.join(IDX_ROLES)})"
+        )
+    elif sha256 is not None:
+        if not isinstance(sha256, dict) or set(sha256) != set(IDX_ROLES):
+            problems.append(f"{path}.sha256: expected a mapping with exactly {', '.join(IDX_ROLES)}")
+        elif not all(_is_sha256(v) for v in sha256.values()):
+            problems.append(f"{path}.sha256: every value must be 64 hexadecimal digits")
+    if len(problems) > before:
+        return None
+    if sha256 is None:
+        return dataclasses.replace(builtin, urls=tuple(urls))
+    files = {role: RemoteFile(IDX_FILE_NAMES[role], sha256[role].lower()) for role in IDX_ROLES}
+    return DatasetSource(name=name, format=fmt, files=files, urls=tuple(urls))
+
+
+def _is_sha256(value: Any) -> bool:
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdefABCDEF" for c in value)
