@@ -1,0 +1,107 @@
+"""The training loop: mini-batches, the optimizer, the schedule and a per-epoch log."""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+import numpy as np
+from tqdm import tqdm
+
+from numpynet.errors import TrainingDiverged
+from numpynet.evaluation import evaluate_model
+from numpynet.nn.loss import SoftmaxCrossEntropy
+from numpynet.nn.optim import SGD, AdamW
+
+LOG_COLUMNS = ("epoch", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy")
+
+
+def make_optimizer(
+    name: str,
+    parameters,
+    *,
+    momentum: float,
+    nesterov: bool,
+    betas: tuple[float, float],
+    eps: float,
+    weight_decay: float,
+):
+    """The optimizer called ``name`` ('sgd' or 'adamw') over ``parameters``."""
+    if name == "sgd":
+        return SGD(parameters, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
+    if name == "adamw":
+        return AdamW(parameters, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
+    raise ValueError(f"unknown optimizer {name!r}; expected 'sgd' or 'adamw'")
+
+
+def fit(
+    model,
+    optimizer,
+    train_set: tuple[np.ndarray, np.ndarray],
+    val_set: tuple[np.ndarray, np.ndarray],
+    *,
+    epochs: int,
+    batch_size: int,
+    learning_rate: Callable[[int], float],
+    rng: np.random.Generator,
+    eval_batch_size: int = 1000,
+    show_progress: bool | None = None,
+) -> list[dict]:
+    """Train ``model`` in place; return one log row per epoch (see ``LOG_COLUMNS``).
+
+    ``learning_rate(step)`` gives the rate for each optimizer step, counted from 0 across epochs.
+    A NaN or infinite loss stops training at once with :class:`TrainingDiverged`.
+    """
+    x_train, y_train = train_set
+    num_samples = x_train.shape[0]
+    steps_per_epoch = -(-num_samples // batch_size)
+    loss_fn = SoftmaxCrossEntropy()
+    history = []
+    step = 0
+    for epoch in range(1, epochs + 1):
+        order = rng.permutation(num_samples)
+        loss_sum = correct = 0.0
+        batches = tqdm(
+            range(steps_per_epoch),
+            desc=f"epoch {epoch}/{epochs}",
+            unit="batch",
+            leave=False,
+            # None lets tqdm hide the bar when stderr is not a terminal (logs, CI).
+            disable=None if show_progress is None else not show_progress,
+            file=sys.stderr,
+        )
+        for batch in batches:
+            index = order[batch * batch_size : (batch + 1) * batch_size]
+            # Gathering one batch at a time keeps memory flat even for memory-mapped inputs.
+            x, y = np.asarray(x_train[index]), y_train[index]
+            logits = model.forward(x, training=True)
+            loss = loss_fn.forward(logits, y)
+            lr = learning_rate(step)
+            if not np.isfinite(loss):
+                raise TrainingDiverged(
+                    f"the training loss became {loss} at epoch {epoch}, step {batch + 1} "
+                    f"(global step {step + 1}, learning rate {lr:.3g}); lower train.lr, raise "
+                    f"train.warmup_epochs or check the input data for NaNs"
+                )
+            model.backward(loss_fn.backward())
+            optimizer.step(lr)
+            step += 1
+            loss_sum += loss * y.shape[0]
+            correct += np.count_nonzero(logits.argmax(axis=1) == y)
+        val_loss, val_accuracy = evaluate_model(model, *val_set, batch_size=eval_batch_size)
+        row = {
+            "epoch": epoch,
+            "lr": lr,
+            "train_loss": loss_sum / num_samples,
+            "train_accuracy": correct / num_samples,
+            "val_loss": val_loss,
+            "val_accuracy": val_accuracy,
+        }
+        history.append(row)
+        print(
+            f"epoch {epoch:>3}/{epochs}  lr {lr:.2e}  train loss {row['train_loss']:.4f} "
+            f"acc {row['train_accuracy']:.4f}  val loss {val_loss:.4f} acc {val_accuracy:.4f}",
+            file=sys.stderr,
+            flush=True,
+        )
+    return history

@@ -1,0 +1,31 @@
+"""download stage: fetch a dataset's files from its sources or a mirror and verify them.
+
+Reads ``datasets.<name>`` and ``download`` from params.yaml and the NUMPYNET_MIRROR environment
+variable (a URL or a directory tried before the official sources); writes ``data/raw/<name>/``.
+"""
+
+import os
+from pathlib import Path
+
+from numpynet.cli import run_stage, stage_arguments
+from numpynet.config import load_params
+from numpynet.data.download import MIRROR_ENV, download_dataset
+from numpynet.files import atomic_directory
+
+
+def main() -> None:
+    args = stage_arguments(__doc__)
+    params = load_params(args.params)
+    source = params.dataset(args.dataset)
+    # A fresh directory renamed into place: a failed download leaves nothing behind.
+    with atomic_directory(Path("data/raw") / args.dataset) as out:
+        download_dataset(
+            source,
+            out,
+            mirror=os.environ.get(MIRROR_ENV) or None,
+            timeout=params.download.timeout_s,
+        )
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,73 @@
+"""train stage: fit the NumPy MLP on the training split, watching the validation split.
+
+Reads ``data/processed/<name>/`` and ``train`` from params.yaml; writes ``models/<name>/``
+(``architecture.json`` + ``weights.npz``) and the per-epoch log ``plots/<name>/training.csv``.
+"""
+
+import json
+import math
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from numpynet.checkpoint import save_model
+from numpynet.cli import run_stage, stage_arguments
+from numpynet.config import load_params
+from numpynet.files import load_npy, write_csv
+from numpynet.nn.model import build_from_architecture, mlp_architecture
+from numpynet.nn.schedule import learning_rate
+from numpynet.training import LOG_COLUMNS, fit, make_optimizer
+
+
+def main() -> None:
+    args = stage_arguments(__doc__)
+    config = load_params(args.params).train
+    data = Path("data/processed") / args.dataset
+    meta = json.loads((data / "meta.json").read_text(encoding="utf-8"))
+    x_train, x_val = load_npy(data / "x_train.npy", mmap=True), load_npy(data / "x_val.npy", mmap=True)
+    y_train, y_val = load_npy(data / "y_train.npy"), load_npy(data / "y_val.npy")
+
+    # Independent streams, so that changing e.g. the dropout rate leaves the shuffling alone.
+    init_rng, shuffle_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(2))
+    architecture = mlp_architecture(
+        input_size=math.prod(meta["image_shape"]),
+        hidden_sizes=config.hidden_sizes,
+        num_classes=len(meta["classes"]),
+        dropout=config.dropout,
+    )
+    model = build_from_architecture(architecture, init_rng)
+    optimizer = make_optimizer(
+        config.optimizer,
+        model.parameters(),
+        momentum=config.momentum,
+        nesterov=config.nesterov,
+        betas=config.betas,
+        eps=config.eps,
+        weight_decay=config.weight_decay,
+    )
+    steps_per_epoch = math.ceil(x_train.shape[0] / config.batch_size)
+    schedule = partial(
+        learning_rate,
+        base_lr=config.lr,
+        total_steps=config.epochs * steps_per_epoch,
+        warmup_steps=round(config.warmup_epochs * steps_per_epoch),
+        min_lr=config.min_lr,
+        kind=config.schedule,
+    )
+    history = fit(
+        model,
+        optimizer,
+        (x_train, y_train),
+        (x_val, y_val),
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        learning_rate=schedule,
+        rng=shuffle_rng,
+    )
+    save_model(Path("models") / args.dataset, model, architecture)
+    write_csv(Path("plots") / args.dataset / "training.csv", list(LOG_COLUMNS), history)
+
+
+if __name__ == "__main__":
+    run_stage(main)

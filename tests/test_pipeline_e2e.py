@@ -1,0 +1,196 @@
+"""The real pipeline: `dvc repro` in a temporary git repository.
+
+A tiny synthetic dataset in MNIST's official format is served over loopback through the mirror
+setting, so the download, parse, train and evaluate code paths are the ones users run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from helpers.loopback import serve_directory
+from helpers.synthetic import make_synthetic_idx_dataset
+
+pytestmark = pytest.mark.slow
+
+PROJECT = Path(__file__).resolve().parents[1]
+DATASET = "digits"
+STAGES = [f"{stage}@{DATASET}" for stage in ("download", "preprocess", "train", "evaluate")]
+# What a fresh clone holds: the project minus its environment, outputs, results and caches.
+TOP_LEVEL_NOT_COPIED = {
+    ".git", ".venv", "data", "models", "dvc_plots", "metrics", "plots", "dvc.lock", "tests", "bench",
+}
+ANYWHERE_NOT_COPIED = shutil.ignore_patterns("__pycache__", "*.egg-info", ".pytest_cache", ".hypothesis")
+
+
+def not_copied(directory: str, names: list[str]) -> set[str]:
+    ignored = set(ANYWHERE_NOT_COPIED(directory, names))
+    if Path(directory) == PROJECT:
+        ignored |= TOP_LEVEL_NOT_COPIED & set(names)
+    if Path(directory) == PROJECT / ".dvc":
+        ignored |= {"cache", "tmp"} & set(names)
+    return ignored
+
+
+def run(args: list[str], cwd: Path, env: dict, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    if check and result.returncode != 0:
+        pytest.fail(f"{' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def dvc(*args: str, cwd: Path, env: dict, check: bool = True) -> subprocess.CompletedProcess:
+    return run([sys.executable, "-m", "dvc", *args], cwd, env, check)
+
+
+def git(*args: str, cwd: Path, env: dict) -> None:
+    run(["git", *args], cwd, env)
+
+
+def tree_digest(*roots: Path) -> dict[str, str]:
+    """sha256 of every file below ``roots``, by relative path."""
+    digests = {}
+    for root in roots:
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            digests[str(path.relative_to(root.parent))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return digests
+
+
+@pytest.fixture(scope="module")
+def mirror(tmp_path_factory):
+    """The synthetic dataset on a loopback HTTP server; yields (url, sha256 by role)."""
+    root = tmp_path_factory.mktemp("www")
+    files = make_synthetic_idx_dataset(root, n_train=600, n_test=200, rng=np.random.default_rng(0))
+    with serve_directory(root) as server:
+        yield server.url, {role: digest for role, (_, digest) in files.items()}
+
+
+@pytest.fixture(scope="module")
+def environment(mirror):
+    bin_dir = str(Path(sys.executable).parent)
+    env = {
+        **os.environ,
+        # `python` in dvc.yaml's commands must be this interpreter, which has numpynet installed.
+        "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
+        "NUMPYNET_MIRROR": mirror[0],
+        "no_proxy": "127.0.0.1,localhost",
+        "NO_PROXY": "127.0.0.1,localhost",
+        "DVC_NO_ANALYTICS": "1",
+        "GIT_AUTHOR_NAME": "test",
+        "GIT_AUTHOR_EMAIL": "test@example.invalid",
+        "GIT_COMMITTER_NAME": "test",
+        "GIT_COMMITTER_EMAIL": "test@example.invalid",
+    }
+    return env
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, mirror, environment):
+    """A clone of the project on the synthetic dataset, after one successful `dvc repro`."""
+    repo = tmp_path_factory.mktemp("built") / "project"
+    shutil.copytree(PROJECT, repo, ignore=not_copied)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["datasets"] = {DATASET: {"format": "idx", "sha256": mirror[1], "urls": []}}
+    params["train"].update(hidden_sizes=[32], epochs=3, batch_size=32, warmup_epochs=0)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    git("init", "-q", cwd=repo, env=environment)
+    first = dvc("repro", cwd=repo, env=environment)
+    git("add", "-A", cwd=repo, env=environment)
+    git("commit", "-qm", "first run", cwd=repo, env=environment)
+    return repo, first
+
+
+@pytest.fixture
+def project(built, tmp_path):
+    """A private copy of the built repository, so each test may change it freely."""
+    repo = tmp_path / "project"
+    shutil.copytree(built[0], repo, symlinks=True)
+    return repo
+
+
+def test_repro_runs_every_stage_and_writes_metrics(built):
+    repo, first = built
+    for stage in STAGES:
+        assert f"Running stage '{stage}'" in first.stdout
+    metrics = json.loads((repo / "metrics" / f"{DATASET}.json").read_text())
+    assert metrics["test"]["accuracy"] > 0.5, "the synthetic classes are easy to separate"
+    assert set(metrics["per_class_accuracy"]) == {str(c) for c in range(10)}
+    assert (repo / "models" / DATASET / "weights.npz").is_file()
+    log = (repo / "plots" / DATASET / "training.csv").read_text().splitlines()
+    assert log[0] == "epoch,lr,train_loss,train_accuracy,val_loss,val_accuracy" and len(log) == 4
+    confusion = (repo / "plots" / DATASET / "confusion.csv").read_text().splitlines()
+    assert confusion[0] == "actual,predicted" and len(confusion) == 201
+
+
+def test_second_repro_is_a_noop_and_status_is_clean(project, environment):
+    again = dvc("repro", cwd=project, env=environment)
+    assert "Running stage" not in again.stdout
+    status = dvc("status", cwd=project, env=environment)
+    assert "up to date" in status.stdout
+
+
+def test_params_change_reruns_only_downstream_stages(project, environment):
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["train"]["lr"] = 0.003
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    rerun = dvc("repro", cwd=project, env=environment)
+    assert "Running stage 'train@digits'" in rerun.stdout
+    assert "Running stage 'evaluate@digits'" in rerun.stdout
+    assert "Running stage 'download@digits'" not in rerun.stdout
+    assert "Running stage 'preprocess@digits'" not in rerun.stdout
+    params_diff = dvc("params", "diff", cwd=project, env=environment)
+    assert "train.lr" in params_diff.stdout and "0.003" in params_diff.stdout
+    metrics_diff = dvc("metrics", "diff", "--json", cwd=project, env=environment)
+    changed = json.loads(metrics_diff.stdout)[f"metrics/{DATASET}.json"]
+    assert "test.loss" in changed and changed["test.loss"]["diff"] != 0
+
+
+def test_same_params_and_seed_give_identical_bytes(project, environment):
+    before = tree_digest(project / "models", project / "metrics", project / "plots")
+    dvc("repro", "--force", *[s for s in STAGES if not s.startswith("download")], cwd=project, env=environment)
+    assert tree_digest(project / "models", project / "metrics", project / "plots") == before
+
+
+def test_push_then_pull_restores_data_and_model_byte_for_byte(project, environment, tmp_path):
+    dvc("remote", "add", "-d", "storage", str(tmp_path / "remote"), cwd=project, env=environment)
+    dvc("push", cwd=project, env=environment)
+    before = tree_digest(project / "data", project / "models")
+    shutil.rmtree(project / "data")
+    shutil.rmtree(project / "models")
+    shutil.rmtree(project / ".dvc" / "cache")
+    offline = {**environment, "NUMPYNET_MIRROR": "http://127.0.0.1:9/unreachable"}
+    dvc("pull", cwd=project, env=offline)
+    assert tree_digest(project / "data", project / "models") == before
+    assert "up to date" in dvc("status", cwd=project, env=offline).stdout
+
+
+def test_unreachable_sources_fail_clearly_and_leave_nothing(project, environment):
+    shutil.rmtree(project / "data")
+    offline = {**environment}
+    del offline["NUMPYNET_MIRROR"]
+    failed = dvc("repro", "--force", f"download@{DATASET}", cwd=project, env=offline, check=False)
+    assert failed.returncode != 0
+    assert "NUMPYNET_MIRROR" in failed.stderr + failed.stdout
+    assert not (project / "data" / "raw" / DATASET).exists()
+    leftovers = list((project / "data" / "raw").glob(".*")) if (project / "data" / "raw").exists() else []
+    assert leftovers == []
+
+
+def test_invalid_params_stop_the_pipeline_before_any_work(project, environment):
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["train"]["dropout"] = 1.5
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    failed = dvc("repro", cwd=project, env=environment, check=False)
+    assert failed.returncode != 0
+    assert "train.dropout" in failed.stderr + failed.stdout
+    assert "Traceback" not in failed.stderr + failed.stdout
