@@ -9,6 +9,8 @@ template).
 import json
 from pathlib import Path
 
+import numpy as np
+
 from numpynet.checkpoint import load_model
 from numpynet.cli import run_stage, stage_arguments
 from numpynet.config import load_params
@@ -30,7 +32,10 @@ def main() -> None:
     recall = per_class_accuracy(confusion_matrix(y_test, predictions, len(classes)))
     metrics = {
         "test": {"accuracy": accuracy, "loss": loss},
-        "per_class_accuracy": {name: float(r) for name, r in zip(classes, recall)},
+        # A class absent from the test set has no accuracy: null, since JSON has no NaN.
+        "per_class_accuracy": {
+            name: None if np.isnan(r) else float(r) for name, r in zip(classes, recall)
+        },
     }
     rows = [
         {"actual": classes[a], "predicted": classes[p]} for a, p in zip(y_test.tolist(), predictions.tolist())

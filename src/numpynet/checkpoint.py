@@ -36,7 +36,8 @@ def load_model(directory: Path | str) -> tuple[Sequential, dict]:
         # The rng only seeds initial weights, which load_state_dict overwrites at once.
         model = build_from_architecture(architecture, np.random.default_rng(0))
         model.load_state_dict(weights)
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+    # EOFError: np.load on an empty (fully truncated) file.
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as error:
         raise DataFormatError(
             f"cannot load the model in {directory}: {error}; rerun the train stage (dvc repro)"
         ) from None

@@ -74,11 +74,19 @@ def write_text(path: Path | str, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def _c_order(array) -> np.ndarray:
+    """``array`` in C order, so equal arrays give equal bytes whatever their memory layout.
+
+    Not np.ascontiguousarray: it turns a 0-d array into shape (1,).
+    """
+    return np.asarray(array, order="C")
+
+
 def save_npy(path: Path | str, array: np.ndarray) -> None:
     """Save one array in NumPy's ``.npy`` format, atomically and without pickle."""
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
-            np.lib.format.write_array(f, np.ascontiguousarray(array), allow_pickle=False)
+            np.lib.format.write_array(f, _c_order(array), allow_pickle=False)
 
 
 def load_npy(path: Path | str, mmap: bool = False) -> np.ndarray:
@@ -97,7 +105,7 @@ def save_npz(path: Path | str, arrays: dict[str, np.ndarray]) -> None:
             for name in sorted(arrays):
                 buffer = io.BytesIO()
                 np.lib.format.write_array(
-                    buffer, np.ascontiguousarray(arrays[name]), allow_pickle=False
+                    buffer, _c_order(arrays[name]), allow_pickle=False
                 )
                 info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_EPOCH)
                 info.external_attr = 0o644 << 16

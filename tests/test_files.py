@@ -1,0 +1,250 @@
+"""Atomic writes, deterministic .npz archives, pickle-free loading and file permissions."""
+
+import json
+import os
+import stat
+import zipfile
+
+import numpy as np
+import pytest
+
+from numpynet.files import (
+    atomic_directory,
+    atomic_path,
+    load_npy,
+    load_npz,
+    save_npy,
+    save_npz,
+    write_csv,
+    write_json,
+    write_text,
+)
+
+
+class Boom(Exception):
+    """Raised inside a with-block to simulate a crash half-way through writing."""
+
+
+def entries(directory):
+    return sorted(path.name for path in directory.iterdir())
+
+
+# --- atomic_path ---------------------------------------------------------------------------------
+
+
+def test_atomic_path_replaces_dest_on_success(tmp_path):
+    dest = tmp_path / "out.txt"
+    dest.write_text("old")
+    with atomic_path(dest) as tmp:
+        assert tmp != dest
+        assert tmp.parent == dest.parent  # same filesystem: the rename is atomic
+        tmp.write_text("new")
+        assert dest.read_text() == "old"  # nothing visible before the block ends
+    assert dest.read_text() == "new"
+    assert entries(tmp_path) == ["out.txt"]
+
+
+def test_atomic_path_failure_keeps_old_dest_and_leaves_no_temp(tmp_path):
+    dest = tmp_path / "out.txt"
+    dest.write_text("old")
+    with pytest.raises(Boom):
+        with atomic_path(dest) as tmp:
+            tmp.write_text("half-writ")
+            raise Boom
+    assert dest.read_text() == "old"
+    assert entries(tmp_path) == ["out.txt"]
+
+
+def test_atomic_path_failure_without_old_dest_creates_nothing(tmp_path):
+    dest = tmp_path / "sub" / "out.txt"
+    with pytest.raises(Boom):
+        with atomic_path(dest) as tmp:
+            tmp.write_text("partial")
+            raise Boom
+    assert not dest.exists()
+    assert entries(tmp_path / "sub") == []
+
+
+# --- atomic_directory ----------------------------------------------------------------------------
+
+
+def test_atomic_directory_replaces_existing_directory_on_success(tmp_path):
+    dest = tmp_path / "model"
+    dest.mkdir()
+    (dest / "stale.txt").write_text("from the previous run")
+    with atomic_directory(dest) as tmp:
+        assert tmp.parent == tmp_path and tmp != dest
+        (tmp / "fresh.txt").write_text("new")
+        assert entries(dest) == ["stale.txt"]  # untouched until the block succeeds
+    assert entries(dest) == ["fresh.txt"]  # replaced, not merged
+    assert (dest / "fresh.txt").read_text() == "new"
+    assert entries(tmp_path) == ["model"]
+
+
+def test_atomic_directory_failure_keeps_old_directory_and_leaves_no_temp(tmp_path):
+    dest = tmp_path / "model"
+    dest.mkdir()
+    (dest / "weights.txt").write_text("good")
+    with pytest.raises(Boom):
+        with atomic_directory(dest) as tmp:
+            (tmp / "weights.txt").write_text("half")
+            (tmp / "nested").mkdir()
+            (tmp / "nested" / "file").write_text("x")
+            raise Boom
+    assert entries(dest) == ["weights.txt"]
+    assert (dest / "weights.txt").read_text() == "good"
+    assert entries(tmp_path) == ["model"]  # no hidden temporary directory left
+
+
+def test_atomic_directory_failure_without_old_directory_creates_nothing(tmp_path):
+    with pytest.raises(Boom):
+        with atomic_directory(tmp_path / "model") as tmp:
+            (tmp / "a").write_text("a")
+            raise Boom
+    assert entries(tmp_path) == []
+
+
+# --- save_npz / load_npz -------------------------------------------------------------------------
+
+
+def sample_arrays():
+    rng = np.random.default_rng(0)
+    return {
+        "weight": rng.standard_normal((5, 3)).astype(np.float32),
+        "transposed": np.arange(12, dtype=np.float64).reshape(3, 4).T,  # not C-contiguous
+        "labels": np.arange(7, dtype=np.int64),
+        "step": np.array(42, dtype=np.int64),  # 0-d must stay 0-d
+        "empty": np.zeros((0, 4), dtype=np.float32),
+    }
+
+
+def test_save_npz_round_trips(tmp_path):
+    arrays = sample_arrays()
+    save_npz(tmp_path / "a.npz", arrays)
+    loaded = load_npz(tmp_path / "a.npz")
+    assert sorted(loaded) == sorted(arrays)
+    for name, array in arrays.items():
+        assert loaded[name].dtype == array.dtype, name
+        assert loaded[name].shape == array.shape, name
+        np.testing.assert_array_equal(loaded[name], array)
+    # np.load reads it as an ordinary .npz too.
+    with np.load(tmp_path / "a.npz") as archive:
+        np.testing.assert_array_equal(archive["weight"], arrays["weight"])
+
+
+def test_save_npz_is_byte_identical_and_uses_the_fixed_epoch(tmp_path):
+    arrays = sample_arrays()
+    save_npz(tmp_path / "a.npz", arrays)
+    # Same content, different insertion order and memory layout.
+    reordered = {name: arrays[name] for name in reversed(list(arrays))}
+    reordered["weight"] = np.asfortranarray(arrays["weight"])
+    save_npz(tmp_path / "b.npz", reordered)
+    assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+    with zipfile.ZipFile(tmp_path / "a.npz") as archive:
+        infos = archive.infolist()
+    assert [info.filename for info in infos] == sorted(f"{name}.npy" for name in arrays)
+    for info in infos:
+        assert info.date_time == (1980, 1, 1, 0, 0, 0)
+
+
+def test_save_npz_replaces_existing_file_and_leaves_no_temp(tmp_path):
+    save_npz(tmp_path / "a.npz", {"x": np.zeros(3)})
+    save_npz(tmp_path / "a.npz", {"y": np.ones(2)})
+    assert list(load_npz(tmp_path / "a.npz")) == ["y"]
+    assert entries(tmp_path) == ["a.npz"]
+
+
+def test_save_npy_round_trips_and_mmaps(tmp_path):
+    array = np.arange(12, dtype=np.float32).reshape(3, 4).T
+    save_npy(tmp_path / "x.npy", array)
+    np.testing.assert_array_equal(load_npy(tmp_path / "x.npy"), array)
+    mapped = load_npy(tmp_path / "x.npy", mmap=True)
+    assert isinstance(mapped, np.memmap) and not mapped.flags.writeable
+    np.testing.assert_array_equal(mapped, array)
+    save_npy(tmp_path / "s.npy", np.array(3.5))
+    assert load_npy(tmp_path / "s.npy").shape == ()
+
+
+def object_array():
+    return np.array([{"payload": 1}, None], dtype=object)
+
+
+def test_load_npy_refuses_pickled_object_arrays(tmp_path):
+    path = tmp_path / "evil.npy"
+    np.save(path, object_array(), allow_pickle=True)
+    with pytest.raises(ValueError):
+        load_npy(path)
+    with pytest.raises(ValueError):
+        load_npy(path, mmap=True)
+
+
+def test_load_npz_refuses_pickled_object_arrays(tmp_path):
+    path = tmp_path / "evil.npz"
+    np.savez(path, fine=np.zeros(2), evil=object_array())  # savez pickles object arrays
+    with pytest.raises(ValueError):
+        load_npz(path)
+
+
+def test_save_npy_and_npz_refuse_object_arrays(tmp_path):
+    with pytest.raises(ValueError):
+        save_npy(tmp_path / "x.npy", object_array())
+    with pytest.raises(ValueError):
+        save_npz(tmp_path / "x.npz", {"x": object_array()})
+    assert entries(tmp_path) == []  # the failed writes left nothing behind
+
+
+# --- JSON, text, CSV -----------------------------------------------------------------------------
+
+
+def test_write_json_is_sorted_and_stable(tmp_path):
+    write_json(tmp_path / "a.json", {"b": 1, "a": {"z": [1, 2], "y": 0.5}})
+    write_json(tmp_path / "b.json", {"a": {"y": 0.5, "z": [1, 2]}, "b": 1})
+    text = (tmp_path / "a.json").read_text(encoding="utf-8")
+    assert text == (tmp_path / "b.json").read_text(encoding="utf-8")
+    assert text.endswith("\n")
+    assert text.index('"a"') < text.index('"b"')
+    assert text.index('"y"') < text.index('"z"')
+    assert json.loads(text) == {"a": {"y": 0.5, "z": [1, 2]}, "b": 1}
+
+
+def test_write_csv(tmp_path):
+    write_csv(tmp_path / "t.csv", ["epoch", "loss"], [{"epoch": 1, "loss": 0.5, "extra": 0}])
+    assert (tmp_path / "t.csv").read_text() == "epoch,loss\n1,0.5\n"
+
+
+# --- permissions ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def umask():
+    """Set the process umask for one test and restore it afterwards."""
+    previous = os.umask(0o022)
+    os.umask(previous)
+
+    def set_umask(mask):
+        os.umask(mask)
+
+    yield set_umask
+    os.umask(previous)
+
+
+def mode(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+@pytest.mark.parametrize(
+    "mask, file_mode, dir_mode", [(0o022, 0o644, 0o755), (0o027, 0o640, 0o750)]
+)
+def test_written_files_get_umask_permissions(tmp_path, umask, mask, file_mode, dir_mode):
+    umask(mask)
+    write_json(tmp_path / "a.json", {"a": 1})
+    write_text(tmp_path / "a.txt", "x")
+    write_csv(tmp_path / "a.csv", ["a"], [{"a": 1}])
+    save_npy(tmp_path / "a.npy", np.zeros(2))
+    save_npz(tmp_path / "a.npz", {"a": np.zeros(2)})
+    with atomic_directory(tmp_path / "d") as tmp:
+        (tmp / "inner.txt").write_text("x")
+    for name in ("a.json", "a.txt", "a.csv", "a.npy", "a.npz"):
+        assert mode(tmp_path / name) == file_mode, name  # not mkstemp's private 0600
+    assert mode(tmp_path / "d") == dir_mode  # not mkdtemp's private 0700

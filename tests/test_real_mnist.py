@@ -1,0 +1,89 @@
+"""Real data: the library path of the pipeline on genuine MNIST, read from a local mirror.
+
+Download (verified against the pinned checksums), parse, split and standardize, train a one-hidden-
+layer MLP for three epochs, and score it on the official test set. Skipped when the mirror is
+absent; it never touches the network.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from numpynet.data.catalog import builtin_source
+from numpynet.data.download import download_dataset
+from numpynet.data.preprocess import prepare_splits
+from numpynet.data.raw import load_raw_dataset
+from numpynet.evaluation import confusion_matrix, evaluate_model, per_class_accuracy, predict_logits
+from numpynet.nn import build_from_architecture, learning_rate, mlp_architecture
+from numpynet.training import fit, make_optimizer
+
+MIRROR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist"
+
+if not MIRROR.is_dir():
+    pytest.skip(f"real-MNIST mirror not found at {MIRROR}", allow_module_level=True)
+
+pytestmark = pytest.mark.slow
+
+# Two epochs land at 96.5-97.0% test accuracy with these settings (seeds 0-4, and an independent
+# from-scratch reference implementation agrees), right on the 97% bar; three give 97.2-97.5%.
+EPOCHS = 3
+BATCH_SIZE = 128
+
+
+def test_mlp_reaches_97_percent_on_real_mnist(tmp_path):
+    # No official URLs: should the mirror fail, the test fails rather than going online.
+    source = replace(builtin_source("mnist"), urls=())
+    raw_dir = tmp_path / "raw"
+    paths = download_dataset(source, raw_dir, mirror=str(MIRROR), timeout=30, log=lambda _: None)
+    assert set(paths) == set(source.files)
+
+    raw = load_raw_dataset(source, raw_dir)
+    assert raw.x_train.shape == (60000, 28, 28) and raw.x_test.shape == (10000, 28, 28)
+    assert raw.classes == [str(digit) for digit in range(10)]
+    arrays, mean, std = prepare_splits(
+        raw.x_train, raw.y_train, raw.x_test, raw.y_test,
+        val_fraction=0.1, rng=np.random.default_rng(0),
+    )
+    # The split rounds per class, so the validation set holds 6000 give or take a few images.
+    n_train, n_val = arrays["x_train"].shape[0], arrays["x_val"].shape[0]
+    assert n_train + n_val == 60000 and abs(n_val - 6000) <= 10
+    assert arrays["x_train"].shape[1:] == (28, 28, 1) and arrays["x_test"].shape[0] == 10000
+    # MNIST's well-known pixel statistics on a 0..1 scale.
+    assert mean[0] == pytest.approx(0.1307, abs=2e-3) and std[0] == pytest.approx(0.3081, abs=2e-3)
+
+    init_rng, shuffle_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(0).spawn(2))
+    architecture = mlp_architecture(input_size=784, hidden_sizes=[256], num_classes=10, dropout=0.0)
+    model = build_from_architecture(architecture, init_rng)
+    optimizer = make_optimizer("adamw", model.parameters(), momentum=0.0, nesterov=False,
+                               betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
+    steps_per_epoch = math.ceil(arrays["x_train"].shape[0] / BATCH_SIZE)
+    schedule = partial(learning_rate, base_lr=1e-3, total_steps=EPOCHS * steps_per_epoch,
+                       warmup_steps=0, min_lr=0.0, kind="cosine")
+    history = fit(
+        model,
+        optimizer,
+        (arrays["x_train"], arrays["y_train"]),
+        (arrays["x_val"], arrays["y_val"]),
+        epochs=EPOCHS,
+        batch_size=BATCH_SIZE,
+        learning_rate=schedule,
+        rng=shuffle_rng,
+        show_progress=False,
+    )
+
+    test_loss, test_accuracy = evaluate_model(
+        model, arrays["x_test"], arrays["y_test"], batch_size=1000
+    )
+    print(f"real MNIST: val accuracy {history[-1]['val_accuracy']:.4f}, "
+          f"test accuracy {test_accuracy:.4f}, test loss {test_loss:.4f}")
+    assert test_accuracy >= 0.97
+    assert history[-1]["val_accuracy"] >= 0.96
+    predictions = predict_logits(model, arrays["x_test"], 1000).argmax(axis=1)
+    recall = per_class_accuracy(confusion_matrix(arrays["y_test"], predictions, 10))
+    assert recall.min() >= 0.9  # no digit is left behind

@@ -1,0 +1,219 @@
+"""The training loop: it learns, is reproducible, stops on divergence and uses every sample."""
+
+import re
+from functools import partial
+
+import numpy as np
+import pytest
+
+from numpynet.errors import TrainingDiverged
+from numpynet.evaluation import loss_and_accuracy, predict_logits
+from numpynet.nn import build_mlp, learning_rate
+from numpynet.training import LOG_COLUMNS, fit, make_optimizer
+
+NUM_CLASSES = 10
+DIM = 20
+
+
+def class_means():
+    return np.random.default_rng(1234).standard_normal((NUM_CLASSES, DIM))
+
+
+def gaussian_blobs(count, seed):
+    """``count`` float32 points in 20-d around 10 class means, unit noise; int64 labels.
+
+    The means are close enough that the classes overlap a little: the best possible (nearest
+    mean) accuracy is about 99%, so a model must really learn to pass 90%.
+    """
+    rng = np.random.default_rng(seed)
+    means = class_means()
+    labels = rng.permutation(np.arange(count) % NUM_CLASSES).astype(np.int64)
+    points = means[labels] + rng.standard_normal((count, DIM))
+    return points.astype(np.float32), labels
+
+
+def split(count=2000, seed=0):
+    x, y = gaussian_blobs(count, seed)
+    cut = int(0.8 * count)
+    return (x[:cut], y[:cut]), (x[cut:], y[cut:])
+
+
+OPTIMIZERS = {
+    "adamw": dict(lr=1e-2, kwargs=dict(momentum=0.0, nesterov=False, betas=(0.9, 0.999), eps=1e-8,
+                                       weight_decay=0.01)),
+    "sgd": dict(lr=5e-2, kwargs=dict(momentum=0.9, nesterov=True, betas=(0.9, 0.999), eps=1e-8,
+                                     weight_decay=1e-4)),
+}
+
+
+def train(optimizer_name="adamw", *, epochs=4, batch_size=64, init_seed=0, shuffle_seed=1,
+          dropout=0.1, data=None, lr=None, schedule="cosine"):
+    """Train a small MLP on the blobs; return the model, the optimizer, the history, the data."""
+    train_set, val_set = data or split()
+    model = build_mlp(DIM, [64], NUM_CLASSES, dropout=dropout, rng=np.random.default_rng(init_seed))
+    config = OPTIMIZERS[optimizer_name]
+    optimizer = make_optimizer(optimizer_name, model.parameters(), **config["kwargs"])
+    steps_per_epoch = -(-train_set[0].shape[0] // batch_size)
+    schedule_fn = partial(
+        learning_rate,
+        base_lr=config["lr"] if lr is None else lr,
+        total_steps=epochs * steps_per_epoch,
+        warmup_steps=0,
+        min_lr=0.0,
+        kind=schedule,
+    )
+    history = fit(
+        model,
+        optimizer,
+        train_set,
+        val_set,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=schedule_fn,
+        rng=np.random.default_rng(shuffle_seed),
+        eval_batch_size=128,
+        show_progress=False,
+    )
+    return model, optimizer, history, (train_set, val_set)
+
+
+@pytest.mark.parametrize("optimizer_name", ["adamw", "sgd"])
+def test_fit_learns_a_separable_problem(optimizer_name):
+    model, _, history, (_, (x_val, y_val)) = train(optimizer_name)
+    assert history[-1]["val_accuracy"] > 0.9
+    distances = ((x_val[:, None, :] - class_means()) ** 2).sum(axis=2)
+    best_possible = np.mean(distances.argmin(axis=1) == y_val)
+    assert history[-1]["val_accuracy"] >= best_possible - 0.05
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    # The logged validation accuracy is the model's real accuracy on the validation set.
+    _, accuracy = loss_and_accuracy(predict_logits(model, x_val, 128), y_val)
+    assert history[-1]["val_accuracy"] == accuracy
+
+
+@pytest.mark.parametrize("optimizer_name", ["adamw", "sgd"])
+def test_same_seeds_give_bit_identical_weights_and_history(optimizer_name):
+    first_model, first_optimizer, first_history, _ = train(optimizer_name, epochs=2)
+    second_model, second_optimizer, second_history, _ = train(optimizer_name, epochs=2)
+    assert first_history == second_history
+    first, second = first_model.state_dict(), second_model.state_dict()
+    assert sorted(first) == sorted(second)
+    for name in first:
+        assert first[name].tobytes() == second[name].tobytes(), name
+    first_state, second_state = first_optimizer.state_dict(), second_optimizer.state_dict()
+    assert first_state["step"] == second_state["step"] == 2 * 25
+    for key in first_state:
+        np.testing.assert_array_equal(first_state[key], second_state[key])
+
+
+def test_a_different_shuffle_seed_gives_different_weights():
+    # Guards the reproducibility test: the seeds must actually matter.
+    first, _, _, _ = train(epochs=1, shuffle_seed=1)
+    second, _, _, _ = train(epochs=1, shuffle_seed=2)
+    assert not np.array_equal(first.state_dict()["layers.1.weight"],
+                              second.state_dict()["layers.1.weight"])
+
+
+def test_history_rows():
+    epochs, batch_size = 3, 64
+    _, _, history, ((x_train, _), _) = train(epochs=epochs, batch_size=batch_size)
+    assert len(history) == epochs
+    for number, row in enumerate(history, start=1):
+        assert set(row) == set(LOG_COLUMNS)
+        assert len(row) == len(LOG_COLUMNS)
+        assert row["epoch"] == number
+        for column in LOG_COLUMNS[1:]:
+            assert isinstance(row[column], float) and np.isfinite(row[column]), column
+        assert 0.0 <= row["train_accuracy"] <= 1.0 and 0.0 <= row["val_accuracy"] <= 1.0
+    # "lr" is the rate of the epoch's last step: the cosine reaches min_lr = 0 at the very end.
+    steps_per_epoch = -(-x_train.shape[0] // batch_size)
+    schedule = partial(learning_rate, base_lr=1e-2, total_steps=epochs * steps_per_epoch,
+                       warmup_steps=0, min_lr=0.0, kind="cosine")
+    assert [row["lr"] for row in history] == [
+        schedule(epoch * steps_per_epoch - 1) for epoch in range(1, epochs + 1)
+    ]
+    assert history[-1]["lr"] == 0.0
+
+
+# --- divergence ----------------------------------------------------------------------------------
+
+
+def test_nan_input_raises_training_diverged_naming_epoch_and_step():
+    (x_train, y_train), val_set = split(count=200)
+    batch_size, bad_sample = 32, 57
+    x_train = x_train.copy()
+    x_train[bad_sample, 3] = np.nan
+    # fit draws one permutation per epoch from its rng: find the batch the bad sample lands in.
+    order = np.random.default_rng(1).permutation(x_train.shape[0])
+    step = int(np.flatnonzero(order == bad_sample)[0]) // batch_size + 1
+    with pytest.raises(TrainingDiverged) as caught:
+        train(epochs=2, batch_size=batch_size, data=((x_train, y_train), val_set))
+    message = str(caught.value)
+    assert re.search(rf"\bepoch 1, step {step}\b", message), message
+    assert "lower train.lr" in message
+    assert "nan" in message.lower()
+
+
+def test_huge_learning_rate_raises_training_diverged():
+    with np.errstate(over="ignore", invalid="ignore"):
+        with pytest.raises(TrainingDiverged) as caught:
+            train("sgd", epochs=3, lr=1e6, dropout=0.0, schedule="constant")
+    message = str(caught.value)
+    assert re.search(r"\bepoch \d+, step \d+\b", message), message
+    assert "lower train.lr" in message
+
+
+# --- every sample, including the last partial batch ----------------------------------------------
+
+
+class RecordingModel:
+    """Wraps a model and records which training samples each training-mode forward pass sees."""
+
+    def __init__(self, model):
+        self.model = model
+        self.seen = []
+
+    def forward(self, x, training=False):
+        if training:
+            self.seen.append(x[:, 0].astype(np.int64))  # feature 0 holds the sample's index
+        return self.model.forward(x, training)
+
+    def backward(self, grad):
+        return self.model.backward(grad)
+
+
+def test_every_sample_is_used_each_epoch_including_the_partial_last_batch():
+    count, batch_size, epochs = 10, 4, 3  # 4 + 4 + 2: the last batch is partial
+    x = np.zeros((count, 2), dtype=np.float32)
+    x[:, 0] = np.arange(count)
+    y = np.arange(count, dtype=np.int64) % 2
+    inner = build_mlp(2, [4], 2, dropout=0.0, rng=np.random.default_rng(0))
+    model = RecordingModel(inner)
+    optimizer = make_optimizer("sgd", inner.parameters(), momentum=0.0, nesterov=False,
+                               betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
+    fit(model, optimizer, (x, y), (x, y), epochs=epochs, batch_size=batch_size,
+        learning_rate=lambda step: 1e-3, rng=np.random.default_rng(0), show_progress=False)
+    assert [len(batch) for batch in model.seen] == [4, 4, 2] * epochs
+    assert optimizer.step_count == 3 * epochs
+    for epoch in range(epochs):
+        visited = np.concatenate(model.seen[3 * epoch : 3 * epoch + 3])
+        np.testing.assert_array_equal(np.sort(visited), np.arange(count))
+
+
+def test_train_metrics_average_over_every_sample():
+    # With a zero learning rate the model never changes, so the epoch's training loss and
+    # accuracy must equal those of the whole training set, partial last batch included.
+    (x_train, y_train), val_set = split(count=103)  # 82 training samples
+    x_train, y_train = x_train[:77], y_train[:77]  # 77 = 4 * 16 + 13
+    model = build_mlp(DIM, [8], NUM_CLASSES, dropout=0.0, rng=np.random.default_rng(4))
+    before = model.state_dict()
+    optimizer = make_optimizer("adamw", model.parameters(), momentum=0.0, nesterov=False,
+                               betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
+    history = fit(model, optimizer, (x_train, y_train), val_set, epochs=1, batch_size=16,
+                  learning_rate=lambda step: 0.0, rng=np.random.default_rng(0),
+                  show_progress=False)
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, before[name])
+    loss, accuracy = loss_and_accuracy(model.forward(x_train, training=False), y_train)
+    assert history[0]["train_accuracy"] == pytest.approx(accuracy, abs=1e-12)
+    assert history[0]["train_loss"] == pytest.approx(loss, rel=1e-5)
+    assert 0.0 < accuracy < 1.0  # an untrained model: a dropped batch would change the numbers
