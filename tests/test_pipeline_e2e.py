@@ -194,3 +194,23 @@ def test_invalid_params_stop_the_pipeline_before_any_work(project, environment):
     assert failed.returncode != 0
     assert "train.dropout" in failed.stderr + failed.stdout
     assert "Traceback" not in failed.stderr + failed.stdout
+
+
+REAL_MNIST = PROJECT.parent / "shared" / "datasets" / "mnist"
+
+
+@pytest.mark.skipif(not REAL_MNIST.is_dir(), reason=f"real-MNIST mirror not found at {REAL_MNIST}")
+def test_real_mnist_through_dvc_and_the_mirror_setting(tmp_path, environment):
+    """The shipped pipeline, built-in MNIST entry and all, on real data with a short schedule."""
+    repo = tmp_path / "project"
+    shutil.copytree(PROJECT, repo, ignore=not_copied)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    assert params["datasets"] == {"mnist": {"format": "idx"}}, "the shipped params build MNIST"
+    params["train"].update(hidden_sizes=[256], dropout=0.0, epochs=3, warmup_epochs=0)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    git("init", "-q", cwd=repo, env=environment)
+    # The shipped catalog, official URLs included: the mirror is tried first, so they are never
+    # contacted.
+    dvc("repro", cwd=repo, env={**environment, "NUMPYNET_MIRROR": str(REAL_MNIST)})
+    metrics = json.loads((repo / "metrics" / "mnist.json").read_text())
+    assert metrics["test"]["accuracy"] >= 0.97
