@@ -11,8 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from numpynet.data.catalog import BUILTIN, RemoteFile, builtin_source
-from numpynet.data.download import MIRROR_ENV, candidate_urls, download_dataset, fetch_file
+from numpynet.data.catalog import BUILTIN, DatasetSource, RemoteFile, builtin_source
+from numpynet.data.download import (
+    MIRROR_ENV,
+    candidate_urls,
+    checksum_failure,
+    download_dataset,
+    fetch_file,
+)
 from numpynet.errors import DownloadError, NumpynetError
 from helpers.loopback import DROP_MID_FILE, NOT_FOUND, STALL, closed_port_url
 from helpers.synthetic import make_synthetic_idx_dataset, synthetic_source
@@ -54,6 +60,8 @@ def out(tmp_path) -> Path:
 
 
 REMOTE = RemoteFile(GZ_NAME, CONTENT_SHA)
+ORIGINAL_GZ = gzip.compress(CONTENT, compresslevel=9, mtime=0)
+ORIGINAL_MD5 = hashlib.md5(ORIGINAL_GZ).hexdigest()
 
 
 def test_success_verifies_decompresses_and_renames(http_server, out):
@@ -305,6 +313,16 @@ def test_builtin_mnist_entry():
     assert mnist.format == "idx" and mnist.urls[0] == "https://yann.lecun.com/exdb/mnist/"
     assert set(mnist.files) == {"train_images", "train_labels", "test_images", "test_labels"}
     assert all(len(f.sha256) == 64 for f in mnist.files.values())
+    # The official archives' md5s (yann.lecun.com; torchvision's MNIST.resources).
+    assert [f.md5 for f in mnist.files.values()] == [
+        "f68b3c2dcbeaaa9fbdd348bbdeb94873", "d53e105ee54ea40749a09fcbcd1e9432",
+        "9fb629c4189551a2d022fa330f9573f3", "ec29112dd5afa0611ce80d1b7f02629c",
+    ]
+    assert [f.local_name for f in mnist.files.values()] == [
+        "train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte",
+    ]
+    assert mnist.classes == tuple("0123456789")
 
 
 def test_unknown_dataset_lists_known_names():
@@ -328,3 +346,141 @@ def test_temp_files_are_hidden_in_destination_dir(http_server, out, monkeypatch)
     fetch_file(REMOTE, out / "blob.bin", [http_server.url + GZ_NAME], timeout=5, log=Log())
     [[name, same_dir]] = seen
     assert name.startswith(".blob.bin.part-") and same_dir
+
+
+# --- pins: sha256 of the stored content, md5 of the served bytes ----------------------------
+
+WRONG_SHA = "0" * 64
+WRONG_MD5 = "0" * 32
+
+
+def test_remote_file_needs_a_pin():
+    with pytest.raises(ValueError, match="at least one checksum"):
+        RemoteFile("a.gz")
+
+
+@pytest.mark.parametrize(("kwargs", "expected"), [
+    ({"sha256": "abc"}, "sha256 must be 64"),
+    ({"md5": CONTENT_SHA}, "md5 must be 32"),
+    ({"md5": "z" * 32}, "md5 must be 32"),
+])
+def test_remote_file_rejects_malformed_digests(kwargs, expected):
+    with pytest.raises(ValueError, match=expected):
+        RemoteFile("a.gz", **kwargs)
+
+
+def test_remote_file_defaults_and_local_names():
+    assert RemoteFile("a.gz", md5=ORIGINAL_MD5).decompress is True
+    assert RemoteFile("a.gz", md5=ORIGINAL_MD5).local_name == "a"
+    assert RemoteFile("a.bin", md5=ORIGINAL_MD5).decompress is False
+    assert RemoteFile("a.gz", md5=ORIGINAL_MD5, decompress=False).local_name == "a.gz"
+    assert RemoteFile("a.tar", md5=ORIGINAL_MD5, decompress=True).local_name == "a.tar"
+    assert RemoteFile("a.gz", md5=ORIGINAL_MD5.upper()).md5 == ORIGINAL_MD5
+    assert RemoteFile("a.gz", CONTENT_SHA) == RemoteFile("a.gz", sha256=CONTENT_SHA)
+
+
+# (sha256 pin, md5 pin) -> whether the original archive / a re-compressed copy is accepted.
+PIN_CASES = {
+    "sha256-only": ((CONTENT_SHA, None), True, True),
+    "md5-only": ((None, ORIGINAL_MD5), True, False),
+    "both": ((CONTENT_SHA, ORIGINAL_MD5), True, True),
+    "md5-right-sha256-wrong": ((WRONG_SHA, ORIGINAL_MD5), True, False),
+    "sha256-right-md5-wrong": ((CONTENT_SHA, WRONG_MD5), True, True),
+    "both-wrong": ((WRONG_SHA, WRONG_MD5), False, False),
+}
+
+
+@pytest.mark.parametrize("recompressed", [False, True], ids=["original", "recompressed"])
+@pytest.mark.parametrize("case", PIN_CASES)
+def test_any_pinned_digest_suffices(tmp_path, out, case, recompressed):
+    (sha256, md5), original_ok, recompressed_ok = PIN_CASES[case]
+    remote = RemoteFile(GZ_NAME, sha256=sha256, md5=md5)
+    source = put_gz(tmp_path / "src", level=1 if recompressed else 9)
+    assert (source.read_bytes() == ORIGINAL_GZ) is not recompressed
+    if (recompressed_ok if recompressed else original_ok):
+        fetch_file(remote, out / "blob.bin", [str(source)], timeout=5, log=Log())
+        assert (out / "blob.bin").read_bytes() == CONTENT
+    else:
+        with pytest.raises(DownloadError, match="checksum mismatch"):
+            fetch_file(remote, out / "blob.bin", [str(source)], timeout=5, log=Log())
+        assert leftovers(out) == []
+
+
+def test_md5_only_pin_explains_why_a_recompressed_copy_is_rejected(http_server, out):
+    put_gz(http_server.root, level=1)
+    served_md5 = hashlib.md5((http_server.root / GZ_NAME).read_bytes()).hexdigest()
+    with pytest.raises(DownloadError) as caught:
+        fetch_file(RemoteFile(GZ_NAME, md5=ORIGINAL_MD5), out / "blob.bin",
+                   [http_server.url + GZ_NAME], timeout=5, log=Log())
+    message = str(caught.value)
+    assert f"served md5 {served_md5} ≠ pinned {ORIGINAL_MD5}" in message
+    assert "only the publisher's original archive can be verified for this file" in message
+    assert leftovers(out) == []
+
+
+def test_failure_reason_names_every_pinned_digest():
+    reason = checksum_failure(RemoteFile(GZ_NAME, sha256=CONTENT_SHA, md5=ORIGINAL_MD5),
+                              served_md5=WRONG_MD5, content_sha256=WRONG_SHA)
+    assert reason is not None
+    assert f"content sha256 {WRONG_SHA} ≠ pinned {CONTENT_SHA}" in reason
+    assert f"served md5 {WRONG_MD5} ≠ pinned {ORIGINAL_MD5}" in reason
+    # A content pin could have proven a re-compressed copy, so that hint would mislead.
+    assert "original archive" not in reason
+    assert checksum_failure(REMOTE, served_md5=WRONG_MD5, content_sha256=CONTENT_SHA) is None
+
+
+def test_md5_covers_the_served_bytes_even_past_the_gzip_stream(tmp_path, out):
+    # Trailing zero padding is skipped by gzip but is part of what was served.
+    source = tmp_path / GZ_NAME
+    source.write_bytes(ORIGINAL_GZ + b"\0" * 100)
+    with pytest.raises(DownloadError, match="served md5"):
+        fetch_file(RemoteFile(GZ_NAME, md5=ORIGINAL_MD5), out / "blob.bin", [str(source)],
+                   timeout=5, log=Log())
+
+
+def test_gz_kept_compressed_is_stored_as_served(http_server, out):
+    put_gz(http_server.root)
+    remote = RemoteFile(GZ_NAME, md5=ORIGINAL_MD5, decompress=False)
+    fetch_file(remote, out / remote.local_name, [http_server.url + GZ_NAME], timeout=5, log=Log())
+    assert (out / GZ_NAME).read_bytes() == ORIGINAL_GZ
+    assert leftovers(out) == [GZ_NAME]
+
+
+def test_kept_compressed_sha256_pin_is_of_the_served_bytes(tmp_path, out):
+    # Stored as served, so the stored content is the .gz itself: a pin of the decompressed bytes
+    # does not match it.
+    source = put_gz(tmp_path / "src")
+    with pytest.raises(DownloadError, match="checksum mismatch"):
+        fetch_file(RemoteFile(GZ_NAME, sha256=CONTENT_SHA, decompress=False), out / GZ_NAME,
+                   [str(source)], timeout=5, log=Log())
+    gz_sha = hashlib.sha256(ORIGINAL_GZ).hexdigest()
+    fetch_file(RemoteFile(GZ_NAME, sha256=gz_sha, decompress=False), out / GZ_NAME,
+               [str(source)], timeout=5, log=Log())
+
+
+def single_file_source(remote: RemoteFile, url: str) -> DatasetSource:
+    return DatasetSource(name="blob", format="idx", files={"blob": remote}, urls=(url,))
+
+
+def test_existing_md5_only_decompressed_file_is_downloaded_again(http_server, out):
+    put_gz(http_server.root)
+    source = single_file_source(RemoteFile(GZ_NAME, md5=ORIGINAL_MD5), http_server.url)
+    download_dataset(source, out, mirror=None, timeout=5, log=Log())
+    log = Log()
+    paths = download_dataset(source, out, mirror=None, timeout=5, log=log)
+    assert "cannot be checked" in log.text() and "verified from" in log.text()
+    assert paths["blob"].read_bytes() == CONTENT and http_server.requests == ["/" + GZ_NAME] * 2
+
+
+def test_existing_md5_only_file_stored_as_served_is_checked_by_md5(http_server, out):
+    put_gz(http_server.root)
+    remote = RemoteFile(GZ_NAME, md5=ORIGINAL_MD5, decompress=False)
+    source = single_file_source(remote, http_server.url)
+    paths = download_dataset(source, out, mirror=None, timeout=5, log=Log())
+    log = Log()
+    download_dataset(source, out, mirror=None, timeout=5, log=log)
+    assert "already verified" in log.text() and len(http_server.requests) == 1
+    paths["blob"].write_bytes(b"garbage")
+    log = Log()
+    download_dataset(source, out, mirror=None, timeout=5, log=log)
+    assert "wrong checksum" in log.text() and paths["blob"].read_bytes() == ORIGINAL_GZ

@@ -1,18 +1,21 @@
-"""Tiny MNIST-format datasets for tests: fast to make, and learnable, so training can be checked.
+"""Tiny datasets for tests: MNIST-format idx files, and CIFAR-10 binary archives.
 
-Each image is dark noise with a bright square whose position encodes the label, so even a small
-MLP separates the classes within a few epochs.
+Each synthetic MNIST image is dark noise with a bright square whose position encodes the label,
+so even a small MLP separates the classes within a few epochs.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import io
+import tarfile
 from pathlib import Path
 
 import numpy as np
 
 from numpynet.data.catalog import BUILTIN, DatasetSource, RemoteFile
+from numpynet.data.cifar import BATCH_DIR, META_MEMBER, TEST_MEMBER
 from numpynet.data.idx import write_idx
 
 IMAGE_SIDE = 28
@@ -75,6 +78,80 @@ def synthetic_source(
     return DatasetSource(
         name=name,
         format="idx",
-        files={role: RemoteFile(file_name, sha256) for role, (file_name, sha256) in files.items()},
+        files={role: RemoteFile(file_name, sha256=sha256)
+               for role, (file_name, sha256) in files.items()},
         urls=urls,
     )
+
+
+# --- CIFAR-10 binary ----------------------------------------------------------------------------
+
+CIFAR10_CLASSES = BUILTIN["cifar10"].classes
+
+
+def cifar10_records(images: np.ndarray, labels: np.ndarray) -> bytes:
+    """Encode NHWC uint8 images (N, 32, 32, 3) and their labels as CIFAR-10 binary records."""
+    planes = np.asarray(images, dtype=np.uint8).transpose(0, 3, 1, 2).reshape(len(images), -1)
+    labels = np.asarray(labels, dtype=np.uint8).reshape(-1, 1)
+    return np.concatenate([labels, planes], axis=1).tobytes()
+
+
+def write_tar_gz(path: Path, members: dict[str, bytes]) -> str:
+    """Write ``members`` (name -> bytes) as a reproducible .tar.gz at ``path``; return its md5."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = len(data), 0, 0o644
+            tar.addfile(info, io.BytesIO(data))
+    compressed = gzip.compress(buffer.getvalue(), compresslevel=6, mtime=0)
+    path.write_bytes(compressed)
+    return hashlib.md5(compressed).hexdigest()
+
+
+def cifar10_members(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    split_train_into: int = 5,
+    classes: tuple[str, ...] | None = CIFAR10_CLASSES,
+) -> dict[str, bytes]:
+    """The members of an official-layout CIFAR-10 binary archive, name -> bytes.
+
+    The training set is split into ``split_train_into`` consecutive batches (the official archive
+    has 5, the number the reader expects); ``classes=None`` leaves out ``batches.meta.txt``.
+    """
+    members: dict[str, bytes] = {}
+    bounds = np.linspace(0, len(x_train), split_train_into + 1).astype(int)
+    for index, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:]), start=1):
+        name = f"{BATCH_DIR}/data_batch_{index}.bin"
+        members[name] = cifar10_records(x_train[start:stop], y_train[start:stop])
+    members[TEST_MEMBER] = cifar10_records(x_test, y_test)
+    if classes is not None:
+        # Like the official file: one name per line, then a blank line.
+        members[META_MEMBER] = ("\n".join(classes) + "\n\n").encode()
+    return members
+
+
+def write_cifar10_binary(
+    path: Path,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    split_train_into: int = 5,
+) -> str:
+    """Write a CIFAR-10 binary .tar.gz in the official layout at ``path``; return its md5."""
+    members = cifar10_members(x_train, y_train, x_test, y_test, split_train_into)
+    return write_tar_gz(path, members)
+
+
+def random_cifar10_split(count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``count`` random NHWC uint8 images (32 x 32 x 3) and labels covering 0..9."""
+    images = rng.integers(0, 256, size=(count, 32, 32, 3), dtype=np.uint8)
+    labels = (np.arange(count) % 10).astype(np.uint8)
+    return images, rng.permutation(labels)
+

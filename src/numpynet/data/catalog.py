@@ -1,63 +1,105 @@
 """The built-in datasets: where their files live and the checksums that prove them genuine.
 
-Checksums are sha256 digests of the *decompressed* files. Mirrors often re-compress archives, so
-the ``.gz`` bytes vary between sources while the content they carry must not.
+A file may be pinned two ways, and matching either pin is enough:
+
+* ``sha256`` of the content *as stored* (after decompression when the file is decompressed).
+  Mirrors often re-compress archives, so the served ``.gz`` bytes vary between sources while the
+  content they carry must not: this pin accepts any honest mirror.
+* ``md5`` of the bytes *as served*: the checksum publishers print next to their archives. It only
+  matches the publisher's original compression, so a re-compressed mirror copy cannot be proven
+  by it. Datasets we have never had a genuine copy of (to compute a content sha256 from) carry
+  only this pin.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from numpynet.errors import NumpynetError
 
+_HEX_DIGITS = {"sha256": 64, "md5": 32}
+
 
 @dataclass(frozen=True)
 class RemoteFile:
-    """One file of a dataset: its name at the source and the sha256 of its decompressed content."""
+    """One file of a dataset: its name at the source and the checksums that prove it.
+
+    ``sha256`` is of the stored content (decompressed when ``decompress``), ``md5`` of the bytes
+    as served; at least one must be given. ``decompress`` defaults to whether ``name`` ends in
+    ``.gz``: such files are gunzipped while they download and stored without the suffix.
+    """
 
     name: str
-    sha256: str
+    sha256: str | None = None
+    md5: str | None = None
+    decompress: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.sha256 is None and self.md5 is None:
+            raise ValueError(f"{self.name}: pin at least one checksum (sha256 or md5)")
+        for algorithm, digits in _HEX_DIGITS.items():
+            value = getattr(self, algorithm)
+            if value is None:
+                continue
+            if not re.fullmatch(f"[0-9a-fA-F]{{{digits}}}", value):
+                raise ValueError(
+                    f"{self.name}: {algorithm} must be {digits} hexadecimal digits, got {value!r}"
+                )
+            # Digests are compared as strings: one spelling avoids false mismatches.
+            object.__setattr__(self, algorithm, value.lower())
+        if self.decompress is None:
+            object.__setattr__(self, "decompress", self.name.endswith(".gz"))
 
     @property
     def local_name(self) -> str:
-        """The name the file is stored under once downloaded: decompressed, so no ``.gz``."""
-        return self.name.removesuffix(".gz")
+        """The name the file is stored under: without ``.gz`` when it is decompressed."""
+        return self.name.removesuffix(".gz") if self.decompress else self.name
 
 
 @dataclass(frozen=True)
 class DatasetSource:
     """A downloadable dataset.
 
-    ``files`` maps a role (``"train_images"``, ``"train_labels"``, ``"test_images"``,
-    ``"test_labels"``) to the file that plays it; ``urls`` are base URLs, canonical first, tried in
-    order. ``format`` names the reader that parses the files (``"idx"`` for MNIST-style files).
+    ``files`` maps a role to the file that plays it: ``"train_images"``, ``"train_labels"``,
+    ``"test_images"``, ``"test_labels"`` for the ``"idx"`` format (MNIST-style files), a single
+    ``"archive"`` for ``"cifar10-binary"``. ``urls`` are base URLs, canonical first, tried in
+    order. ``format`` names the reader that parses the files. ``classes`` names the labels
+    0, 1, ... in order; ``None`` leaves the reader to name them.
     """
 
     name: str
     format: str
     files: dict[str, RemoteFile] = field(hash=False)
     urls: tuple[str, ...]
+    classes: tuple[str, ...] | None = None
 
 
 MNIST = DatasetSource(
     name="mnist",
     format="idx",
     files={
+        # sha256 of the decompressed idx files; md5 of the official .gz archives (yann.lecun.com,
+        # also pinned by torchvision's MNIST.resources).
         "train_images": RemoteFile(
             "train-images-idx3-ubyte.gz",
-            "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+            sha256="ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+            md5="f68b3c2dcbeaaa9fbdd348bbdeb94873",
         ),
         "train_labels": RemoteFile(
             "train-labels-idx1-ubyte.gz",
-            "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+            sha256="65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+            md5="d53e105ee54ea40749a09fcbcd1e9432",
         ),
         "test_images": RemoteFile(
             "t10k-images-idx3-ubyte.gz",
-            "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+            sha256="0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+            md5="9fb629c4189551a2d022fa330f9573f3",
         ),
         "test_labels": RemoteFile(
             "t10k-labels-idx1-ubyte.gz",
-            "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+            sha256="ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+            md5="ec29112dd5afa0611ce80d1b7f02629c",
         ),
     },
     urls=(
@@ -65,10 +107,54 @@ MNIST = DatasetSource(
         "https://ossci-datasets.s3.amazonaws.com/mnist/",
         "https://storage.googleapis.com/cvdf-datasets/mnist/",
     ),
+    classes=tuple(str(digit) for digit in range(10)),
 )
 
-# Fashion-MNIST and CIFAR-10 join as further entries; nothing else needs to change.
-BUILTIN: dict[str, DatasetSource] = {MNIST.name: MNIST}
+FASHION_MNIST = DatasetSource(
+    name="fashion-mnist",
+    format="idx",
+    files={
+        # md5s of the official .gz archives, as published in the zalandoresearch/fashion-mnist
+        # README and pinned by torchvision's FashionMNIST.resources. No genuine copy has been at
+        # hand to compute content sha256s from, so a re-compressed mirror copy is rejected.
+        "train_images": RemoteFile("train-images-idx3-ubyte.gz",
+                                   md5="8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
+        "train_labels": RemoteFile("train-labels-idx1-ubyte.gz",
+                                   md5="25c81989df183df01b3e8a0aad5dffbe"),
+        "test_images": RemoteFile("t10k-images-idx3-ubyte.gz",
+                                  md5="bef4ecab320f06d8554ea6380940ec79"),
+        "test_labels": RemoteFile("t10k-labels-idx1-ubyte.gz",
+                                  md5="bb300cfdad3c16e7a12a480ee83cd310"),
+    },
+    urls=(
+        # The publisher's own bucket serves http only (an S3 website endpoint); the md5 pins,
+        # not the transport, prove what arrives.
+        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+        "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+        # Keras's copy (tf.keras.datasets.fashion_mnist); same sizes as the originals.
+        "https://storage.googleapis.com/tensorflow/tf-keras-datasets/",
+    ),
+    classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+             "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+)
+
+CIFAR10 = DatasetSource(
+    name="cifar10",
+    format="cifar10-binary",
+    files={
+        # md5 of the official archive as listed on https://www.cs.toronto.edu/~kriz/cifar.html.
+        # Stored decompressed (a plain .tar) so the reader can seek to its members cheaply.
+        "archive": RemoteFile("cifar-10-binary.tar.gz",
+                              md5="c32a1d4ab5d03f1284b67883e8d87530", decompress=True),
+    },
+    urls=("https://www.cs.toronto.edu/~kriz/",),
+    classes=("airplane", "automobile", "bird", "cat", "deer",
+             "dog", "frog", "horse", "ship", "truck"),
+)
+
+BUILTIN: dict[str, DatasetSource] = {
+    source.name: source for source in (MNIST, FASHION_MNIST, CIFAR10)
+}
 
 
 def builtin_source(name: str) -> DatasetSource:

@@ -1,9 +1,12 @@
-"""Download dataset files, trying sources in order, and keep only content that matches its checksum.
+"""Download dataset files, trying sources in order, and keep only content that matches a pin.
 
-A file is accepted on the sha256 of its *decompressed* bytes, so a mirror that re-compresses an
-archive is accepted while a corrupted or truncated one is not. Nothing unverified ever reaches the
-destination name: each attempt streams into a hidden temporary file that is renamed into place
-only after the checksum matched, and deleted otherwise.
+One streaming pass computes both digests a file can be pinned by (see ``catalog``): the md5 of the
+bytes as served and the sha256 of the content as stored (decompressed, for a ``.gz`` that is
+decompressed). Either pinned digest matching is enough: a mirror that re-compresses an archive
+changes its md5 but still carries the content the sha256 proves. A corrupted or truncated file
+matches neither. Nothing unverified ever reaches the destination name: each attempt streams into a
+hidden temporary file that is renamed into place only after a checksum matched, and deleted
+otherwise.
 """
 
 from __future__ import annotations
@@ -71,29 +74,76 @@ def candidate_urls(
     return candidates
 
 
-def sha256_of_file(path: Path) -> str:
-    """Return the hex sha256 of the file at ``path``, read in chunks."""
-    digest = hashlib.sha256()
+def _digests_of_file(path: Path, algorithms: Sequence[str]) -> dict[str, str]:
+    """Return the hex digests of the file at ``path`` for each of ``algorithms``, in one read."""
+    digests = {name: hashlib.new(name, usedforsecurity=False) for name in algorithms}
     with open(path, "rb") as stream:
         for chunk in iter(lambda: stream.read(_CHUNK_BYTES), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+            for digest in digests.values():
+                digest.update(chunk)
+    return {name: digest.hexdigest() for name, digest in digests.items()}
+
+
+def sha256_of_file(path: Path) -> str:
+    """Return the hex sha256 of the file at ``path``, read in chunks."""
+    return _digests_of_file(path, ["sha256"])["sha256"]
+
+
+def checksum_failure(remote: RemoteFile, *, served_md5: str, content_sha256: str) -> str | None:
+    """Say why a download does not prove ``remote`` genuine, or return None when it does.
+
+    ``served_md5`` is of the bytes as served, ``content_sha256`` of the content as stored. Any one
+    pinned digest matching is enough (see the module docstring for why).
+    """
+    if remote.sha256 is not None and content_sha256 == remote.sha256:
+        return None
+    if remote.md5 is not None and served_md5 == remote.md5:
+        return None
+    mismatches = []
+    if remote.sha256 is not None:
+        mismatches.append(f"content sha256 {content_sha256} ≠ pinned {remote.sha256}")
+    if remote.md5 is not None:
+        mismatches.append(f"served md5 {served_md5} ≠ pinned {remote.md5}")
+    reason = "checksum mismatch: " + " and ".join(mismatches)
+    if remote.sha256 is None:
+        # Without a content pin a re-compressing mirror is indistinguishable from a corrupt one.
+        reason += "; only the publisher's original archive can be verified for this file"
+    return reason
+
+
+def stored_file_is_verified(remote: RemoteFile, path: Path) -> bool | None:
+    """Check a file already stored for ``remote`` against its pins.
+
+    Returns True or False when a pin applies to the stored bytes, None when none does: a
+    decompressed file pinned only by the md5 of its compressed form cannot be checked.
+    """
+    comparable = {"sha256": remote.sha256}
+    if not remote.decompress:
+        comparable["md5"] = remote.md5  # stored as served, so the served-bytes pin applies
+    pinned = {name: value for name, value in comparable.items() if value is not None}
+    if not pinned:
+        return None
+    actual = _digests_of_file(path, list(pinned))
+    return any(actual[name] == value for name, value in pinned.items())
 
 
 class _CountingReader:
-    """Wraps a byte stream to count what was read and advance a progress bar.
+    """Wraps a byte stream to count and md5 what was read and advance a progress bar.
 
-    The count is of the bytes as delivered (compressed), which is what Content-Length describes.
+    The count is of the bytes as delivered (compressed), which is what Content-Length describes;
+    the md5 is of the same bytes, which is what publishers' archive checksums describe.
     """
 
     def __init__(self, raw: BinaryIO, progress: tqdm) -> None:
         self._raw = raw
         self._progress = progress
         self.bytes_read = 0
+        self.md5 = hashlib.md5(usedforsecurity=False)
 
     def read(self, size: int = -1) -> bytes:
         data = self._raw.read(size)
         self.bytes_read += len(data)
+        self.md5.update(data)
         self._progress.update(len(data))
         return data
 
@@ -110,8 +160,11 @@ def _open_source(candidate: str, timeout: float) -> tuple[BinaryIO, int | None]:
 
 def _stream_into(
     candidate: str, remote: RemoteFile, part: BinaryIO, part_path: Path, timeout: float
-) -> str:
-    """Copy ``candidate`` into ``part``, decompressing a .gz on the way; return content sha256."""
+) -> tuple[str, str]:
+    """Copy ``candidate`` into ``part``, decompressing on the way when ``remote.decompress``.
+
+    Returns ``(md5 of the served bytes, sha256 of the stored content)``.
+    """
     source, expected_size = _open_source(candidate, timeout)
     with source, tqdm(
         total=expected_size,
@@ -125,7 +178,7 @@ def _stream_into(
     ) as progress:
         counter = _CountingReader(source, progress)
         content: BinaryIO = counter  # type: ignore[assignment]
-        if remote.name.endswith(".gz"):
+        if remote.decompress:
             content = gzip.GzipFile(fileobj=counter, mode="rb")  # type: ignore[arg-type]
         digest = hashlib.sha256()
         for chunk in iter(lambda: content.read(_CHUNK_BYTES), b""):
@@ -138,12 +191,15 @@ def _stream_into(
                     f"cannot write {part_path} while downloading {remote.name} from {candidate}: "
                     f"{error}; free disk space or fix the permissions of {part_path.parent}"
                 ) from error
+        # The md5 must cover every served byte, even any the decompressor left unread.
+        for _ in iter(lambda: counter.read(_CHUNK_BYTES), b""):
+            pass
         # http.client returns a short body without complaint when the peer closes early.
         if expected_size is not None and counter.bytes_read < expected_size:
             raise _SourceFailure(
                 f"truncated: expected {expected_size} bytes, received {counter.bytes_read}"
             )
-    return digest.hexdigest()
+    return counter.md5.hexdigest(), digest.hexdigest()
 
 
 def _describe_failure(error: BaseException, timeout: float) -> str:
@@ -179,8 +235,9 @@ def fetch_file(
 ) -> None:
     """Fetch ``remote`` from the first of ``candidates`` that delivers it intact, into ``dest``.
 
-    ``dest`` is the decompressed file's path. A ``.gz`` is decompressed while it streams and its
-    decompressed content must match ``remote.sha256``. A source that fails (HTTP error, refused
+    ``dest`` is the stored file's path. When ``remote.decompress`` the file is gunzipped while it
+    streams. It is accepted when the stored content matches ``remote.sha256`` or the served bytes
+    match ``remote.md5``, whichever are pinned. A source that fails (HTTP error, refused
     connection, timeout, dropped connection, bad gzip, checksum mismatch) is logged in one line and
     the next is tried. Raises :class:`DownloadError` listing every source and its reason when none
     succeeds. No temporary or partial file is left behind, whatever happens.
@@ -196,11 +253,14 @@ def fetch_file(
         try:
             with part:
                 try:
-                    actual = _stream_into(candidate, remote, part, part_path, timeout)
-                    if actual != remote.sha256:
-                        raise _SourceFailure(
-                            f"checksum mismatch: expected sha256 {remote.sha256}, got {actual}"
-                        )
+                    served_md5, content_sha256 = _stream_into(
+                        candidate, remote, part, part_path, timeout
+                    )
+                    failure = checksum_failure(
+                        remote, served_md5=served_md5, content_sha256=content_sha256
+                    )
+                    if failure is not None:
+                        raise _SourceFailure(failure)
                 except (_SourceFailure, OSError, EOFError, zlib.error, http.client.HTTPException,
                         ValueError) as error:
                     reason = _describe_failure(error, timeout)
@@ -233,10 +293,12 @@ def download_dataset(
 ) -> dict[str, Path]:
     """Download every file of ``source`` into ``out_dir``; return a map from role to local path.
 
-    Files are stored decompressed (``train-images-idx3-ubyte``, not ``.gz``). A file already there
-    whose checksum matches is kept without downloading; one whose checksum does not is deleted
-    first, so ``out_dir`` never holds unverified content. ``mirror`` (a URL or a local directory,
-    usually read from ``$NUMPYNET_MIRROR`` by the caller) is tried before the source's own URLs.
+    Files are stored under their ``local_name`` (decompressed ``.gz`` files without the suffix). A
+    file already there whose checksum matches is kept without downloading; one whose checksum does
+    not, or that no pin can check (a decompressed file pinned only by its archive's md5), is
+    deleted first and downloaded again, so ``out_dir`` never holds unverified content. ``mirror``
+    (a URL or a local directory, usually read from ``$NUMPYNET_MIRROR`` by the caller) is tried
+    before the source's own URLs.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -244,11 +306,16 @@ def download_dataset(
     for role, remote in source.files.items():
         dest = out_dir / remote.local_name
         if dest.is_file():
-            if sha256_of_file(dest) == remote.sha256:
+            verified = stored_file_is_verified(remote, dest)
+            if verified:
                 log(f"{remote.name}: {dest} already verified")
                 paths[role] = dest
                 continue
-            log(f"{remote.name}: {dest} has the wrong checksum; downloading it again")
+            if verified is None:
+                log(f"{remote.name}: {dest} cannot be checked (only the md5 of the served archive "
+                    f"is pinned); downloading it again")
+            else:
+                log(f"{remote.name}: {dest} has the wrong checksum; downloading it again")
             dest.unlink()
         candidates = candidate_urls(remote.name, source.name, source.urls, mirror)
         fetch_file(remote, dest, candidates, timeout=timeout, log=log)
