@@ -1,0 +1,526 @@
+"""Reading users' image folders: layouts, archives, modes and sizes, every malformed case, hostile
+archives (nothing may be written), and the real CIFAR-10 JPEG tarball."""
+
+from __future__ import annotations
+
+import io
+import stat
+import tarfile
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from numpynet.data.image_folder import UnsafeArchiveError, read_image_folder, safe_extract
+from numpynet.errors import DataFormatError
+
+CIFAR_JPEG = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "cifar10-jpeg.tar.gz"
+HEIGHT, WIDTH = 4, 5  # not square, so a height/width mix-up shows
+
+
+# ---------------------------------------------------------------------------------------------
+# Building datasets
+# ---------------------------------------------------------------------------------------------
+
+
+def write_images(root: Path, images: dict[str, np.ndarray]) -> None:
+    """Save each (H, W) gray or (H, W, 3) RGB uint8 array as a PNG at its relative path."""
+    for relative, pixels in images.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).save(path, format="PNG")
+
+
+def random_images(paths: list[str], seed: int = 0, gray: bool = False) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    shape = (HEIGHT, WIDTH) if gray else (HEIGHT, WIDTH, 3)
+    return {p: rng.integers(0, 256, size=shape, dtype=np.uint8) for p in paths}
+
+
+SPLIT_PATHS = [
+    "train/cat/0.png", "train/cat/1.png", "train/cat/2.png",
+    "train/dog/0.png", "train/dog/1.png", "train/dog/2.png",
+    "test/cat/0.png", "test/dog/0.png", "test/dog/1.png",
+]  # fmt: skip
+
+
+def split_dataset(root: Path) -> dict[str, np.ndarray]:
+    images = random_images(SPLIT_PATHS)
+    write_images(root, images)
+    return images
+
+
+def pack(src: Path, archive: Path, prefix: str = "") -> Path:
+    """Pack the tree under ``src`` (sorted, so the bytes are deterministic) into ``archive``."""
+    paths = sorted(src.rglob("*"))
+    if archive.name.endswith(".zip"):
+        with zipfile.ZipFile(archive, "w") as zf:
+            for path in paths:
+                zf.write(path, prefix + path.relative_to(src).as_posix())
+    else:
+        with tarfile.open(archive, "w:gz" if archive.name.endswith("gz") else "w") as tar:
+            for path in paths:
+                tar.add(path, prefix + path.relative_to(src).as_posix(), recursive=False)
+    return archive
+
+
+def read(location: Path, **options) -> tuple:
+    messages: list[str] = []
+    dataset = read_image_folder(location, log=messages.append, **options)
+    return dataset, messages
+
+
+def assert_same_dataset(a, b) -> None:
+    for name in ("x_train", "y_train", "x_test", "y_test"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+        assert getattr(a, name).dtype == getattr(b, name).dtype
+    assert a.classes == b.classes
+
+
+def tree(root: Path) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in root.rglob("*")}
+
+
+# ---------------------------------------------------------------------------------------------
+# Layouts and archives
+# ---------------------------------------------------------------------------------------------
+
+
+def test_train_and_test_folders_read_in_sorted_order(tmp_path):
+    images = split_dataset(tmp_path / "data")
+    dataset, messages = read(tmp_path / "data")
+    assert dataset.classes == ["cat", "dog"]
+    assert dataset.x_train.shape == (6, HEIGHT, WIDTH, 3) and dataset.x_train.dtype == np.uint8
+    assert dataset.x_test.shape == (3, HEIGHT, WIDTH, 3)
+    assert dataset.y_train.dtype == np.int64 and dataset.y_train.tolist() == [0, 0, 0, 1, 1, 1]
+    assert dataset.y_test.tolist() == [0, 1, 1]
+    np.testing.assert_array_equal(dataset.x_train, np.stack([images[p] for p in SPLIT_PATHS[:6]]))
+    np.testing.assert_array_equal(dataset.x_test, np.stack([images[p] for p in SPLIT_PATHS[6:]]))
+    assert messages == []
+
+
+@pytest.mark.parametrize("archive_name", ["d.tar", "d.tar.gz", "d.tgz", "d.zip"])
+@pytest.mark.parametrize("prefix", ["", "my-data/", "./"])
+def test_archives_give_the_same_arrays_as_the_folder(tmp_path, archive_name, prefix):
+    split_dataset(tmp_path / "data")
+    archive = pack(tmp_path / "data", tmp_path / archive_name, prefix)
+    before = tree(tmp_path)
+    assert_same_dataset(read(archive)[0], read(tmp_path / "data")[0])
+    assert tree(tmp_path) == before  # read in memory: nothing extracted
+
+
+def test_wrapping_folders_are_descended(tmp_path):
+    split_dataset(tmp_path / "outer" / "inner")
+    (tmp_path / "outer" / "README.txt").write_text("not an image, does not stop the descent")
+    wrapped, messages = read(tmp_path / "outer")
+    assert_same_dataset(wrapped, read(tmp_path / "outer" / "inner")[0])
+    assert messages == ["ignored 1 file that is hidden, not an image, or outside a class folder "
+                        "(e.g. README.txt)"]
+
+
+def class_folders(root: Path, counts: dict[str, int]) -> None:
+    """Gray images whose constant value is a unique id: 10 * class index + image index."""
+    images = {}
+    for c, (name, count) in enumerate(counts.items()):
+        for k in range(count):
+            images[f"{name}/{k:02d}.png"] = np.full((HEIGHT, WIDTH), 10 * c + k, dtype=np.uint8)
+    write_images(root, images)
+
+
+def ids(x: np.ndarray) -> list[int]:
+    return x[:, 0, 0, 0].tolist()
+
+
+def test_without_split_folders_a_stratified_test_split_is_carved_off(tmp_path):
+    class_folders(tmp_path, {"a": 10, "b": 10, "c": 5})
+    dataset, _ = read(tmp_path, test_fraction=0.2, seed=0)
+    assert dataset.classes == ["a", "b", "c"]
+    assert np.bincount(dataset.y_test).tolist() == [2, 2, 1]
+    assert np.bincount(dataset.y_train).tolist() == [8, 8, 4]
+    # Every image lands in exactly one split, with its own label, in sorted order.
+    all_ids = ids(dataset.x_train) + ids(dataset.x_test)
+    assert sorted(all_ids) == [10 * c + k for c, n in enumerate([10, 10, 5]) for k in range(n)]
+    assert ids(dataset.x_train) == sorted(ids(dataset.x_train))
+    np.testing.assert_array_equal(np.array(ids(dataset.x_test)) // 10, dataset.y_test)
+
+    assert_same_dataset(read(tmp_path, test_fraction=0.2, seed=0)[0], dataset)
+    other = read(tmp_path, test_fraction=0.2, seed=1)[0]
+    assert ids(other.x_test) != ids(dataset.x_test)
+    assert len(read(tmp_path, test_fraction=0.5)[0].y_test) == 5 + 5 + 2
+
+
+def test_train_without_test_folder_carves_the_test_split_off_train(tmp_path):
+    class_folders(tmp_path / "train", {"a": 10, "b": 10})
+    dataset, _ = read(tmp_path, test_fraction=0.3, seed=3)
+    assert np.bincount(dataset.y_test).tolist() == [3, 3]
+    assert len(dataset.y_train) == 14
+
+
+# ---------------------------------------------------------------------------------------------
+# Modes, pixel values and sizes
+# ---------------------------------------------------------------------------------------------
+
+
+def test_pixels_come_back_exactly_in_nhwc_order(tmp_path):
+    pixels = np.zeros((HEIGHT, WIDTH, 3), dtype=np.uint8)
+    pixels[0, 0] = [255, 0, 0]  # red at row 0, column 0
+    pixels[0, 1] = [0, 255, 0]  # green at row 0, column 1
+    pixels[1, 0] = [0, 0, 255]  # blue at row 1, column 0
+    write_images(tmp_path, {"a/x.png": pixels, "b/x.png": pixels, "b/y.png": pixels})
+    x = read(tmp_path)[0].x_train
+    assert x.shape == (2, HEIGHT, WIDTH, 3)
+    assert x[0, 0, 0].tolist() == [255, 0, 0]
+    assert x[0, 0, 1].tolist() == [0, 255, 0]
+    assert x[0, 1, 0].tolist() == [0, 0, 255]
+    np.testing.assert_array_equal(x[0], pixels)
+
+
+def test_grayscale_images_give_one_channel(tmp_path):
+    images = random_images(SPLIT_PATHS, gray=True)
+    write_images(tmp_path, images)
+    dataset, _ = read(tmp_path)
+    assert dataset.x_train.shape == (6, HEIGHT, WIDTH, 1)
+    expected = np.stack([images[p] for p in SPLIT_PATHS[:6]])
+    np.testing.assert_array_equal(dataset.x_train[..., 0], expected)
+
+
+@pytest.mark.parametrize("color_path", ["train/dog/2.png", "test/dog/1.png", "train/cat/0.png"])
+def test_one_color_image_makes_the_whole_dataset_rgb(tmp_path, color_path):
+    images = random_images(SPLIT_PATHS, gray=True)
+    images[color_path] = random_images([color_path], seed=7)[color_path]
+    write_images(tmp_path, images)
+    dataset, _ = read(tmp_path)
+    assert dataset.x_train.shape[-1] == dataset.x_test.shape[-1] == 3
+    every = np.concatenate([dataset.x_train, dataset.x_test])
+    for index, path in enumerate(SPLIT_PATHS):
+        expected = images[path] if path == color_path else np.repeat(images[path][..., None], 3, -1)
+        np.testing.assert_array_equal(every[index], expected)
+
+
+def test_mode_l_converts_color_to_gray_as_pillow_does(tmp_path):
+    images = random_images(SPLIT_PATHS)
+    images["train/cat/0.png"][0, 0] = [255, 0, 0]
+    write_images(tmp_path, images)
+    dataset, _ = read(tmp_path, mode="L")
+    assert dataset.x_train.shape == (6, HEIGHT, WIDTH, 1)
+    assert dataset.x_train[0, 0, 0, 0] == 76  # ITU-R 601-2 luma of pure red: 0.299 * 255
+    expected = np.asarray(Image.fromarray(images["train/cat/0.png"]).convert("L"))
+    np.testing.assert_array_equal(dataset.x_train[0, ..., 0], expected)
+
+
+def test_mode_rgb_on_gray_images_repeats_the_channel(tmp_path):
+    images = random_images(SPLIT_PATHS, gray=True)
+    write_images(tmp_path, images)
+    x = read(tmp_path, mode="RGB")[0].x_train
+    np.testing.assert_array_equal(x, np.repeat(x[..., :1], 3, axis=-1))
+    np.testing.assert_array_equal(x[0, ..., 0], images[SPLIT_PATHS[0]])
+
+
+def test_alpha_and_palette_images_are_converted(tmp_path):
+    rgba = np.zeros((HEIGHT, WIDTH, 4), dtype=np.uint8)
+    rgba[..., 0], rgba[..., 3] = 200, 17  # translucent red: the alpha channel is dropped
+    write_images(tmp_path, {"a/rgba.png": rgba, "a/rgba2.png": rgba})
+    (tmp_path / "b").mkdir()
+    blue = Image.fromarray(np.full((HEIGHT, WIDTH, 3), [0, 0, 200], np.uint8))
+    for name in ("p.gif", "p2.gif"):
+        blue.convert("P", palette=Image.Palette.ADAPTIVE).save(tmp_path / "b" / name)
+    dataset, _ = read(tmp_path, test_fraction=0.5)
+    every = np.concatenate([dataset.x_train, dataset.x_test])
+    labels = np.concatenate([dataset.y_train, dataset.y_test])
+    assert every.shape == (4, HEIGHT, WIDTH, 3)
+    assert (every[labels == 0] == [200, 0, 0]).all() and (every[labels == 1] == [0, 0, 200]).all()
+
+
+def test_mixed_sizes_without_a_declared_size_name_the_odd_file(tmp_path):
+    images = random_images(SPLIT_PATHS)
+    images["train/dog/1.png"] = np.zeros((HEIGHT + 2, WIDTH, 3), dtype=np.uint8)
+    write_images(tmp_path, images)
+    with pytest.raises(DataFormatError) as error:
+        read(tmp_path)
+    message = str(error.value)
+    assert "train/dog/1.png" in message and f"{HEIGHT + 2}x{WIDTH}" in message
+    assert f"{HEIGHT}x{WIDTH}" in message and "declare a size" in message
+
+
+def test_declared_size_resizes_every_image(tmp_path):
+    images = {p: np.full((HEIGHT + i, WIDTH + 2 * i, 3), [10 * i, 100, 200], np.uint8)
+              for i, p in enumerate(SPLIT_PATHS)}
+    write_images(tmp_path, images)
+    dataset, _ = read(tmp_path, size=(6, 3))
+    assert dataset.x_train.shape == (6, 6, 3, 3) and dataset.x_test.shape == (3, 6, 3, 3)
+    # A constant image stays the same constant under bilinear resampling.
+    assert dataset.x_test[2, 5, 2].tolist() == [80, 100, 200]
+    assert read(tmp_path, size=[6, 3])[0].x_train.shape == (6, 6, 3, 3)  # a list from YAML
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad files and stray files
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("content", [b"this is not a png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 40])
+def test_an_undecodable_image_is_named(tmp_path, content):
+    split_dataset(tmp_path / "data")
+    (tmp_path / "data" / "train" / "dog" / "broken.png").write_bytes(content)
+    for location in (tmp_path / "data", pack(tmp_path / "data", tmp_path / "d.zip")):
+        with pytest.raises(DataFormatError, match=r"train/dog/broken\.png.*remove or fix"):
+            read(location)
+
+
+def test_a_truncated_image_is_named(tmp_path):
+    split_dataset(tmp_path)
+    whole = (tmp_path / "test" / "cat" / "0.png").read_bytes()
+    (tmp_path / "test" / "cat" / "0.png").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(DataFormatError, match=r"test/cat/0\.png"):
+        read(tmp_path)
+
+
+def test_stray_and_hidden_files_are_ignored_and_counted(tmp_path):
+    clean = tmp_path / "clean"
+    split_dataset(clean)
+    messy = tmp_path / "messy"
+    split_dataset(messy)
+    (messy / "train" / "cat" / "notes.txt").write_text("a cat")
+    (messy / "train" / "cat" / ".DS_Store").write_bytes(b"\x00\x01")
+    (messy / ".DS_Store").write_bytes(b"\x00")
+    (messy / "train" / "cat" / "._0.png").write_bytes(b"AppleDouble")  # hidden, despite .png
+    (messy / "__MACOSX" / "train").mkdir(parents=True)
+    (messy / "__MACOSX" / "train" / "x.png").write_bytes(b"resource fork")
+    (messy / ".ipynb_checkpoints").mkdir()  # a hidden folder is not a class folder
+    write_images(messy, {"train/loose.png": np.zeros((HEIGHT, WIDTH, 3), np.uint8),
+                         "train/cat/nested/deep.png": np.zeros((HEIGHT, WIDTH, 3), np.uint8)})
+    for location in (messy, pack(messy, tmp_path / "messy.tar.gz")):
+        dataset, messages = read(location)
+        assert_same_dataset(dataset, read(clean)[0])
+        assert messages == ["ignored 7 files that are hidden, not images, or outside a class "
+                            "folder (e.g. .DS_Store)"]
+
+
+def test_default_log_goes_to_stderr(tmp_path, capsys):
+    split_dataset(tmp_path)
+    (tmp_path / "train" / "cat" / "notes.txt").write_text("a cat")
+    read_image_folder(tmp_path)
+    assert "ignored 1 file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("zipped", [False, True])
+def test_an_empty_class_folder_is_named(tmp_path, zipped):
+    split_dataset(tmp_path / "data")
+    (tmp_path / "data" / "train" / "bird").mkdir()
+    (tmp_path / "data" / "train" / "bird" / "notes.txt").write_text("no images here")
+    location = pack(tmp_path / "data", tmp_path / "d.zip") if zipped else tmp_path / "data"
+    with pytest.raises(DataFormatError, match=r"class folder 'train/bird' holds no images"):
+        read(location)
+
+
+def test_an_empty_class_folder_without_splits_is_named(tmp_path):
+    class_folders(tmp_path, {"a": 3, "b": 3})
+    (tmp_path / "c").mkdir()
+    with pytest.raises(DataFormatError, match=r"class folder 'c'"):
+        read(tmp_path)
+
+
+def test_a_test_class_missing_from_train_is_rejected(tmp_path):
+    split_dataset(tmp_path)
+    write_images(tmp_path, random_images(["test/bird/0.png"]))
+    with pytest.raises(DataFormatError, match=r"class folder 'test/bird' has no counterpart"):
+        read(tmp_path)
+
+
+def test_a_train_class_missing_from_test_is_fine(tmp_path):
+    split_dataset(tmp_path)
+    write_images(tmp_path, random_images(["train/bird/0.png"]))
+    dataset, _ = read(tmp_path)
+    assert dataset.classes == ["bird", "cat", "dog"] and 0 not in dataset.y_test
+
+
+@pytest.mark.parametrize(
+    ("paths", "expected"),
+    [
+        ([], "no class folders with images"),
+        (["a.png", "b.png"], "no class folders with images"),
+        (["cat/0.png", "cat/1.png"], "1 class folder .cat.; a classifier needs at least 2"),
+        (["train/cat/0.png", "train/cat/1.png"], "needs at least 2"),
+        (["test/cat/0.png", "test/dog/0.png"], "no 'train' folder"),
+        (["train/cat/0.png", "train/dog/0.png", "val/cat/0.png"], "folder 'val' next to 'train'"),
+        (["train/cat/0.png", "train/dog/0.png", "test/0.png"], "'test' has no class folders"),
+    ],
+)
+def test_layouts_that_cannot_be_read_are_explained(tmp_path, paths, expected):
+    (tmp_path / "d").mkdir()
+    write_images(tmp_path / "d", random_images(paths))
+    with pytest.raises(DataFormatError, match=expected):
+        read(tmp_path / "d")
+
+
+def test_a_bad_location_is_explained(tmp_path):
+    with pytest.raises(DataFormatError, match="does not exist"):
+        read(tmp_path / "nowhere")
+    (tmp_path / "d.rar").write_bytes(b"Rar!")
+    with pytest.raises(DataFormatError, match="neither a folder nor a supported archive"):
+        read(tmp_path / "d.rar")
+    for name in ("d.tar.gz", "d.zip", "d.tar"):
+        (tmp_path / name).write_bytes(b"garbage, not an archive" * 40)
+        with pytest.raises(DataFormatError, match="corrupt or truncated"):
+            read(tmp_path / name)
+
+
+def test_a_truncated_archive_is_explained(tmp_path):
+    split_dataset(tmp_path / "data")
+    whole = pack(tmp_path / "data", tmp_path / "d.tar.gz").read_bytes()
+    (tmp_path / "cut.tar.gz").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(DataFormatError, match="corrupt or truncated"):
+        read(tmp_path / "cut.tar.gz")
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"mode": "RGBA"}, {"mode": "rgb"}, {"size": (0, 4)}, {"size": (4,)},
+     {"test_fraction": 0.0}, {"test_fraction": 1.0}],
+)
+def test_bad_options_are_rejected(tmp_path, options):
+    split_dataset(tmp_path)
+    with pytest.raises(ValueError):
+        read(tmp_path, **options)
+
+
+# ---------------------------------------------------------------------------------------------
+# Hostile archives: rejected, naming the member, and nothing written anywhere
+# ---------------------------------------------------------------------------------------------
+
+def png_bytes() -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((HEIGHT, WIDTH, 3), np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+PNG_BYTES = png_bytes()
+BENIGN = ["train/cat/0.png", "train/dog/0.png", "test/cat/0.png", "test/dog/0.png"]
+SYMLINK, HARDLINK = tarfile.SYMTYPE, tarfile.LNKTYPE
+FIFO, DEVICE = tarfile.FIFOTYPE, tarfile.CHRTYPE
+WORK = "{work}"  # replaced by the test's scratch folder: an absolute path that is safe to check
+EVIL = "train/cat/evil.png"
+
+# case -> (archive suffix, member name, tar member type or None, link target, why it is rejected)
+HOSTILE = {
+    "tar ..": (".tar.gz", "../evil.png", None, "", "'..'"),
+    "tar nested ..": (".tgz", "train/cat/../../../evil.png", None, "", "'..'"),
+    "tar absolute": (".tar", WORK + "/abs/evil.png", None, "", "absolute"),
+    "tar symlink": (".tar.gz", EVIL, SYMLINK, "../../../evil.png", "symbolic link"),
+    "tar folder symlink": (".tar.gz", "train/evil", SYMLINK, WORK, "symbolic link"),
+    "tar hardlink": (".tar.gz", EVIL, HARDLINK, "/etc/passwd", "hard link"),
+    "tar fifo": (".tar.gz", EVIL, FIFO, "", "device or FIFO"),
+    "tar device": (".tar.gz", EVIL, DEVICE, "", "device or FIFO"),
+    "zip ..": (".zip", "../evil.png", None, "", "'..'"),
+    "zip backslash ..": (".zip", "..\\evil.png", None, "", "'..'"),
+    "zip absolute": (".zip", WORK + "/abs/evil.png", None, "", "absolute"),
+    "zip symlink": (".zip", EVIL, SYMLINK, "../../../evil.png", "symbolic link"),
+}
+
+
+def add_tar_member(tar: tarfile.TarFile, name: str, kind: bytes | None, link: str) -> None:
+    info = tarfile.TarInfo(name)
+    if kind is None:
+        info.size = len(PNG_BYTES)
+        tar.addfile(info, io.BytesIO(PNG_BYTES))
+    else:
+        info.type, info.linkname = kind, link
+        tar.addfile(info)
+
+
+def add_zip_member(zf: zipfile.ZipFile, name: str, kind: bytes | None, link: str) -> None:
+    info = zipfile.ZipInfo(name)
+    if kind == SYMLINK:  # Unix zip tools keep the file type in the high external attribute bits
+        info.external_attr = (stat.S_IFLNK | 0o777) << 16
+    zf.writestr(info, link.encode() if kind == SYMLINK else PNG_BYTES)
+
+
+def hostile_archive(path: Path, member: str, kind: bytes | None, link: str) -> Path:
+    """Benign members, the hostile one, one more benign: an extractor that checked as it went
+    would have written files before meeting the hostile member."""
+    names = BENIGN + [member, "train/cat/after.png"]
+    kinds = [None] * len(BENIGN) + [kind, None]
+    links = [""] * len(BENIGN) + [link, ""]
+    if path.suffix == ".zip":
+        with zipfile.ZipFile(path, "w") as zf:
+            for args in zip(names, kinds, links):
+                add_zip_member(zf, *args)
+    else:
+        with tarfile.open(path, "w:gz" if path.name.endswith("gz") else "w") as tar:
+            for args in zip(names, kinds, links):
+                add_tar_member(tar, *args)
+    return path
+
+
+@pytest.mark.parametrize("case", HOSTILE)
+def test_hostile_archives_are_rejected_and_nothing_is_written(tmp_path, case):
+    # Archive and destination sit deep in tmp_path, so that any escape (up to three levels of
+    # "..", or the absolute path) would still land inside tmp_path, where it is looked for.
+    work = tmp_path / "work"
+    work.mkdir()
+    suffix, member, kind, link, reason = HOSTILE[case]
+    member, link = member.replace(WORK, str(work)), link.replace(WORK, str(work))
+    archive = hostile_archive(work / f"hostile{suffix}", member, kind, link)
+    before = tree(tmp_path)
+    with pytest.raises(UnsafeArchiveError) as error:
+        read(archive)
+    assert repr(member) in str(error.value) and reason in str(error.value)
+    assert isinstance(error.value, DataFormatError)
+
+    dest = work / "out" / "dest"
+    with pytest.raises(UnsafeArchiveError) as error:
+        safe_extract(archive, dest)
+    assert repr(member) in str(error.value) and reason in str(error.value)
+    # Checked before writing: not even the destination was made, and nothing appeared anywhere.
+    assert tree(tmp_path) == before
+    assert not (work / "out").exists()
+    assert not any(p.name.startswith("evil") for p in tmp_path.rglob("*"))
+
+
+@pytest.mark.parametrize("archive_name", ["d.tar.gz", "d.zip"])
+def test_safe_extract_unpacks_a_benign_archive(tmp_path, archive_name):
+    split_dataset(tmp_path / "data")
+    archive = pack(tmp_path / "data", tmp_path / archive_name, "wrapper/")
+    safe_extract(archive, tmp_path / "out" / "dest")
+    expected = {"wrapper"} | {"wrapper/" + p for p in tree(tmp_path / "data")}
+    assert tree(tmp_path / "out" / "dest") == expected
+    assert_same_dataset(read(tmp_path / "out" / "dest")[0], read(archive)[0])
+
+
+def test_safe_extract_refuses_what_is_not_an_archive(tmp_path):
+    (tmp_path / "d.rar").write_bytes(b"Rar!")
+    with pytest.raises(DataFormatError, match="not a supported archive"):
+        safe_extract(tmp_path / "d.rar", tmp_path / "dest")
+    with pytest.raises(DataFormatError, match="does not exist"):
+        safe_extract(tmp_path / "none.zip", tmp_path / "dest")
+    (tmp_path / "bad.zip").write_bytes(b"garbage" * 30)
+    with pytest.raises(DataFormatError, match="corrupt or truncated"):
+        safe_extract(tmp_path / "bad.zip", tmp_path / "dest")
+    assert not (tmp_path / "dest").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Real data
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CIFAR_JPEG.is_file(), reason=f"CIFAR-10 JPEG tarball absent: {CIFAR_JPEG}")
+def test_real_cifar10_jpeg_tarball():
+    start = time.perf_counter()
+    dataset, messages = read(CIFAR_JPEG)
+    seconds = time.perf_counter() - start
+    print(f"decoded {CIFAR_JPEG.name} in {seconds:.1f} s")
+    assert dataset.x_train.shape == (50000, 32, 32, 3) and dataset.x_train.dtype == np.uint8
+    assert dataset.x_test.shape == (10000, 32, 32, 3) and dataset.x_test.dtype == np.uint8
+    assert dataset.classes == ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
+                               "horse", "ship", "truck"]
+    assert np.bincount(dataset.y_train).tolist() == [5000] * 10
+    assert np.bincount(dataset.y_test).tolist() == [1000] * 10
+    assert messages == []
+    # Real photographs, not blank decodes: every image has some contrast.
+    assert (dataset.x_test.reshape(10000, -1).std(axis=1) > 1).all()
+    assert seconds < 120, f"decoding took {seconds:.0f} s"
