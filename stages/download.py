@@ -1,7 +1,8 @@
 """download stage: fetch a dataset's files from its sources or a mirror and verify them.
 
-Reads ``datasets.<name>`` and ``download`` from params.yaml and the NUMPYNET_MIRROR environment
-variable (a URL or a directory tried before the official sources); writes ``data/raw/<name>/``.
+Reads ``datasets.<name>.data`` and ``download`` from params.yaml and the NUMPYNET_MIRROR
+environment variable (a URL or a directory tried before the official sources); writes
+``data/raw/<name>/``.
 """
 
 import os
@@ -9,17 +10,18 @@ from pathlib import Path
 
 from numpynet.cli import run_stage, stage_arguments
 from numpynet.config import load_params
-from numpynet.data.download import MIRROR_ENV, download_dataset
+from numpynet.data.download import MIRROR_ENV
+from numpynet.data.sources import acquire_dataset
 from numpynet.files import atomic_directory
 
 
 def main() -> None:
     args = stage_arguments(__doc__)
     params = load_params(args.params)
-    source = params.dataset(args.dataset)
+    source = params.dataset(args.dataset).source
     # A fresh directory renamed into place: a failed download leaves nothing behind.
     with atomic_directory(Path("data/raw") / args.dataset) as out:
-        download_dataset(
+        acquire_dataset(
             source,
             out,
             mirror=os.environ.get(MIRROR_ENV) or None,

@@ -20,7 +20,9 @@ from numpynet.files import load_npy, write_csv, write_json
 
 def main() -> None:
     args = stage_arguments(__doc__)
-    config = load_params(args.params).evaluate
+    params = load_params(args.params)
+    params.dataset(args.dataset)  # an unknown name fails here, with the configured ones listed
+    config = params.evaluate
     data = Path("data/processed") / args.dataset
     classes = json.loads((data / "meta.json").read_text(encoding="utf-8"))["classes"]
     model, _ = load_model(Path("models") / args.dataset)

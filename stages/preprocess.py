@@ -1,6 +1,6 @@
 """preprocess stage: parse the raw files, split off a validation set, standardize.
 
-Reads ``data/raw/<name>/`` and ``preprocess`` from params.yaml; writes ``data/processed/<name>/``:
+Reads ``data/raw/<name>/``, ``datasets.<name>.data`` and ``preprocess`` from params.yaml; writes ``data/processed/<name>/``:
 float32 images (N, H, W, C) and int64 labels as ``.npy`` for train, val and test, plus
 ``meta.json`` with the classes, the split sizes and the training split's statistics.
 """
@@ -19,7 +19,7 @@ from numpynet.files import atomic_directory, save_npy, write_json
 def main() -> None:
     args = stage_arguments(__doc__)
     params = load_params(args.params)
-    raw = load_raw_dataset(params.dataset(args.dataset), Path("data/raw") / args.dataset)
+    raw = load_raw_dataset(params.dataset(args.dataset).source, Path("data/raw") / args.dataset)
     arrays, mean, std = prepare_splits(
         raw.x_train,
         raw.y_train,

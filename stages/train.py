@@ -1,11 +1,14 @@
 """train stage: fit the NumPy MLP on the training split, watching the validation split.
 
-Reads ``data/processed/<name>/`` and ``train`` from params.yaml; writes ``models/<name>/``
-(``architecture.json`` + ``weights.npz``) and the per-epoch log ``plots/<name>/training.csv``.
+Reads ``data/processed/<name>/`` and from params.yaml ``train`` with the overrides in
+``datasets.<name>.train``; writes ``models/<name>/`` (``architecture.json`` + ``weights.npz``)
+and the per-epoch log ``plots/<name>/training.csv``.
 """
 
 import json
 import math
+import resource
+import sys
 from functools import partial
 from pathlib import Path
 
@@ -22,7 +25,7 @@ from numpynet.training import LOG_COLUMNS, fit, make_optimizer
 
 def main() -> None:
     args = stage_arguments(__doc__)
-    config = load_params(args.params).train
+    config = load_params(args.params).train_for(args.dataset)
     data = Path("data/processed") / args.dataset
     meta = json.loads((data / "meta.json").read_text(encoding="utf-8"))
     x_train, x_val = load_npy(data / "x_train.npy", mmap=True), load_npy(data / "x_val.npy", mmap=True)
@@ -67,6 +70,9 @@ def main() -> None:
     )
     save_model(Path("models") / args.dataset, model, architecture)
     write_csv(Path("plots") / args.dataset / "training.csv", list(LOG_COLUMNS), history)
+    # ru_maxrss is in KiB on Linux. Memory-mapped inputs count once touched: one copy at most.
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"train@{args.dataset}: peak memory {peak_mib:.0f} MiB", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -20,10 +20,11 @@ def raw():
 def test_project_params_are_valid():
     params = load_params(PROJECT_PARAMS)
     assert params.train.lr > 0
-    mnist = params.dataset("mnist")
+    mnist = params.dataset("mnist").source
     assert mnist.format == "idx"
     assert set(mnist.files) == {"train_images", "train_labels", "test_images", "test_labels"}
     assert mnist.urls, "the built-in MNIST must come with official sources"
+    assert set(params.datasets) == {"mnist", "fashion-mnist", "cifar10"}
 
 
 def _rejects(raw, *fragments):
@@ -95,28 +96,42 @@ def test_nesterov_needs_momentum(raw):
     _rejects(raw, "train.nesterov")
 
 
+def _dataset(data, train=None):
+    return {"data": data, "train": train if train is not None else {}}
+
+
 def test_unknown_dataset_lists_the_builtin_ones(raw):
-    raw["datasets"] = {"mnsit": {"format": "idx"}}
+    raw["datasets"] = {"mnsit": _dataset({"format": "idx"})}
     _rejects(raw, "datasets.mnsit", "not a built-in dataset", "mnist")
 
 
+def test_unknown_format_is_rejected(raw):
+    raw["datasets"] = {"mnist": _dataset({"format": "csv"})}
+    _rejects(raw, "datasets.mnist.data.format", "image-folder")
+
+
+def test_dataset_needs_data_and_train(raw):
+    raw["datasets"] = {"mnist": {"data": {"format": "idx"}}, "cifar10": {"train": {}}}
+    _rejects(raw, "datasets.mnist.train: expected a mapping", "datasets.cifar10.data: expected a mapping")
+
+
 def test_custom_idx_dataset_needs_a_checksum_per_file(raw):
-    raw["datasets"] = {"tiny": {"format": "idx", "sha256": {"train_images": "0" * 64}}}
-    _rejects(raw, "datasets.tiny.sha256")
+    raw["datasets"] = {"tiny": _dataset({"format": "idx", "sha256": {"train_images": "0" * 64}})}
+    _rejects(raw, "datasets.tiny.data.sha256")
 
 
 def test_custom_idx_dataset(raw):
     digests = {role: f"{i}" * 64 for i, role in enumerate(["train_images", "train_labels", "test_images", "test_labels"])}
-    raw["datasets"] = {"tiny": {"format": "idx", "sha256": digests, "urls": ["http://127.0.0.1:1/"]}}
-    tiny = parse_params(raw).dataset("tiny")
+    raw["datasets"] = {"tiny": _dataset({"format": "idx", "sha256": digests, "urls": ["http://127.0.0.1:1/"]})}
+    tiny = parse_params(raw).dataset("tiny").source
     assert tiny.files["test_labels"].name == "t10k-labels-idx1-ubyte.gz"
     assert tiny.files["test_labels"].sha256 == "3" * 64
     assert tiny.urls == ("http://127.0.0.1:1/",)
 
 
 def test_unconfigured_dataset_is_a_clear_error(raw):
-    with pytest.raises(ConfigError, match="'cifar10' is not configured"):
-        parse_params(raw).dataset("cifar10")
+    with pytest.raises(ConfigError, match="'svhn' is not configured"):
+        parse_params(raw).dataset("svhn")
 
 
 def test_malformed_yaml_file(tmp_path):
@@ -135,3 +150,50 @@ def test_validation_does_not_mutate_input(raw):
     before = copy.deepcopy(raw)
     parse_params(raw)
     assert raw == before
+
+
+def test_train_overrides_apply_to_their_dataset_only(raw):
+    raw["datasets"]["cifar10"]["train"] = {"lr": 0.005, "hidden_sizes": [64]}
+    params = parse_params(raw)
+    assert params.train_for("cifar10").lr == 0.005
+    assert params.train_for("cifar10").hidden_sizes == [64]
+    assert params.train_for("cifar10").epochs == params.train.epochs
+    assert params.train_for("mnist") == params.train
+
+
+def test_bad_override_is_reported_with_its_path(raw):
+    raw["datasets"]["cifar10"]["train"] = {"lr": -1, "lrr": 0.1}
+    _rejects(raw, "datasets.cifar10.train.lr: got -1", "datasets.cifar10.train.lrr: unknown key")
+
+
+def test_override_breaking_a_cross_field_rule(raw):
+    raw["datasets"]["cifar10"]["train"] = {"min_lr": 1.0}
+    _rejects(raw, "datasets.cifar10.train.min_lr")
+
+
+def test_image_folder_dataset(raw):
+    raw["datasets"] = {
+        "pets": _dataset({"format": "image-folder", "source": "images/pets.tar.gz", "mode": "RGB", "size": [32, 32]})
+    }
+    pets = parse_params(raw).dataset("pets").source
+    assert pets.format == "image-folder" and pets.location == "images/pets.tar.gz"
+    assert pets.mode == "RGB" and pets.size == (32, 32) and pets.sha256 is None
+    assert pets.test_fraction == 0.2 and pets.split_seed == 0
+    assert pets.local_name == "pets.tar.gz"
+
+
+@pytest.mark.parametrize(
+    "data, expected",
+    [
+        ({"format": "image-folder"}, "datasets.pets.data.source"),
+        ({"format": "image-folder", "source": "x", "mode": "CMYK"}, "datasets.pets.data.mode"),
+        ({"format": "image-folder", "source": "x", "size": [32]}, "datasets.pets.data.size"),
+        ({"format": "image-folder", "source": "x", "test_fraction": 1.5}, "datasets.pets.data.test_fraction"),
+        ({"format": "image-folder", "source": "x", "sha256": "abc"}, "datasets.pets.data.sha256"),
+        ({"format": "image-folder", "source": "https://example.org/pets.zip"}, "required for a URL"),
+        ({"format": "image-folder", "source": "x", "urls": []}, "datasets.pets.data.urls: unknown key"),
+    ],
+)
+def test_bad_image_folder_settings(raw, data, expected):
+    raw["datasets"] = {"pets": _dataset(data)}
+    _rejects(raw, expected)

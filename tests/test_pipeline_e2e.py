@@ -25,7 +25,9 @@ pytestmark = pytest.mark.slow
 
 PROJECT = Path(__file__).resolve().parents[1]
 DATASET = "digits"
-STAGES = [f"{stage}@{DATASET}" for stage in ("download", "preprocess", "train", "evaluate")]
+OTHER = "blobs"  # a second dataset, to show that the chains are independent
+STAGE_NAMES = ("download", "preprocess", "train", "evaluate")
+STAGES = [f"{stage}@{DATASET}" for stage in STAGE_NAMES]
 # What a fresh clone holds: the project minus its environment, outputs, results and caches.
 TOP_LEVEL_NOT_COPIED = {
     ".git", ".venv", "data", "models", "dvc_plots", "metrics", "plots", "dvc.lock", "tests", "bench",
@@ -68,11 +70,18 @@ def tree_digest(*roots: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def mirror(tmp_path_factory):
-    """The synthetic dataset on a loopback HTTP server; yields (url, sha256 by role)."""
+    """Two synthetic datasets on a loopback HTTP server; yields (url, {name: sha256 by role}).
+
+    One lies at the mirror's root, the other in a subfolder named after it: the two layouts a
+    mirror may have.
+    """
     root = tmp_path_factory.mktemp("www")
-    files = make_synthetic_idx_dataset(root, n_train=600, n_test=200, rng=np.random.default_rng(0))
+    checksums = {}
+    for name, folder, seed in ((DATASET, root, 0), (OTHER, root / OTHER, 1)):
+        files = make_synthetic_idx_dataset(folder, n_train=600, n_test=200, rng=np.random.default_rng(seed))
+        checksums[name] = {role: digest for role, (_, digest) in files.items()}
     with serve_directory(root) as server:
-        yield server.url, {role: digest for role, (_, digest) in files.items()}
+        yield server.url, checksums
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +109,10 @@ def built(tmp_path_factory, mirror, environment):
     repo = tmp_path_factory.mktemp("built") / "project"
     shutil.copytree(PROJECT, repo, ignore=not_copied)
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["datasets"] = {DATASET: {"format": "idx", "sha256": mirror[1], "urls": []}}
+    params["datasets"] = {
+        name: {"data": {"format": "idx", "sha256": checksums, "urls": []}, "train": {}}
+        for name, checksums in mirror[1].items()
+    }
     params["train"].update(hidden_sizes=[32], epochs=3, batch_size=32, warmup_epochs=0)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     git("init", "-q", cwd=repo, env=environment)
@@ -120,7 +132,7 @@ def project(built, tmp_path):
 
 def test_repro_runs_every_stage_and_writes_metrics(built):
     repo, first = built
-    for stage in STAGES:
+    for stage in STAGES + [f"{stage}@{OTHER}" for stage in STAGE_NAMES]:
         assert f"Running stage '{stage}'" in first.stdout
     metrics = json.loads((repo / "metrics" / f"{DATASET}.json").read_text())
     assert metrics["test"]["accuracy"] > 0.5, "the synthetic classes are easy to separate"
@@ -153,6 +165,43 @@ def test_params_change_reruns_only_downstream_stages(project, environment):
     metrics_diff = dvc("metrics", "diff", "--json", cwd=project, env=environment)
     changed = json.loads(metrics_diff.stdout)[f"metrics/{DATASET}.json"]
     assert "test.loss" in changed and changed["test.loss"]["diff"] != 0
+
+
+def test_dataset_override_reruns_only_that_dataset(project, environment):
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["datasets"][OTHER]["train"] = {"lr": 0.003, "hidden_sizes": [16]}
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    rerun = dvc("repro", cwd=project, env=environment)
+    ran = {line.split("'")[1] for line in rerun.stdout.splitlines() if line.startswith("Running stage")}
+    assert ran == {f"train@{OTHER}", f"evaluate@{OTHER}"}
+    architecture = json.loads((project / "models" / OTHER / "architecture.json").read_text())
+    assert architecture["hidden_sizes"] == [16]
+    metrics_diff = json.loads(dvc("metrics", "diff", "--json", cwd=project, env=environment).stdout)
+    assert set(metrics_diff) == {f"metrics/{OTHER}.json"}
+
+
+def test_shared_train_setting_reruns_every_dataset(project, environment):
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["train"]["epochs"] = 2
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    rerun = dvc("repro", cwd=project, env=environment)
+    ran = {line.split("'")[1] for line in rerun.stdout.splitlines() if line.startswith("Running stage")}
+    assert ran == {f"{stage}@{name}" for stage in ("train", "evaluate") for name in (DATASET, OTHER)}
+
+
+def test_unreachable_dataset_fails_alone(project, environment):
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    missing = {role: "0" * 64 for role in params["datasets"][DATASET]["data"]["sha256"]}
+    params["datasets"]["missing"] = {"data": {"format": "idx", "sha256": missing, "urls": []}, "train": {}}
+    params["datasets"][OTHER]["train"] = {"epochs": 1}  # work for another chain
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    result = dvc("repro", "--keep-going", cwd=project, env=environment, check=False)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "download@missing" in output and "NUMPYNET_MIRROR" in output
+    assert f"Running stage 'evaluate@{OTHER}'" in result.stdout, "the other chains carry on"
+    assert not (project / "data" / "raw" / "missing").exists()
+    assert not list((project / "data" / "raw").glob(".*")), "no temporary files are left"
 
 
 def test_same_params_and_seed_give_identical_bytes(project, environment):
@@ -205,7 +254,8 @@ def test_real_mnist_through_dvc_and_the_mirror_setting(tmp_path, environment):
     repo = tmp_path / "project"
     shutil.copytree(PROJECT, repo, ignore=not_copied)
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    assert params["datasets"] == {"mnist": {"format": "idx"}}, "the shipped params build MNIST"
+    assert params["datasets"]["mnist"]["data"] == {"format": "idx"}, "the shipped params build MNIST"
+    params["datasets"] = {"mnist": params["datasets"]["mnist"]}
     params["train"].update(hidden_sizes=[256], dropout=0.0, epochs=3, warmup_epochs=0)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     git("init", "-q", cwd=repo, env=environment)

@@ -17,8 +17,10 @@ from typing import Any, Callable
 import yaml
 
 from numpynet.data.catalog import BUILTIN, DatasetSource, RemoteFile
+from numpynet.data.sources import ImageFolderSource
 from numpynet.errors import ConfigError
 
+_URL_SCHEMES = ("http://", "https://", "file://")
 IDX_ROLES = ("train_images", "train_labels", "test_images", "test_labels")
 IDX_FILE_NAMES = {
     "train_images": "train-images-idx3-ubyte.gz",
@@ -86,16 +88,25 @@ class EvaluateConfig:
 
 
 @dataclass(frozen=True)
+class DatasetConfig:
+    """One entry of ``datasets:``: where the data comes from, and its own training settings."""
+
+    name: str
+    source: DatasetSource | ImageFolderSource
+    train_overrides: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class Params:
     """Everything ``params.yaml`` says, validated."""
 
-    datasets: dict[str, DatasetSource]
+    datasets: dict[str, DatasetConfig]
     download: DownloadConfig
     preprocess: PreprocessConfig
     train: TrainConfig
     evaluate: EvaluateConfig
 
-    def dataset(self, name: str) -> DatasetSource:
+    def dataset(self, name: str) -> DatasetConfig:
         """The dataset called ``name``, or a ConfigError listing the configured ones."""
         if name not in self.datasets:
             known = ", ".join(sorted(self.datasets)) or "none"
@@ -104,6 +115,10 @@ class Params:
                 f"add it under 'datasets:'"
             )
         return self.datasets[name]
+
+    def train_for(self, name: str) -> TrainConfig:
+        """The shared ``train`` settings with dataset ``name``'s overrides applied."""
+        return dataclasses.replace(self.train, **self.dataset(name).train_overrides)
 
 
 _SECTIONS = {
@@ -140,7 +155,11 @@ def parse_params(raw: Any, source: str = "params.yaml") -> Params:
         sections[name] = _parse_section(cls, raw.get(name), name, problems)
     datasets = _parse_datasets(raw.get("datasets"), problems)
     if sections["train"] is not None:
-        _check_train_consistency(sections["train"], problems)
+        _check_train_consistency(sections["train"], "train", problems)
+        for dataset in datasets.values():
+            if dataset.train_overrides:
+                merged = dataclasses.replace(sections["train"], **dataset.train_overrides)
+                _check_train_consistency(merged, f"datasets.{dataset.name}.train", problems)
 
     if problems:
         listing = "\n".join(f"  - {p}" for p in problems)
@@ -148,23 +167,30 @@ def parse_params(raw: Any, source: str = "params.yaml") -> Params:
     return Params(datasets=datasets, **sections)
 
 
-def _check_train_consistency(train: TrainConfig, problems: list[str]) -> None:
-    """Rules that involve more than one key."""
+def _check_train_consistency(train: TrainConfig, path: str, problems: list[str]) -> None:
+    """Rules that involve more than one key (``path`` says where the settings came from)."""
     if train.min_lr > train.lr:
         problems.append(
-            f"train.min_lr: got {train.min_lr}, above train.lr ({train.lr}); expected a value <= train.lr"
+            f"{path}.min_lr: got {train.min_lr}, above lr ({train.lr}); expected a value <= lr"
         )
     if train.optimizer == "sgd" and train.nesterov and train.momentum == 0:
-        problems.append("train.nesterov: true needs train.momentum > 0; set a momentum or nesterov: false")
+        problems.append(f"{path}.nesterov: true needs momentum > 0; set a momentum or nesterov: false")
 
 
 def _parse_section(cls, raw: Any, path: str, problems: list[str]):
+    """A whole section: every field of ``cls`` must be present and valid."""
     if raw is None:
         problems.append(f"{path}: section is missing")
         return None
     if not isinstance(raw, dict):
         problems.append(f"{path}: expected a mapping, got {_describe(raw)}")
         return None
+    values = _parse_fields(cls, raw, path, problems, required=True)
+    return cls(**values) if len(values) == len(dataclasses.fields(cls)) else None
+
+
+def _parse_fields(cls, raw: dict, path: str, problems: list[str], required: bool) -> dict:
+    """Check the keys of ``raw`` against the fields of ``cls``; return the valid values."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for key in sorted(set(raw) - set(fields), key=str):
         problems.append(f"{path}.{key}: unknown key (accepted: {', '.join(fields)})")
@@ -172,7 +198,8 @@ def _parse_section(cls, raw: Any, path: str, problems: list[str]):
     for name, spec in fields.items():
         key_path = f"{path}.{name}"
         if name not in raw:
-            problems.append(f"{key_path}: missing (expected {_expected(spec)})")
+            if required:
+                problems.append(f"{key_path}: missing (expected {_expected(spec)})")
             continue
         value, error = _coerce(raw[name], spec.type)
         if error is None and "check" in spec.metadata and not spec.metadata["check"](value):
@@ -181,9 +208,7 @@ def _parse_section(cls, raw: Any, path: str, problems: list[str]):
             problems.append(f"{key_path}: {error}; expected {_expected(spec)}")
             continue
         values[name] = value
-    if len(values) != len(fields):
-        return None
-    return cls(**values)
+    return values
 
 
 def _expected(spec: dataclasses.Field) -> str:
@@ -233,58 +258,137 @@ def _describe(value: Any) -> str:
     return f"{type(value).__name__} {value!r}"
 
 
-def _parse_datasets(raw: Any, problems: list[str]) -> dict[str, DatasetSource]:
+def _parse_datasets(raw: Any, problems: list[str]) -> dict[str, DatasetConfig]:
     if raw is None:
-        problems.append("datasets: section is missing (e.g. 'datasets: {mnist: {format: idx}}')")
+        problems.append("datasets: section is missing (e.g. 'datasets: {mnist: {data: {format: idx}, train: {}}}')")
         return {}
     if not isinstance(raw, dict) or not raw:
         problems.append(f"datasets: expected a non-empty mapping of names, got {_describe(raw)}")
         return {}
     datasets = {}
     for name, entry in raw.items():
-        source = _parse_dataset(str(name), entry, problems)
-        if source is not None:
-            datasets[str(name)] = source
+        path = f"datasets.{name}"
+        if not isinstance(entry, dict):
+            problems.append(f"{path}: expected a mapping with 'data' and 'train', got {_describe(entry)}")
+            continue
+        for key in sorted(set(entry) - {"data", "train"}, key=str):
+            problems.append(f"{path}.{key}: unknown key (accepted: data, train)")
+        before = len(problems)
+        source = _parse_data(str(name), entry.get("data"), f"{path}.data", problems)
+        overrides = entry.get("train")
+        if not isinstance(overrides, dict):
+            # DVC tracks datasets.<name>.train for each train stage, so it must exist, even empty.
+            problems.append(
+                f"{path}.train: expected a mapping of overrides of the 'train' section "
+                f"({{}} for none), got {_describe(overrides)}"
+            )
+        else:
+            overrides = _parse_fields(TrainConfig, overrides, f"{path}.train", problems, required=False)
+        if len(problems) == before:
+            datasets[str(name)] = DatasetConfig(str(name), source, overrides)
     return datasets
 
 
-_DATASET_KEYS = ("format", "sha256", "urls")
-
-
-def _parse_dataset(name: str, entry: Any, problems: list[str]) -> DatasetSource | None:
-    """A built-in dataset by name, or a user's own idx dataset with pinned checksums."""
-    path = f"datasets.{name}"
-    if not isinstance(entry, dict):
-        problems.append(f"{path}: expected a mapping such as {{format: idx}}, got {_describe(entry)}")
+def _parse_data(name: str, data: Any, path: str, problems: list[str]):
+    """Where a dataset comes from and how to read it: a built-in, idx files or an image folder."""
+    if not isinstance(data, dict):
+        problems.append(f"{path}: expected a mapping such as {{format: idx}}, got {_describe(data)}")
         return None
-    before = len(problems)
-    for key in sorted(set(entry) - set(_DATASET_KEYS), key=str):
-        problems.append(f"{path}.{key}: unknown key (accepted: {', '.join(_DATASET_KEYS)})")
     builtin = BUILTIN.get(name)
-    fmt = entry.get("format", builtin.format if builtin else None)
-    if fmt != "idx":
-        problems.append(f"{path}.format: got {fmt!r}; expected 'idx'")
-    urls = entry.get("urls", list(builtin.urls) if builtin else [])
+    fmt = data.get("format", builtin.format if builtin else None)
+    if fmt not in FORMATS:
+        problems.append(f"{path}.format: got {fmt!r}; expected one of {', '.join(FORMATS)}")
+        return None
+    allowed = FORMATS[fmt]
+    for key in sorted(set(data) - set(allowed), key=str):
+        problems.append(f"{path}.{key}: unknown key for format {fmt} (accepted: {', '.join(allowed)})")
+    if fmt == "image-folder":
+        return _parse_image_folder(name, data, path, problems)
+    if builtin is not None and builtin.format != fmt:
+        problems.append(f"{path}.format: the built-in {name} has format {builtin.format!r}, got {fmt!r}")
+        return None
+    return _parse_remote_files(name, fmt, builtin, data, path, problems)
+
+
+# The keys each format accepts under datasets.<name>.data.
+FORMATS = {
+    "idx": ("format", "urls", "sha256"),
+    "cifar10-binary": ("format", "urls"),
+    "image-folder": ("format", "source", "sha256", "mode", "size", "test_fraction", "split_seed"),
+}
+
+
+def _parse_remote_files(name, fmt, builtin, data, path, problems):
+    urls = data.get("urls", list(builtin.urls) if builtin else [])
     if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
         problems.append(f"{path}.urls: wrong type {_describe(urls)}; expected a list of base URLs")
-    sha256 = entry.get("sha256")
-    if sha256 is None and builtin is None:
+        return None
+    sha256 = data.get("sha256")
+    if sha256 is None:
+        if builtin is None:
+            problems.append(
+                f"{path}: '{name}' is not a built-in dataset (built-in: {', '.join(sorted(BUILTIN))}); "
+                f"to use your own idx files give {path}.sha256 with one checksum per file "
+                f"({', '.join(IDX_ROLES)}), or use format: image-folder"
+            )
+            return None
+        return dataclasses.replace(builtin, urls=tuple(urls))
+    if not isinstance(sha256, dict) or set(sha256) != set(IDX_ROLES):
+        problems.append(f"{path}.sha256: expected a mapping with exactly {', '.join(IDX_ROLES)}")
+        return None
+    if not all(_is_sha256(v) for v in sha256.values()):
+        problems.append(f"{path}.sha256: every value must be 64 hexadecimal digits")
+        return None
+    files = {role: RemoteFile(IDX_FILE_NAMES[role], sha256=sha256[role].lower()) for role in IDX_ROLES}
+    return DatasetSource(name=name, format=fmt, files=files, urls=tuple(urls))
+
+
+def _parse_image_folder(name, data, path, problems):
+    before = len(problems)
+    location = data.get("source")
+    if not isinstance(location, str) or not location:
         problems.append(
-            f"{path}: '{name}' is not a built-in dataset (built-in: {', '.join(sorted(BUILTIN))}); "
-            f"to use your own idx files give {path}.sha256 with one checksum per file "
-            f"({', '.join(IDX_ROLES)})"
+            f"{path}.source: expected a directory, a .tar.gz/.zip archive or a URL, got "
+            f"{_describe(location)}"
         )
-    elif sha256 is not None:
-        if not isinstance(sha256, dict) or set(sha256) != set(IDX_ROLES):
-            problems.append(f"{path}.sha256: expected a mapping with exactly {', '.join(IDX_ROLES)}")
-        elif not all(_is_sha256(v) for v in sha256.values()):
-            problems.append(f"{path}.sha256: every value must be 64 hexadecimal digits")
+    sha256 = data.get("sha256")
+    if sha256 is not None and not _is_sha256(sha256):
+        problems.append(f"{path}.sha256: expected 64 hexadecimal digits (sha256sum of the archive)")
+    elif sha256 is None and isinstance(location, str) and location.lower().startswith(_URL_SCHEMES):
+        problems.append(f"{path}.sha256: required for a URL source, so the download is verified")
+    mode = data.get("mode")
+    if mode not in (None, "L", "RGB"):
+        problems.append(f"{path}.mode: got {mode!r}; expected 'L' (grayscale), 'RGB' or null (inferred)")
+    size = data.get("size")
+    if size is not None and not (
+        isinstance(size, list) and len(size) == 2 and all(_is_int(v) and v > 0 for v in size)
+    ):
+        problems.append(f"{path}.size: got {size!r}; expected [height, width] in pixels, or null")
+    test_fraction = data.get("test_fraction", 0.2)
+    if not (_is_number(test_fraction) and 0 < test_fraction < 1):
+        problems.append(f"{path}.test_fraction: got {test_fraction!r}; expected a number in (0, 1)")
+    split_seed = data.get("split_seed", 0)
+    if not (_is_int(split_seed) and split_seed >= 0):
+        problems.append(f"{path}.split_seed: got {split_seed!r}; expected an integer >= 0")
     if len(problems) > before:
         return None
-    if sha256 is None:
-        return dataclasses.replace(builtin, urls=tuple(urls))
-    files = {role: RemoteFile(IDX_FILE_NAMES[role], sha256[role].lower()) for role in IDX_ROLES}
-    return DatasetSource(name=name, format=fmt, files=files, urls=tuple(urls))
+    return ImageFolderSource(
+        name=name,
+        location=location,
+        sha256=sha256.lower() if sha256 else None,
+        mode=mode,
+        size=tuple(size) if size else None,
+        test_fraction=float(test_fraction),
+        split_seed=split_seed,
+    )
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _is_sha256(value: Any) -> bool:

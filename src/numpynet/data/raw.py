@@ -2,31 +2,68 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from numpynet.data.catalog import DatasetSource
+from numpynet.data.cifar import read_cifar10_binary
 from numpynet.data.idx import load_idx_dataset
+from numpynet.data.image_folder import read_image_folder
+from numpynet.data.raw_dataset import RawDataset
+from numpynet.data.sources import ImageFolderSource
+from numpynet.errors import DataFormatError
+
+SUPPORTED_FORMATS = ("idx", "cifar10-binary", "image-folder")
 
 
-@dataclass(frozen=True)
-class RawDataset:
-    """Images as uint8 (N, H, W) or (N, H, W, C), labels as integers in ``range(len(classes))``."""
+def load_raw_dataset(source: DatasetSource | ImageFolderSource, raw_dir: Path) -> RawDataset:
+    """Parse the files the download stage wrote for ``source`` into arrays.
 
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    classes: list[str]
+    Class names come from ``source.classes`` when set, else from the files themselves when they
+    carry any (CIFAR-10's ``batches.meta.txt``), else they are "0" .. "N-1" for the N labels seen.
+    Raises :class:`DataFormatError` when a label has no class name.
+    """
+    raw_dir = Path(raw_dir)
+    if isinstance(source, ImageFolderSource):
+        return read_image_folder(
+            raw_dir / source.local_name,
+            mode=source.mode,
+            size=source.size,
+            test_fraction=source.test_fraction,
+            seed=source.split_seed,
+        )
+    file_classes: tuple[str, ...] | None = None
+    if source.format == "idx":
+        paths = {role: raw_dir / remote.local_name for role, remote in source.files.items()}
+        x_train, y_train, x_test, y_test = load_idx_dataset(paths)
+    elif source.format == "cifar10-binary":
+        archive = raw_dir / source.files["archive"].local_name
+        x_train, y_train, x_test, y_test, file_classes = read_cifar10_binary(archive)
+    else:
+        raise ValueError(
+            f"unsupported dataset format {source.format!r}; supported: "
+            f"{', '.join(SUPPORTED_FORMATS)}"
+        )
+    classes = _class_names(source, file_classes, y_train, y_test, raw_dir)
+    return RawDataset(x_train, y_train, x_test, y_test, classes)
 
 
-def load_raw_dataset(source: DatasetSource, raw_dir: Path) -> RawDataset:
-    """Parse the files the download stage wrote for ``source`` into arrays."""
-    if source.format != "idx":
-        raise ValueError(f"unsupported dataset format {source.format!r}")
-    paths = {role: raw_dir / f.local_name for role, f in source.files.items()}
-    x_train, y_train, x_test, y_test = load_idx_dataset(paths)
-    num_classes = int(max(y_train.max(), y_test.max())) + 1
-    return RawDataset(x_train, y_train, x_test, y_test, [str(c) for c in range(num_classes)])
+def _class_names(
+    source: DatasetSource,
+    file_classes: tuple[str, ...] | None,
+    y_train: np.ndarray,
+    y_test: np.ndarray,
+    raw_dir: Path,
+) -> list[str]:
+    num_labels = int(max(y_train.max(initial=0), y_test.max(initial=0))) + 1
+    names = source.classes if source.classes is not None else file_classes
+    if names is None:
+        return [str(label) for label in range(num_labels)]
+    if num_labels > len(names):
+        raise DataFormatError(
+            f"{raw_dir}: the {source.name} files hold label {num_labels - 1} but the dataset "
+            f"names only {len(names)} classes ({', '.join(names)}); the files do not belong to "
+            f"this dataset: delete them and run the download stage again"
+        )
+    return list(names)
