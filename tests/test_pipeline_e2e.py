@@ -264,3 +264,29 @@ def test_real_mnist_through_dvc_and_the_mirror_setting(tmp_path, environment):
     dvc("repro", cwd=repo, env={**environment, "NUMPYNET_MIRROR": str(REAL_MNIST)})
     metrics = json.loads((repo / "metrics" / "mnist.json").read_text())
     assert metrics["test"]["accuracy"] >= 0.97
+
+
+CIFAR_JPEG = PROJECT.parent / "shared" / "datasets" / "cifar10-jpeg.tar.gz"
+CIFAR_JPEG_SHA256 = "67544cf5786884d3142edbad0e3888b5c4b10b3d1b3c97e3b96a74238c41c209"
+
+
+@pytest.mark.skipif(not CIFAR_JPEG.is_file(), reason=f"CIFAR-10 JPEG archive not found at {CIFAR_JPEG}")
+def test_real_image_folder_through_dvc(tmp_path, environment):
+    """A user's image folder added with a few lines of params: CIFAR-10 as JPEGs, short schedule."""
+    repo = tmp_path / "project"
+    shutil.copytree(PROJECT, repo, ignore=not_copied)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["datasets"] = {
+        "cifar10-jpeg": {
+            "data": {"format": "image-folder", "source": str(CIFAR_JPEG), "sha256": CIFAR_JPEG_SHA256},
+            "train": {"hidden_sizes": [256], "dropout": 0.0, "epochs": 2, "warmup_epochs": 0},
+        }
+    }
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    git("init", "-q", cwd=repo, env=environment)
+    dvc("repro", cwd=repo, env=environment)
+    meta = json.loads((repo / "data" / "processed" / "cifar10-jpeg" / "meta.json").read_text())
+    assert meta["image_shape"] == [32, 32, 3] and meta["sizes"]["test"] == 10000
+    assert meta["classes"][:2] == ["airplane", "automobile"]
+    metrics = json.loads((repo / "metrics" / "cifar10-jpeg.json").read_text())
+    assert metrics["test"]["accuracy"] >= 0.35, "ten classes: chance is 0.10"
