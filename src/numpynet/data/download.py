@@ -277,7 +277,7 @@ def fetch_file(
 
     listed = "\n".join(f"  - {failure}" for failure in failures) or "  (no sources to try)"
     raise DownloadError(
-        f"could not download {remote.name} to {dest}; every source failed:\n{listed}\n"
+        f"could not download {remote.name}; every source failed:\n{listed}\n"
         f"Set {MIRROR_ENV} to a directory or URL that holds {remote.name} "
         f"(see README, 'Using a mirror')."
     )
