@@ -1,4 +1,4 @@
-"""Saving and loading models without pickle: plain arrays plus a JSON architecture.
+"""Saving and loading models without pickling: plain arrays plus a JSON architecture.
 
 A model directory holds ``architecture.json`` (what to build) and ``weights.npz`` (the arrays,
 written with a fixed timestamp so equal weights give equal bytes).

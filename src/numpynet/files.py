@@ -83,14 +83,14 @@ def _c_order(array) -> np.ndarray:
 
 
 def save_npy(path: Path | str, array: np.ndarray) -> None:
-    """Save one array in NumPy's ``.npy`` format, atomically and without pickle."""
+    """Save one array in NumPy's ``.npy`` format, atomically, never pickling objects."""
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             np.lib.format.write_array(f, _c_order(array), allow_pickle=False)
 
 
 def load_npy(path: Path | str, mmap: bool = False) -> np.ndarray:
-    """Load a ``.npy`` file without pickle, memory-mapped read-only when ``mmap``."""
+    """Load a ``.npy`` file with pickled objects refused, memory-mapped read-only when ``mmap``."""
     return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
 
 
