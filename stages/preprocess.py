@@ -1,8 +1,9 @@
 """preprocess stage: parse the raw files, split off a validation set, standardize.
 
-Reads ``data/raw/<name>/``, ``datasets.<name>.data`` and ``preprocess`` from params.yaml; writes ``data/processed/<name>/``:
-float32 images (N, H, W, C) and int64 labels as ``.npy`` for train, val and test, plus
-``meta.json`` with the classes, the split sizes and the training split's statistics.
+Reads ``data/raw/<name>/``, ``datasets.<name>.data`` and ``preprocess`` from params.yaml; writes
+``data/processed/<name>/``: float32 images (N, H, W, C) and int64 labels as ``.npy`` for train,
+val and test, plus ``meta.json`` with the classes, the split sizes and the training split's
+statistics.
 """
 
 from pathlib import Path

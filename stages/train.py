@@ -20,7 +20,7 @@ from numpynet.config import load_params
 from numpynet.files import load_npy, write_csv
 from numpynet.nn.model import build_from_architecture, mlp_architecture
 from numpynet.nn.schedule import learning_rate
-from numpynet.training import LOG_COLUMNS, fit, make_optimizer
+from numpynet.training import LOG_COLUMNS, fit, make_optimizer, steps_per_epoch
 
 
 def main() -> None:
@@ -28,11 +28,13 @@ def main() -> None:
     config = load_params(args.params).train_for(args.dataset)
     data = Path("data/processed") / args.dataset
     meta = json.loads((data / "meta.json").read_text(encoding="utf-8"))
-    x_train, x_val = load_npy(data / "x_train.npy", mmap=True), load_npy(data / "x_val.npy", mmap=True)
+    x_train = load_npy(data / "x_train.npy", mmap=True)
+    x_val = load_npy(data / "x_val.npy", mmap=True)
     y_train, y_val = load_npy(data / "y_train.npy"), load_npy(data / "y_val.npy")
 
     # Independent streams, so that changing e.g. the dropout rate leaves the shuffling alone.
-    init_rng, shuffle_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(2))
+    init_seed, shuffle_seed = np.random.SeedSequence(config.seed).spawn(2)
+    init_rng, shuffle_rng = np.random.default_rng(init_seed), np.random.default_rng(shuffle_seed)
     architecture = mlp_architecture(
         input_size=math.prod(meta["image_shape"]),
         hidden_sizes=config.hidden_sizes,
@@ -49,12 +51,12 @@ def main() -> None:
         eps=config.eps,
         weight_decay=config.weight_decay,
     )
-    steps_per_epoch = math.ceil(x_train.shape[0] / config.batch_size)
+    steps = steps_per_epoch(x_train.shape[0], config.batch_size)
     schedule = partial(
         learning_rate,
         base_lr=config.lr,
-        total_steps=config.epochs * steps_per_epoch,
-        warmup_steps=round(config.warmup_epochs * steps_per_epoch),
+        total_steps=config.epochs * steps,
+        warmup_steps=round(config.warmup_epochs * steps),
         min_lr=config.min_lr,
         kind=config.schedule,
     )

@@ -16,18 +16,17 @@ from typing import Any, Callable
 
 import yaml
 
-from numpynet.data.catalog import BUILTIN, DatasetSource, RemoteFile
+from numpynet.data.catalog import (
+    BUILTIN,
+    IDX_FILE_NAMES,
+    IDX_ROLES,
+    DatasetSource,
+    RemoteFile,
+    is_hex_digest,
+)
+from numpynet.data.download import is_url
 from numpynet.data.sources import ImageFolderSource
 from numpynet.errors import ConfigError
-
-_URL_SCHEMES = ("http://", "https://", "file://")
-IDX_ROLES = ("train_images", "train_labels", "test_images", "test_labels")
-IDX_FILE_NAMES = {
-    "train_images": "train-images-idx3-ubyte.gz",
-    "train_labels": "train-labels-idx1-ubyte.gz",
-    "test_images": "t10k-images-idx3-ubyte.gz",
-    "test_labels": "t10k-labels-idx1-ubyte.gz",
-}
 
 
 def _check(predicate: Callable[[Any], bool], accepts: str) -> dict:
@@ -174,7 +173,9 @@ def _check_train_consistency(train: TrainConfig, path: str, problems: list[str])
             f"{path}.min_lr: got {train.min_lr}, above lr ({train.lr}); expected a value <= lr"
         )
     if train.optimizer == "sgd" and train.nesterov and train.momentum == 0:
-        problems.append(f"{path}.nesterov: true needs momentum > 0; set a momentum or nesterov: false")
+        problems.append(
+            f"{path}.nesterov: true needs momentum > 0; set a momentum or nesterov: false"
+        )
 
 
 def _parse_section(cls, raw: Any, path: str, problems: list[str]):
@@ -260,7 +261,10 @@ def _describe(value: Any) -> str:
 
 def _parse_datasets(raw: Any, problems: list[str]) -> dict[str, DatasetConfig]:
     if raw is None:
-        problems.append("datasets: section is missing (e.g. 'datasets: {mnist: {data: {format: idx}, train: {}}}')")
+        problems.append(
+            "datasets: section is missing "
+            "(e.g. 'datasets: {mnist: {data: {format: idx}, train: {}}}')"
+        )
         return {}
     if not isinstance(raw, dict) or not raw:
         problems.append(f"datasets: expected a non-empty mapping of names, got {_describe(raw)}")
@@ -269,7 +273,9 @@ def _parse_datasets(raw: Any, problems: list[str]) -> dict[str, DatasetConfig]:
     for name, entry in raw.items():
         path = f"datasets.{name}"
         if not isinstance(entry, dict):
-            problems.append(f"{path}: expected a mapping with 'data' and 'train', got {_describe(entry)}")
+            problems.append(
+                f"{path}: expected a mapping with 'data' and 'train', got {_describe(entry)}"
+            )
             continue
         for key in sorted(set(entry) - {"data", "train"}, key=str):
             problems.append(f"{path}.{key}: unknown key (accepted: data, train)")
@@ -283,7 +289,9 @@ def _parse_datasets(raw: Any, problems: list[str]) -> dict[str, DatasetConfig]:
                 f"({{}} for none), got {_describe(overrides)}"
             )
         else:
-            overrides = _parse_fields(TrainConfig, overrides, f"{path}.train", problems, required=False)
+            overrides = _parse_fields(
+                TrainConfig, overrides, f"{path}.train", problems, required=False
+            )
         if len(problems) == before:
             datasets[str(name)] = DatasetConfig(str(name), source, overrides)
     return datasets
@@ -292,7 +300,9 @@ def _parse_datasets(raw: Any, problems: list[str]) -> dict[str, DatasetConfig]:
 def _parse_data(name: str, data: Any, path: str, problems: list[str]):
     """Where a dataset comes from and how to read it: a built-in, idx files or an image folder."""
     if not isinstance(data, dict):
-        problems.append(f"{path}: expected a mapping such as {{format: idx}}, got {_describe(data)}")
+        problems.append(
+            f"{path}: expected a mapping such as {{format: idx}}, got {_describe(data)}"
+        )
         return None
     builtin = BUILTIN.get(name)
     fmt = data.get("format", builtin.format if builtin else None)
@@ -301,11 +311,15 @@ def _parse_data(name: str, data: Any, path: str, problems: list[str]):
         return None
     allowed = FORMATS[fmt]
     for key in sorted(set(data) - set(allowed), key=str):
-        problems.append(f"{path}.{key}: unknown key for format {fmt} (accepted: {', '.join(allowed)})")
+        problems.append(
+            f"{path}.{key}: unknown key for format {fmt} (accepted: {', '.join(allowed)})"
+        )
     if fmt == "image-folder":
         return _parse_image_folder(name, data, path, problems)
     if builtin is not None and builtin.format != fmt:
-        problems.append(f"{path}.format: the built-in {name} has format {builtin.format!r}, got {fmt!r}")
+        problems.append(
+            f"{path}.format: the built-in {name} has format {builtin.format!r}, got {fmt!r}"
+        )
         return None
     return _parse_remote_files(name, fmt, builtin, data, path, problems)
 
@@ -327,7 +341,8 @@ def _parse_remote_files(name, fmt, builtin, data, path, problems):
     if sha256 is None:
         if builtin is None:
             problems.append(
-                f"{path}: '{name}' is not a built-in dataset (built-in: {', '.join(sorted(BUILTIN))}); "
+                f"{path}: '{name}' is not a built-in dataset "
+                f"(built-in: {', '.join(sorted(BUILTIN))}); "
                 f"to use your own idx files give {path}.sha256 with one checksum per file "
                 f"({', '.join(IDX_ROLES)}), or use format: image-folder"
             )
@@ -336,10 +351,10 @@ def _parse_remote_files(name, fmt, builtin, data, path, problems):
     if not isinstance(sha256, dict) or set(sha256) != set(IDX_ROLES):
         problems.append(f"{path}.sha256: expected a mapping with exactly {', '.join(IDX_ROLES)}")
         return None
-    if not all(_is_sha256(v) for v in sha256.values()):
+    if not all(is_hex_digest(v, "sha256") for v in sha256.values()):
         problems.append(f"{path}.sha256: every value must be 64 hexadecimal digits")
         return None
-    files = {role: RemoteFile(IDX_FILE_NAMES[role], sha256=sha256[role].lower()) for role in IDX_ROLES}
+    files = {role: RemoteFile(IDX_FILE_NAMES[role], sha256=sha256[role]) for role in IDX_ROLES}
     return DatasetSource(name=name, format=fmt, files=files, urls=tuple(urls))
 
 
@@ -352,13 +367,15 @@ def _parse_image_folder(name, data, path, problems):
             f"{_describe(location)}"
         )
     sha256 = data.get("sha256")
-    if sha256 is not None and not _is_sha256(sha256):
+    if sha256 is not None and not is_hex_digest(sha256, "sha256"):
         problems.append(f"{path}.sha256: expected 64 hexadecimal digits (sha256sum of the archive)")
-    elif sha256 is None and isinstance(location, str) and location.lower().startswith(_URL_SCHEMES):
+    elif sha256 is None and isinstance(location, str) and is_url(location):
         problems.append(f"{path}.sha256: required for a URL source, so the download is verified")
     mode = data.get("mode")
     if mode not in (None, "L", "RGB"):
-        problems.append(f"{path}.mode: got {mode!r}; expected 'L' (grayscale), 'RGB' or null (inferred)")
+        problems.append(
+            f"{path}.mode: got {mode!r}; expected 'L' (grayscale), 'RGB' or null (inferred)"
+        )
     size = data.get("size")
     if size is not None and not (
         isinstance(size, list) and len(size) == 2 and all(_is_int(v) and v > 0 for v in size)
@@ -389,7 +406,3 @@ def _is_int(value: Any) -> bool:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _is_sha256(value: Any) -> bool:
-    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdefABCDEF" for c in value)

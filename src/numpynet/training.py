@@ -16,6 +16,11 @@ from numpynet.nn.optim import SGD, AdamW
 LOG_COLUMNS = ("epoch", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy")
 
 
+def steps_per_epoch(num_samples: int, batch_size: int) -> int:
+    """Optimizer steps in one pass over ``num_samples``: the last batch may be smaller."""
+    return -(-num_samples // batch_size)
+
+
 def make_optimizer(
     name: str,
     parameters,
@@ -54,7 +59,7 @@ def fit(
     """
     x_train, y_train = train_set
     num_samples = x_train.shape[0]
-    steps_per_epoch = -(-num_samples // batch_size)
+    batches_per_epoch = steps_per_epoch(num_samples, batch_size)
     loss_fn = SoftmaxCrossEntropy()
     history = []
     step = 0
@@ -62,7 +67,7 @@ def fit(
         order = rng.permutation(num_samples)
         loss_sum = correct = 0.0
         batches = tqdm(
-            range(steps_per_epoch),
+            range(batches_per_epoch),
             desc=f"epoch {epoch}/{epochs}",
             unit="batch",
             leave=False,

@@ -20,6 +20,21 @@ from numpynet.errors import NumpynetError
 
 _HEX_DIGITS = {"sha256": 64, "md5": 32}
 
+# The four files of a dataset in the idx format, by role, under the names MNIST gave them.
+IDX_FILE_NAMES = {
+    "train_images": "train-images-idx3-ubyte.gz",
+    "train_labels": "train-labels-idx1-ubyte.gz",
+    "test_images": "t10k-images-idx3-ubyte.gz",
+    "test_labels": "t10k-labels-idx1-ubyte.gz",
+}
+IDX_ROLES = tuple(IDX_FILE_NAMES)
+
+
+def is_hex_digest(value: object, algorithm: str) -> bool:
+    """Whether ``value`` is spelled like a digest of ``algorithm`` ('sha256' or 'md5')."""
+    digits = _HEX_DIGITS[algorithm]
+    return isinstance(value, str) and re.fullmatch(f"[0-9a-fA-F]{{{digits}}}", value) is not None
+
 
 @dataclass(frozen=True)
 class RemoteFile:
@@ -42,7 +57,7 @@ class RemoteFile:
             value = getattr(self, algorithm)
             if value is None:
                 continue
-            if not re.fullmatch(f"[0-9a-fA-F]{{{digits}}}", value):
+            if not is_hex_digest(value, algorithm):
                 raise ValueError(
                     f"{self.name}: {algorithm} must be {digits} hexadecimal digits, got {value!r}"
                 )

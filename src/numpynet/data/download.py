@@ -20,7 +20,7 @@ import sys
 import urllib.error
 import urllib.request
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -28,24 +28,20 @@ from tqdm import tqdm
 
 from numpynet.data.catalog import DatasetSource, RemoteFile
 from numpynet.errors import DownloadError
+from numpynet.log import Log, log_to_stderr
 
 MIRROR_ENV = "NUMPYNET_MIRROR"
 
 _URL_SCHEMES = ("http://", "https://", "file://")
 _CHUNK_BYTES = 1 << 16
 
-Log = Callable[[str], None]
-
-
-def _print_to_stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
 
 class _SourceFailure(Exception):
     """One source could not deliver the file; the next one is tried."""
 
 
-def _is_url(location: str) -> bool:
+def is_url(location: str) -> bool:
+    """Whether ``location`` is an http(s):// or file:// URL rather than a local path."""
     return location.lower().startswith(_URL_SCHEMES)
 
 
@@ -62,7 +58,7 @@ def candidate_urls(
     """
     candidates: list[str] = []
     if mirror:
-        if _is_url(mirror):
+        if is_url(mirror):
             base = mirror.rstrip("/")
             candidates += [f"{base}/{dataset_name}/{file_name}", f"{base}/{file_name}"]
         else:
@@ -150,7 +146,7 @@ class _CountingReader:
 
 def _open_source(candidate: str, timeout: float) -> tuple[BinaryIO, int | None]:
     """Open ``candidate`` for reading; return the stream and its expected size when known."""
-    if _is_url(candidate):
+    if is_url(candidate):
         response = urllib.request.urlopen(candidate, timeout=timeout)  # noqa: S310 (scheme checked)
         length = response.headers.get("Content-Length")
         return response, int(length) if length and length.isdigit() else None
@@ -231,7 +227,7 @@ def fetch_file(
     candidates: Sequence[str],
     *,
     timeout: float,
-    log: Log = _print_to_stderr,
+    log: Log = log_to_stderr,
 ) -> None:
     """Fetch ``remote`` from the first of ``candidates`` that delivers it intact, into ``dest``.
 
@@ -289,7 +285,7 @@ def download_dataset(
     *,
     mirror: str | None,
     timeout: float,
-    log: Log = _print_to_stderr,
+    log: Log = log_to_stderr,
 ) -> dict[str, Path]:
     """Download every file of ``source`` into ``out_dir``; return a map from role to local path.
 

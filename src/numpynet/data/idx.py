@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from numpynet.data.catalog import IDX_ROLES
 from numpynet.errors import DataFormatError
 
 _UNSIGNED_BYTE = 0x08
@@ -98,9 +99,6 @@ def write_idx(path: Path, array: np.ndarray) -> None:
         stream.write(np.ascontiguousarray(array).tobytes())
 
 
-_ROLES = ("train_images", "train_labels", "test_images", "test_labels")
-
-
 def load_idx_dataset(
     paths: Mapping[str, Path],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -110,12 +108,12 @@ def load_idx_dataset(
     ``test_labels`` to files. Images must be 3-D (count, height, width), labels 1-D, each split
     must hold as many labels as images, and both splits must share one image size.
     """
-    missing = [role for role in _ROLES if role not in paths]
+    missing = [role for role in IDX_ROLES if role not in paths]
     if missing:
         raise DataFormatError(
             f"idx dataset is missing the files for {', '.join(missing)} (got {sorted(paths)})"
         )
-    arrays = {role: read_idx(Path(paths[role])) for role in _ROLES}
+    arrays = {role: read_idx(Path(paths[role])) for role in IDX_ROLES}
     for split in ("train", "test"):
         images_path, labels_path = paths[f"{split}_images"], paths[f"{split}_labels"]
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]

@@ -42,11 +42,10 @@ import lzma
 import os
 import re
 import stat
-import sys
 import tarfile
 import zipfile
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,8 +55,7 @@ from PIL import Image
 from numpynet.data.preprocess import stratified_split
 from numpynet.data.raw_dataset import RawDataset
 from numpynet.errors import DataFormatError
-
-Log = Callable[[str], None]
+from numpynet.log import Log, log_to_stderr
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
@@ -81,10 +79,6 @@ _EXPECTED_LAYOUT = (
 
 class UnsafeArchiveError(DataFormatError):
     """An archive member could write outside the destination: absolute, ``..``, link, device."""
-
-
-def _print_to_stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 @dataclass(frozen=True)
@@ -116,7 +110,7 @@ def read_image_folder(
     size: tuple[int, int] | None = None,
     test_fraction: float = 0.2,
     seed: int = 0,
-    log: Log = _print_to_stderr,
+    log: Log = log_to_stderr,
 ) -> RawDataset:
     """Read the images under ``location`` (a folder or an archive) into uint8 NHWC arrays.
 

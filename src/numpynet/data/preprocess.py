@@ -25,8 +25,8 @@ def stratified_split(
     """Split sample indices so each class keeps its share in both parts.
 
     Each class contributes ``round(val_fraction * count)`` samples to the validation part (at
-    least one when the class has two or more, never its last one). Both index arrays come back sorted, so the order
-    of samples in the written arrays is the order of the source file.
+    least one when the class has two or more, never its last one). Both index arrays come back
+    sorted, so the order of samples in the written arrays is the order of the source file.
     """
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
@@ -88,9 +88,10 @@ def prepare_splits(
     """
     x_train, x_test = as_nhwc(x_train), as_nhwc(x_test)
     train_index, val_index = stratified_split(y_train, val_fraction, rng)
-    mean, std = channel_statistics(x_train[train_index])
+    train_images = x_train[train_index]  # gathered once: statistics and standardization share it
+    mean, std = channel_statistics(train_images)
     arrays = {
-        "x_train": standardize(x_train[train_index], mean, std),
+        "x_train": standardize(train_images, mean, std),
         "y_train": y_train[train_index].astype(np.int64),
         "x_val": standardize(x_train[val_index], mean, std),
         "y_val": y_train[val_index].astype(np.int64),

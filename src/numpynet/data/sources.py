@@ -9,22 +9,21 @@ from __future__ import annotations
 
 import posixpath
 import shutil
-import sys
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from numpynet.data.catalog import DatasetSource, RemoteFile
-from numpynet.data.download import candidate_urls, download_dataset, fetch_file, sha256_of_file
+from numpynet.data.download import (
+    candidate_urls,
+    download_dataset,
+    fetch_file,
+    is_url,
+    sha256_of_file,
+)
 from numpynet.errors import DownloadError
 from numpynet.files import atomic_path
-
-_URL_SCHEMES = ("http://", "https://", "file://")
-
-
-def _print_to_stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+from numpynet.log import Log, log_to_stderr
 
 
 @dataclass(frozen=True)
@@ -46,7 +45,7 @@ class ImageFolderSource:
 
     @property
     def is_url(self) -> bool:
-        return self.location.lower().startswith(_URL_SCHEMES)
+        return is_url(self.location)
 
     @property
     def local_name(self) -> str:
@@ -62,7 +61,7 @@ def acquire_dataset(
     *,
     mirror: str | None,
     timeout: float,
-    log: Callable[[str], None] = _print_to_stderr,
+    log: Log = log_to_stderr,
 ) -> None:
     """Fetch or copy every file of ``source`` into ``out_dir``, verified where pinned."""
     if isinstance(source, DatasetSource):
