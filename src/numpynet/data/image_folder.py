@@ -31,7 +31,6 @@ one, each is resized to it with bilinear resampling (:data:`RESAMPLING`).
 Archives are read in one sequential pass without extracting anything to disk. Every member is
 checked first: absolute paths, ``..`` components, links and special files are rejected with
 :class:`UnsafeArchiveError`, so a hostile archive cannot reach files outside the dataset.
-:func:`safe_extract` unpacks an archive with the same checks, for users who want the files.
 """
 
 from __future__ import annotations
@@ -61,7 +60,6 @@ IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", 
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 ZIP_SUFFIXES = (".zip",)
 SPLITS = ("train", "test")
-MODES = ("L", "RGB")
 RESAMPLING = Image.Resampling.BILINEAR
 # Pillow modes whose pixels carry no color; anything else (RGB, RGBA, CMYK, palette...) is color.
 _GRAYSCALE_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
@@ -69,8 +67,6 @@ _GRAYSCALE_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B
 _ARCHIVE_ERRORS = (
     tarfile.TarError, zipfile.BadZipFile, gzip.BadGzipFile, zlib.error, lzma.LZMAError, EOFError
 )
-# tarfile's "data" filter (Python 3.12, backported to 3.8.17+) raises these; absent before.
-_FILTER_ERRORS = getattr(tarfile, "FilterError", ())
 _EXPECTED_LAYOUT = (
     "expected train/<class>/<image> and test/<class>/<image>, or <class>/<image> without split "
     "folders (optionally inside one wrapping folder)"
@@ -121,7 +117,6 @@ def read_image_folder(
     Samples come in sorted path order, so the same input always gives the same arrays. A summary
     of ignored files (see the module docstring) goes to ``log``.
     """
-    _check_options(mode, size, test_fraction)
     size = None if size is None else (int(size[0]), int(size[1]))  # a list from YAML works too
     location = Path(location)
     listing = _list_location(location)
@@ -146,50 +141,6 @@ def read_image_folder(
     images = _decode_all(train_files + test_files, location, mode, size)
     x_train, x_test = images[: len(train_files)], images[len(train_files) :]
     return RawDataset(x_train, y_train, x_test, y_test, classes)
-
-
-def safe_extract(archive: Path, dest: Path) -> None:
-    """Unpack a ``.tar``/``.tar.gz``/``.tgz``/``.zip`` ``archive`` into ``dest``, safely.
-
-    Every member is checked before anything is written (and ``dest`` created): an absolute path,
-    a ``..`` component, a link or a special file raises :class:`UnsafeArchiveError` naming the
-    member. Tar archives are additionally extracted with tarfile's ``"data"`` filter where the
-    Python version has it.
-    """
-    archive, dest = Path(archive), Path(dest)
-    if not archive.is_file():
-        raise DataFormatError(f"archive {archive} does not exist")
-    try:
-        if _has_suffix(archive, ZIP_SUFFIXES):
-            _extract_zip(archive, dest)
-        elif _has_suffix(archive, TAR_SUFFIXES):
-            _extract_tar(archive, dest)
-        else:
-            raise DataFormatError(f"{archive} is not a supported archive ({_supported_archives()})")
-    except _FILTER_ERRORS as exc:
-        raise UnsafeArchiveError(f"unsafe archive {archive}: tarfile refused it: {exc}") from exc
-    except _ARCHIVE_ERRORS as exc:
-        raise DataFormatError(f"archive {archive} is corrupt or truncated: {exc}") from exc
-
-
-def _extract_zip(archive: Path, dest: Path) -> None:
-    with zipfile.ZipFile(archive) as zf:
-        for info in zf.infolist():
-            _check_zip_member(info, archive)
-        dest.mkdir(parents=True, exist_ok=True)
-        zf.extractall(dest)
-
-
-def _extract_tar(archive: Path, dest: Path) -> None:
-    with tarfile.open(archive, "r:*") as tar:
-        members = tar.getmembers()
-        for member in members:
-            _check_tar_member(member, archive)
-        dest.mkdir(parents=True, exist_ok=True)
-        if hasattr(tarfile, "data_filter"):
-            tar.extractall(dest, members=members, filter="data")
-        else:  # a Python without extraction filters: the checks above are the guard
-            tar.extractall(dest, members=members)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -531,17 +482,6 @@ def _pixels(
 # ---------------------------------------------------------------------------------------------
 # Small helpers
 # ---------------------------------------------------------------------------------------------
-
-
-def _check_options(mode: str | None, size: tuple[int, int] | None, test_fraction: float) -> None:
-    if mode is not None and mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES} or None, got {mode!r}")
-    if size is not None and (
-        len(size) != 2 or not all(isinstance(s, (int, np.integer)) and s > 0 for s in size)
-    ):
-        raise ValueError(f"size must be (height, width) with positive integers, got {size!r}")
-    if not 0 < test_fraction < 1:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
 
 
 def _has_suffix(path: Path, suffixes: Iterable[str]) -> bool:
