@@ -3,31 +3,7 @@
 import numpy as np
 import pytest
 
-from numpynet.data.preprocess import channel_statistics, prepare_splits, standardize, stratified_split
-
-
-def test_stratified_split_keeps_class_shares_and_partitions_the_set():
-    labels = np.repeat(np.arange(5), [100, 200, 50, 10, 40])
-    train, val = stratified_split(labels, 0.1, np.random.default_rng(0))
-    assert np.intersect1d(train, val).size == 0
-    assert np.array_equal(np.sort(np.concatenate([train, val])), np.arange(labels.size))
-    assert np.bincount(labels[val]).tolist() == [10, 20, 5, 1, 4]
-    assert np.all(np.diff(train) > 0) and np.all(np.diff(val) > 0)
-
-
-def test_stratified_split_is_deterministic_per_seed():
-    labels = np.random.default_rng(1).integers(0, 10, size=1000)
-    first = stratified_split(labels, 0.2, np.random.default_rng(7))
-    again = stratified_split(labels, 0.2, np.random.default_rng(7))
-    other = stratified_split(labels, 0.2, np.random.default_rng(8))
-    assert np.array_equal(first[1], again[1])
-    assert not np.array_equal(first[1], other[1])
-
-
-def test_every_class_keeps_a_training_sample():
-    labels = np.array([0, 0, 1, 1, 2])
-    train, val = stratified_split(labels, 0.9, np.random.default_rng(0))
-    assert set(labels[train]) == {0, 1, 2}
+from numpynet.data.preprocess import channel_statistics, prepare_splits, standardize
 
 
 def test_channel_statistics_match_float_computation():

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from numpynet.data.split import stratified_split
+
 
 def as_nhwc(images: np.ndarray) -> np.ndarray:
     """Give (N, H, W) grayscale images a trailing channel axis; pass (N, H, W, C) through."""
@@ -17,30 +19,6 @@ def as_nhwc(images: np.ndarray) -> np.ndarray:
     if images.ndim == 4:
         return images
     raise ValueError(f"expected images of shape (N, H, W) or (N, H, W, C), got {images.shape}")
-
-
-def stratified_split(
-    labels: np.ndarray, val_fraction: float, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """Split sample indices so each class keeps its share in both parts.
-
-    Each class contributes ``round(val_fraction * count)`` samples to the validation part (at
-    least one when the class has two or more, never its last one). Both index arrays come back
-    sorted, so the order of samples in the written arrays is the order of the source file.
-    """
-    if not 0 < val_fraction < 1:
-        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
-    val_parts = []
-    for label in np.unique(labels):
-        members = np.flatnonzero(labels == label)
-        count = int(round(val_fraction * members.size))
-        # Every class keeps a training sample, and one of two or more is validated.
-        count = min(max(count, 1), members.size - 1)
-        val_parts.append(rng.permutation(members)[:count])
-    val_index = np.sort(np.concatenate(val_parts))
-    is_val = np.zeros(labels.shape[0], dtype=bool)
-    is_val[val_index] = True
-    return np.flatnonzero(~is_val), val_index
 
 
 def channel_statistics(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,195 @@
+"""Listing the files of a folder or of a ``.tar``/``.tar.gz``/``.tgz``/``.zip`` archive of one.
+
+Archives are read in one sequential pass without extracting anything to disk. Every member is
+checked first: absolute paths, ``..`` components, links and special files are rejected with
+:class:`UnsafeArchiveError`, so a hostile archive cannot reach files outside the dataset.
+
+What the files mean (which are samples of which class) is not decided here; the caller only says
+which files are worth reading into memory.
+"""
+
+from __future__ import annotations
+
+import gzip
+import lzma
+import os
+import re
+import stat
+import tarfile
+import zipfile
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from numpynet.errors import DataFormatError
+
+TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
+ZIP_SUFFIXES = (".zip",)
+# What a damaged archive raises while being read, by format and compression.
+_ARCHIVE_ERRORS = (
+    tarfile.TarError, zipfile.BadZipFile, gzip.BadGzipFile, zlib.error, lzma.LZMAError, EOFError
+)
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+# Path components of a file relative to the listed location, e.g. ("train", "cat", "1.png").
+Parts = tuple[str, ...]
+
+
+class UnsafeArchiveError(DataFormatError):
+    """An archive member could write outside the destination: absolute, ``..``, link, device."""
+
+
+@dataclass(frozen=True)
+class ListedFile:
+    """A file found at a location: where it sits, and how to get its bytes."""
+
+    name: str  # path inside the location, "/"-separated, as the user sees it in messages
+    parts: Parts
+    source: Path | bytes | None  # a file on disk, an archive member's bytes, or not read
+
+
+@dataclass(frozen=True)
+class Listing:
+    """Everything found at a location: its files and the folders (explicit or implied)."""
+
+    files: list[ListedFile]
+    folders: set[Parts]
+
+
+def list_location(location: Path, worth_reading: Callable[[Parts], bool]) -> Listing:
+    """Every file and folder at ``location``, a folder or an archive.
+
+    Only files for which ``worth_reading(parts)`` is true get a ``source``: a folder's files keep
+    their path, an archive's members are read into memory (the only chance in a one-pass read).
+    Raises :class:`DataFormatError` when ``location`` is missing, not a supported archive, or
+    corrupt, and :class:`UnsafeArchiveError` for a member that could escape the dataset.
+    """
+    if location.is_dir():
+        return _list_directory(location, worth_reading)
+    if not location.exists():
+        raise DataFormatError(f"dataset location {location} does not exist")
+    try:
+        if _has_suffix(location, ZIP_SUFFIXES):
+            return _list_zip(location, worth_reading)
+        if _has_suffix(location, TAR_SUFFIXES):
+            return _list_tar(location, worth_reading)
+    except _ARCHIVE_ERRORS as exc:
+        raise DataFormatError(f"archive {location} is corrupt or truncated: {exc}") from exc
+    raise DataFormatError(
+        f"{location} is neither a folder nor a supported archive ({_supported_archives()})"
+    )
+
+
+def _list_directory(root: Path, worth_reading: Callable[[Parts], bool]) -> Listing:
+    files, folders = [], set()
+    # Links to folders are not followed (a link cycle would never end); links to files are read.
+    for folder, subfolders, names in os.walk(root):
+        relative = Path(folder).relative_to(root).parts
+        folders.update(relative + (sub,) for sub in subfolders)
+        for name in names:
+            parts = relative + (name,)
+            path = Path(folder, name)
+            files.append(ListedFile("/".join(parts), parts, path if worth_reading(parts) else None))
+    return Listing(files, folders)
+
+
+def _list_tar(archive: Path, worth_reading: Callable[[Parts], bool]) -> Listing:
+    files, folders = [], set()
+    # Iterating the members in order, reading each right after its header, keeps a compressed
+    # archive to one sequential decompression pass (lookups by name would restart it).
+    with tarfile.open(archive, "r:*") as tar:
+        for member in tar:
+            parts = _check_tar_member(member, archive)
+            if member.isdir():
+                folders.add(parts)
+            elif worth_reading(parts):
+                files.append(ListedFile(member.name, parts, tar.extractfile(member).read()))
+            else:
+                files.append(ListedFile(member.name, parts, None))
+    return Listing(files, folders)
+
+
+def _list_zip(archive: Path, worth_reading: Callable[[Parts], bool]) -> Listing:
+    files, folders = [], set()
+    with zipfile.ZipFile(archive) as zf:
+        infos = zf.infolist()
+        for info in infos:  # all members are checked before any is read
+            _check_zip_member(info, archive)
+        for info in infos:
+            parts = _member_parts(info.filename)
+            if info.is_dir():
+                folders.add(parts)
+            elif worth_reading(parts):
+                source = _read_zip_member(zf, info, archive)
+                files.append(ListedFile(info.filename, parts, source))
+            else:
+                files.append(ListedFile(info.filename, parts, None))
+    return Listing(files, folders)
+
+
+def _read_zip_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, archive: Path) -> bytes:
+    try:
+        return zf.read(info)
+    except (RuntimeError, NotImplementedError) as exc:  # encrypted, or an unknown compression
+        raise DataFormatError(f"cannot read {info.filename!r} in {archive}: {exc}") from exc
+
+
+# ---------------------------------------------------------------------------------------------
+# Archive member checks
+# ---------------------------------------------------------------------------------------------
+
+
+def _member_parts(name: str) -> Parts:
+    """Path components of an archive member name, ``.`` and empty ones dropped."""
+    return tuple(part for part in name.replace("\\", "/").split("/") if part not in ("", "."))
+
+
+def _unsafe_name_reason(name: str) -> str | None:
+    """Why a member name could land outside the destination, or None if it cannot."""
+    # Backslashes count as separators: Windows tools write them, and Windows honours them.
+    if name.startswith(("/", "\\")) or _DRIVE.match(name):
+        return "its path is absolute"
+    if ".." in name.replace("\\", "/").split("/"):
+        return "its path contains '..'"
+    return None
+
+
+def _reject(archive: Path, member: str, reason: str) -> UnsafeArchiveError:
+    return UnsafeArchiveError(
+        f"unsafe archive {archive}: member {member!r} is rejected because {reason}; "
+        "nothing was extracted"
+    )
+
+
+def _check_tar_member(member: tarfile.TarInfo, archive: Path) -> Parts:
+    """Return the member's path components, or raise if it is anything but a plain file/folder."""
+    reason = _unsafe_name_reason(member.name)
+    if reason is None:
+        if member.issym() or member.islnk():
+            kind = "symbolic" if member.issym() else "hard"
+            reason = f"it is a {kind} link (to {member.linkname!r}), which could point outside"
+        elif member.ischr() or member.isblk() or member.isfifo():
+            reason = "it is a device or FIFO, not a regular file"
+        elif not (member.isfile() or member.isdir()):
+            reason = f"its tar type {member.type!r} is neither a regular file nor a folder"
+    if reason is not None:
+        raise _reject(archive, member.name, reason)
+    return _member_parts(member.name)
+
+
+def _check_zip_member(info: zipfile.ZipInfo, archive: Path) -> None:
+    reason = _unsafe_name_reason(info.filename)
+    # Unix zip tools store the file type in the high 16 bits of the external attributes.
+    if reason is None and stat.S_ISLNK(info.external_attr >> 16):
+        reason = "it is a symbolic link, which could point outside"
+    if reason is not None:
+        raise _reject(archive, info.filename, reason)
+
+
+def _has_suffix(path: Path, suffixes: Iterable[str]) -> bool:
+    return path.name.lower().endswith(tuple(suffixes))
+
+
+def _supported_archives() -> str:
+    return ", ".join(TAR_SUFFIXES + ZIP_SUFFIXES)
