@@ -1,4 +1,8 @@
-"""Validation split and standardization."""
+"""Channel statistics, standardization and the prepared splits: exact, and bit-identical
+whatever the CPU (statistics in integers, standardization elementwise)."""
+
+import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -14,9 +18,73 @@ def test_channel_statistics_match_float_computation():
     np.testing.assert_allclose(std, scaled.std(axis=(0, 1, 2)), rtol=1e-12)
 
 
+def exact_reference(channel: np.ndarray) -> tuple[float, float]:
+    """Mean and std of ``channel / 255`` by the definition, two passes in exact fractions."""
+    values, counts = np.unique(channel, return_counts=True)
+    total = int(counts.sum())
+    scaled = [Fraction(int(v), 255) for v in values]
+    mean = sum(int(c) * x for x, c in zip(scaled, counts)) / total
+    variance = sum(int(c) * (x - mean) ** 2 for x, c in zip(scaled, counts)) / total
+    return float(mean), math.sqrt(float(variance))
+
+
+def test_channel_statistics_known_answer():
+    # Channel 0 holds 0, 51, 255, 255: on the 0..1 scale 0, 0.2, 1, 1, so mean 2.2 / 4 = 0.55 and
+    # variance (0.55^2 + 0.35^2 + 2 * 0.45^2) / 4 = 0.83 / 4 = 0.2075. Channel 1 holds 0, 0, 0,
+    # 255: mean 0.25, variance (3 * 0.25^2 + 0.75^2) / 4 = 0.1875.
+    images = np.array([[[[0, 0], [51, 0]], [[255, 0], [255, 255]]]], dtype=np.uint8)
+    mean, std = channel_statistics(images)
+    assert mean.dtype == std.dtype == np.float64
+    assert mean.tolist() == [0.55, 0.25]
+    assert std.tolist() == [math.sqrt(0.2075), math.sqrt(0.1875)]
+
+
+def test_channel_statistics_are_the_exact_values_rounded_once():
+    # Many pixels with a skewed distribution: a float sum or dot product, whose rounding depends
+    # on the summation order of the CPU's kernel, misses the correctly rounded value in the last
+    # bits; the exact computation must hit it, bit for bit.
+    rng = np.random.default_rng(3)
+    images = np.minimum(rng.geometric(0.02, size=(700, 28, 28, 3)), 255).astype(np.uint8)
+    images[..., 2] = 255 - images[..., 2]
+    mean, std = channel_statistics(images)
+    for c in range(3):
+        expected_mean, expected_std = exact_reference(images[..., c])
+        assert mean[c].tobytes() == np.float64(expected_mean).tobytes()
+        assert std[c].tobytes() == np.float64(expected_std).tobytes()
+
+
+def test_channel_statistics_ignore_the_order_of_the_pixels():
+    images = np.random.default_rng(4).integers(0, 256, size=(300, 9, 9, 2), dtype=np.uint8)
+    shuffled = np.random.default_rng(5).permutation(images.reshape(-1, 2)).reshape(images.shape)
+    for ours, theirs in zip(channel_statistics(images), channel_statistics(shuffled)):
+        assert ours.tobytes() == theirs.tobytes()
+
+
 def test_constant_channel_is_an_error():
     with pytest.raises(ValueError, match="constant"):
         channel_statistics(np.full((4, 2, 2, 1), 7, dtype=np.uint8))
+    varied_then_constant = np.stack([np.arange(16, dtype=np.uint8).reshape(4, 2, 2),
+                                     np.full((4, 2, 2), 9, dtype=np.uint8)], axis=-1)
+    with pytest.raises(ValueError, match="constant"):
+        channel_statistics(varied_then_constant)
+
+
+def test_no_images_is_an_error():
+    with pytest.raises(ValueError, match="no training images"):
+        channel_statistics(np.zeros((0, 2, 2, 1), dtype=np.uint8))
+
+
+def test_standardize_is_elementwise_and_batch_independent():
+    images = np.random.default_rng(6).integers(0, 256, size=(64, 5, 5, 3), dtype=np.uint8)
+    mean, std = channel_statistics(images)
+    out = standardize(images, mean, std)
+    # One float32 multiply and one subtract per pixel, nothing else: the exact same bits.
+    scale = (1.0 / (255.0 * std)).astype(np.float32)
+    shift = (mean / std).astype(np.float32)
+    assert out.tobytes() == (images.astype(np.float32) * scale - shift).tobytes()
+    # No reduction over the batch: an image alone standardizes to the same bits as in the set.
+    for k in (0, 17, 63):
+        assert standardize(images[k : k + 1], mean, std)[0].tobytes() == out[k].tobytes()
 
 
 def test_standardize_gives_zero_mean_unit_std_on_the_training_split():
@@ -39,4 +107,5 @@ def test_prepare_splits_uses_training_statistics_only():
     assert arrays["x_train"].shape == (80, 3, 3, 1) and arrays["x_val"].shape == (20, 3, 3, 1)
     assert arrays["y_train"].dtype == np.int64
     assert abs(arrays["x_train"].mean()) < 1e-5 and abs(arrays["x_train"].std() - 1) < 1e-4
-    assert np.all(arrays["x_test"] > 3), "test images must not be standardized with their own statistics"
+    # The test set far above the training range stays far above zero: no statistics of its own.
+    assert np.all(arrays["x_test"] > 3)

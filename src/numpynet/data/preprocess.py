@@ -7,6 +7,9 @@ must not leak into the model in any way.
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
+
 import numpy as np
 
 from numpynet.data.split import stratified_split
@@ -24,24 +27,49 @@ def as_nhwc(images: np.ndarray) -> np.ndarray:
 def channel_statistics(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and standard deviation of (N, H, W, C) uint8 images, on a 0..1 scale.
 
-    Computed exactly from a 256-bin histogram per channel, so no float copy of the set is made
-    and the result does not depend on summation order.
+    Computed exactly, in integers, from a 256-bin histogram per channel, and rounded to float64
+    once; so the result is bit-identical on every machine (no BLAS kernel or float summation
+    order is involved) and no float copy of the set is made. Raises ``ValueError`` for a constant
+    channel, which cannot be standardized.
     """
-    levels = np.arange(256, dtype=np.float64) / 255.0
-    mean = np.empty(images.shape[-1], dtype=np.float64)
-    std = np.empty(images.shape[-1], dtype=np.float64)
-    for c in range(images.shape[-1]):
-        counts = np.bincount(images[..., c].ravel(), minlength=256).astype(np.float64)
-        weights = counts / counts.sum()
-        mean[c] = weights @ levels
-        std[c] = np.sqrt(weights @ (levels - mean[c]) ** 2)
-    if np.any(std == 0):
+    channels = images.shape[-1]
+    mean = np.empty(channels, dtype=np.float64)
+    std = np.empty(channels, dtype=np.float64)
+    for c in range(channels):
+        counts = np.bincount(images[..., c].ravel(), minlength=256).tolist()  # Python ints
+        mean[c], std[c] = _exact_mean_and_std(counts)
+    return mean, std
+
+
+def _exact_mean_and_std(counts: list[int]) -> tuple[float, float]:
+    """Mean and standard deviation of pixel values ``v / 255`` occurring ``counts[v]`` times.
+
+    With N = sum c_v, S1 = sum c_v v and S2 = sum c_v v^2 (exact Python integers): mean =
+    S1 / (255 N) and variance = (N S2 - S1^2) / (255 N)^2, both exact fractions whose conversion
+    to float is correctly rounded; IEEE sqrt is correctly rounded too, so std is the same
+    everywhere.
+    """
+    total = sum(counts)
+    if total == 0:
+        raise ValueError("there are no training images to compute statistics from")
+    sum_values = sum(count * value for value, count in enumerate(counts))
+    sum_squares = sum(count * value * value for value, count in enumerate(counts))
+    spread = total * sum_squares - sum_values * sum_values  # N^2 * variance, in pixel units
+    if spread == 0:
         raise ValueError("a channel of the training images is constant; it cannot be standardized")
+    scale = 255 * total
+    mean = float(Fraction(sum_values, scale))
+    std = math.sqrt(float(Fraction(spread, scale * scale)))
     return mean, std
 
 
 def standardize(images: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """Map uint8 (N, H, W, C) images to float32 with the given per-channel mean and std."""
+    """Map uint8 (N, H, W, C) images to float32 with the given per-channel mean and std.
+
+    Only elementwise IEEE operations (one multiply, one subtract per pixel, each correctly
+    rounded), no reductions: every output value depends on its pixel alone, the same on any CPU
+    and for any batch it sits in.
+    """
     scale = (1.0 / (255.0 * std)).astype(np.float32)
     shift = (mean / std).astype(np.float32)
     out = images.astype(np.float32)
