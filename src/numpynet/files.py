@@ -7,6 +7,7 @@ rename stays on one filesystem and is atomic) and renamed into place only when c
 from __future__ import annotations
 
 import contextlib
+import csv
 import io
 import json
 import os
@@ -119,7 +120,12 @@ def load_npz(path: Path | str) -> dict[str, np.ndarray]:
 
 
 def write_csv(path: Path | str, columns: list[str], rows: list[dict]) -> None:
-    """Write ``rows`` (mappings with every column) as a CSV table with a header line."""
-    lines = [",".join(columns)]
-    lines += [",".join(str(row[column]) for column in columns) for row in rows]
-    write_text(path, "\n".join(lines) + "\n")
+    """Write ``rows`` (mappings with every column) as a CSV table with a header line.
+
+    Fields holding a comma, a quote or a line break are quoted, so any class name survives.
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows([row[column] for column in columns] for row in rows)
+    write_text(path, buffer.getvalue())
