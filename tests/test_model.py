@@ -188,12 +188,6 @@ def test_dropout_training_keeps_about_one_minus_p(p):
     assert not np.array_equal(out, layer.forward(x, training=True))
 
 
-def test_dropout_rejects_invalid_probability():
-    for p in (-0.1, 1.0, 1.5):
-        with pytest.raises(ValueError, match="Dropout"):
-            Dropout(p, np.random.default_rng(0))
-
-
 def test_sequential_with_explicit_layers():
     rng = np.random.default_rng(0)
     model = Sequential([Linear(3, 2, rng), ReLU()])

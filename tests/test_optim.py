@@ -96,18 +96,15 @@ def test_sgd_keeps_float32():
     assert opt.buffers["momentum_buffer"][0].dtype == np.float32
 
 
-def test_sgd_rejects_bad_arguments():
+@pytest.mark.parametrize("optimizer", [SGD, AdamW])
+def test_parameter_lists_that_would_fail_silently_are_refused(optimizer):
+    # A repeated name would make two parameters share one state_dict key, and a gradient of
+    # shape (1,) would broadcast over its parameter instead of failing.
     params = [triple("w", [[1.0]], [[1.0]])]
-    with pytest.raises(ValueError, match="nesterov"):
-        SGD(params, momentum=0.0, nesterov=True)
-    with pytest.raises(ValueError, match="momentum"):
-        SGD(params, momentum=-0.1)
-    with pytest.raises(ValueError, match="weight_decay"):
-        SGD(params, weight_decay=-1.0)
-    with pytest.raises(ValueError, match="learning rate"):
-        SGD(params).step(-0.1)
     with pytest.raises(ValueError, match="twice"):
-        SGD(params + params)
+        optimizer(params + params)
+    with pytest.raises(ValueError, match="shape"):
+        optimizer([triple("b", [1.0, 2.0], [1.0])])
 
 
 # ---------------------------------------------------------------- AdamW
@@ -173,16 +170,6 @@ def test_adamw_keeps_float32_and_updates_in_place():
     assert p.dtype == np.float32
     assert all(buf[0].dtype == np.float32 for buf in opt.buffers.values())
     np.testing.assert_array_equal(g, 0.25)
-
-
-def test_adamw_rejects_bad_arguments():
-    params = [triple("w", [[1.0]], [[1.0]])]
-    with pytest.raises(ValueError, match="betas"):
-        AdamW(params, betas=(1.0, 0.999))
-    with pytest.raises(ValueError, match="eps"):
-        AdamW(params, eps=0.0)
-    with pytest.raises(ValueError, match="weight_decay"):
-        AdamW(params, weight_decay=-0.1)
 
 
 # ---------------------------------------------------------------- state dicts

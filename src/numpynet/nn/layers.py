@@ -37,13 +37,8 @@ class Linear:
         rng: np.random.Generator,
         dtype=np.float32,
     ):
-        if in_features < 1 or out_features < 1:
-            raise ValueError(
-                f"Linear needs positive sizes, got in_features={in_features}, "
-                f"out_features={out_features}"
-            )
-        self.in_features = int(in_features)
-        self.out_features = int(out_features)
+        self.in_features = in_features
+        self.out_features = out_features
         std = np.sqrt(2.0 / self.in_features)
         # Draw in float64 and cast, so float32 and float64 layers built from the same seed hold
         # the same weights up to rounding (useful for float64 gradient checks).
@@ -55,14 +50,17 @@ class Linear:
         self._input = None
 
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
-        """Return ``x @ weight + bias`` for a batch ``x`` of shape (N, in_features)."""
+        """Return ``x @ weight + bias``: (N, in_features) -> (N, out_features)."""
         self._input = x
         out = x @ self.weight
         out += self.bias
         return out
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        """Fill ``grad_weight``/``grad_bias`` in place and return the gradient w.r.t. the input."""
+        """Fill ``grad_weight``/``grad_bias`` in place; return the input gradient.
+
+        ``grad_out`` (N, out_features) -> gradient w.r.t. the input, (N, in_features).
+        """
         x = _require_cached(self._input, "Linear")
         np.matmul(x.T, grad_out, out=self.grad_weight)
         np.sum(grad_out, axis=0, out=self.grad_bias)
@@ -86,12 +84,12 @@ class ReLU:
         self._positive = None
 
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
-        """Return ``max(x, 0)`` and remember where ``x`` was positive."""
+        """Return ``max(x, 0)``, same shape as ``x``, and remember where ``x`` was positive."""
         self._positive = x > 0
         return np.maximum(x, 0)
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        """Pass the gradient through where the input was positive, zero elsewhere."""
+        """Pass ``grad_out`` (shape of the input) through where the input was positive, else 0."""
         positive = _require_cached(self._positive, "ReLU")
         return grad_out * positive
 
@@ -112,15 +110,13 @@ class Dropout:
     """
 
     def __init__(self, p: float, rng: np.random.Generator):
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"Dropout probability must be in [0, 1), got {p}")
-        self.p = float(p)
+        self.p = p
         self.rng = rng
         self._mask = None
         self._identity = False
 
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
-        """Apply a fresh random mask in training mode; return ``x`` unchanged otherwise."""
+        """Apply a fresh random mask (same shape as ``x``) in training mode; identity otherwise."""
         self._identity = not training or self.p == 0.0
         if self._identity:
             self._mask = None
@@ -133,7 +129,7 @@ class Dropout:
         return x * mask
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        """Scale the gradient by the same mask the forward pass used."""
+        """Scale ``grad_out`` (shape of the input) by the mask the forward pass used."""
         if self._identity:
             return grad_out
         return grad_out * _require_cached(self._mask, "Dropout")
@@ -153,12 +149,12 @@ class Flatten:
         self._input_shape = None
 
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
-        """Return ``x`` viewed as (N, features)."""
+        """Return ``x`` (N, d1, d2, ...) viewed as (N, d1*d2*...)."""
         self._input_shape = x.shape
         return x.reshape(x.shape[0], -1)
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        """Reshape the gradient back to the input's shape."""
+        """Reshape ``grad_out`` (N, d1*d2*...) back to the input's shape (N, d1, d2, ...)."""
         return grad_out.reshape(_require_cached(self._input_shape, "Flatten"))
 
     def parameters(self) -> list:

@@ -7,17 +7,18 @@ argument of ``step`` so that a schedule can drive it.
 
 Weight decay applies only to parameters with ``ndim >= 2`` (weight matrices): decaying biases
 buys no regularization and can only hurt the fit.
+
+Hyperparameters and learning rates are used as given: ``params.yaml`` is validated once, by
+:mod:`numpynet.config`, before anything runs.
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 
 
 class _Optimizer:
-    """Shared bookkeeping: parameter checks, the step counter and state (de)serialization."""
+    """Shared bookkeeping: the parameter list, the step counter and state (de)serialization."""
 
     # Names of the per-parameter state arrays a subclass keeps, e.g. ("exp_avg", "exp_avg_sq").
     buffer_names: tuple[str, ...] = ()
@@ -26,6 +27,8 @@ class _Optimizer:
         self.names: list[str] = []
         self.params: list[np.ndarray] = []
         self.grads: list[np.ndarray] = []
+        # Checked once per optimizer because both mistakes would go unnoticed: a repeated name
+        # makes two parameters share one state_dict key, and a smaller gradient broadcasts.
         for name, param, grad in parameters:
             if name in self.names:
                 raise ValueError(f"parameter name {name!r} appears twice")
@@ -43,11 +46,6 @@ class _Optimizer:
             for buffer in self.buffer_names
         }
         self.step_count = 0
-
-    @staticmethod
-    def _check_lr(lr: float) -> None:
-        if not math.isfinite(lr) or lr < 0:
-            raise ValueError(f"learning rate must be a finite number >= 0, got {lr}")
 
     @staticmethod
     def _decays(param: np.ndarray) -> bool:
@@ -108,21 +106,14 @@ class SGD(_Optimizer):
 
     def __init__(self, parameters, momentum: float = 0.0, nesterov: bool = False,
                  weight_decay: float = 0.0):
-        if not 0.0 <= momentum < 1.0:
-            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
-        if nesterov and momentum == 0.0:
-            raise ValueError("nesterov momentum needs momentum > 0")
-        if weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
-        self.momentum = float(momentum)
-        self.nesterov = bool(nesterov)
-        self.weight_decay = float(weight_decay)
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self.weight_decay = weight_decay
         self.buffer_names = ("momentum_buffer",) if momentum > 0 else ()
         super().__init__(parameters)
 
     def step(self, lr: float) -> None:
         """Apply one update with the gradients currently in the grad arrays."""
-        self._check_lr(lr)
         first_step = self.step_count == 0
         momentum = self.momentum
         velocities = self.buffers.get("momentum_buffer", [None] * len(self.params))
@@ -169,22 +160,13 @@ class AdamW(_Optimizer):
 
     def __init__(self, parameters, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.01):
-        beta1, beta2 = betas
-        if not (0.0 <= beta1 < 1.0 and 0.0 <= beta2 < 1.0):
-            raise ValueError(f"betas must each be in [0, 1), got {betas}")
-        if eps <= 0:
-            raise ValueError(f"eps must be > 0, got {eps}")
-        if weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
-        self.beta1 = float(beta1)
-        self.beta2 = float(beta2)
-        self.eps = float(eps)
-        self.weight_decay = float(weight_decay)
+        self.beta1, self.beta2 = betas
+        self.eps = eps
+        self.weight_decay = weight_decay
         super().__init__(parameters)
 
     def step(self, lr: float) -> None:
         """Apply one update with the gradients currently in the grad arrays."""
-        self._check_lr(lr)
         self.step_count += 1
         t = self.step_count
         beta1, beta2 = self.beta1, self.beta2
