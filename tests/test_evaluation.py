@@ -12,7 +12,7 @@ from numpynet.evaluation import (
     per_class_accuracy,
     predict_logits,
 )
-from numpynet.nn import build_mlp
+from numpynet.nn import MLPConfig, build_mlp
 
 
 def test_confusion_matrix_known_answer():
@@ -75,7 +75,7 @@ def test_loss_is_stable_for_huge_float32_logits():
 
 
 def make_model(dropout):
-    return build_mlp(12, [16], 5, dropout=dropout, rng=np.random.default_rng(3))
+    return build_mlp(MLPConfig(12, (16,), 5, dropout), np.random.default_rng(3))
 
 
 def test_predict_logits_in_batches_equals_one_forward():

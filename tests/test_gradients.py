@@ -9,6 +9,7 @@ from numpynet.nn import (
     Dropout,
     Flatten,
     Linear,
+    MLPConfig,
     ReLU,
     SoftmaxCrossEntropy,
     build_mlp,
@@ -221,7 +222,7 @@ def test_loss_refuses_labels_that_do_not_match_the_batch(labels):
 
 def test_whole_mlp_gradients_end_to_end():
     rng = np.random.default_rng(11)
-    model = build_mlp(12, [8, 6], 4, dropout=0.0, rng=rng, dtype=np.float64)
+    model = build_mlp(MLPConfig(12, (8, 6), 4, dropout=0.0), rng, dtype=np.float64)
     for _, param, _ in model.parameters():
         if param.ndim == 1:
             param[:] = rng.standard_normal(param.shape) * 0.1  # exercise the bias paths

@@ -1,20 +1,18 @@
-"""Model construction, initialization, state dicts and architecture descriptions."""
+"""Model construction, initialization, state dicts and the architecture config."""
 
+import hashlib
 import json
 
 import numpy as np
 import pytest
 
-from numpynet.nn import (
-    Dropout,
-    Flatten,
-    Linear,
-    ReLU,
-    Sequential,
-    build_from_architecture,
-    build_mlp,
-    mlp_architecture,
-)
+from numpynet.nn import Dropout, Flatten, Linear, MLPConfig, ReLU, Sequential, build_mlp
+
+
+def mlp(input_size, hidden_sizes, num_classes, dropout, seed):
+    """``build_mlp`` for a config given inline, with a fresh generator seeded ``seed``."""
+    config = MLPConfig(input_size, tuple(hidden_sizes), num_classes, dropout)
+    return build_mlp(config, np.random.default_rng(seed))
 
 
 def test_he_initialization_statistics():
@@ -41,7 +39,7 @@ def test_he_std_scales_with_fan_in_not_fan_out():
 
 def test_same_seed_gives_identical_weights_and_different_seed_does_not():
     def weights(seed):
-        model = build_mlp(20, [16, 8], 3, dropout=0.1, rng=np.random.default_rng(seed))
+        model = mlp(20, [16, 8], 3, dropout=0.1, seed=seed)
         return [param for _, param, _ in model.parameters()]
 
     for a, b in zip(weights(42), weights(42)):
@@ -50,7 +48,7 @@ def test_same_seed_gives_identical_weights_and_different_seed_does_not():
 
 
 def test_build_mlp_structure_and_forward_backward_shapes():
-    model = build_mlp(12, [8, 6], 4, dropout=0.5, rng=np.random.default_rng(0))
+    model = mlp(12, [8, 6], 4, dropout=0.5, seed=0)
     kinds = [type(layer) for layer in model.layers]
     assert kinds == [Flatten, Linear, ReLU, Dropout, Linear, ReLU, Dropout, Linear]
     assert [layer.weight.shape for layer in model.layers if isinstance(layer, Linear)] == [
@@ -64,27 +62,27 @@ def test_build_mlp_structure_and_forward_backward_shapes():
 
 
 def test_build_mlp_omits_dropout_when_zero():
-    model = build_mlp(4, [3], 2, dropout=0.0, rng=np.random.default_rng(0))
+    model = mlp(4, [3], 2, dropout=0.0, seed=0)
     assert [type(layer) for layer in model.layers] == [Flatten, Linear, ReLU, Linear]
-    assert build_mlp(4, [], 2, 0.0, np.random.default_rng(0)).layers[1].weight.shape == (4, 2)
+    assert mlp(4, [], 2, 0.0, seed=0).layers[1].weight.shape == (4, 2)
 
 
 def test_forward_defaults_to_evaluation_mode():
-    model = build_mlp(10, [32], 3, dropout=0.5, rng=np.random.default_rng(0))
+    model = mlp(10, [32], 3, dropout=0.5, seed=0)
     x = np.random.default_rng(1).standard_normal((4, 10)).astype(np.float32)
     np.testing.assert_array_equal(model.forward(x), model.forward(x))
 
 
 def test_parameter_names():
-    model = build_mlp(4, [3], 2, dropout=0.2, rng=np.random.default_rng(0))
+    model = mlp(4, [3], 2, dropout=0.2, seed=0)
     assert [name for name, _, _ in model.parameters()] == [
         "layers.1.weight", "layers.1.bias", "layers.4.weight", "layers.4.bias",
     ]
 
 
 def test_state_dict_round_trip():
-    source = build_mlp(6, [5], 3, dropout=0.0, rng=np.random.default_rng(0))
-    target = build_mlp(6, [5], 3, dropout=0.0, rng=np.random.default_rng(1))
+    source = mlp(6, [5], 3, dropout=0.0, seed=0)
+    target = mlp(6, [5], 3, dropout=0.0, seed=1)
     target_arrays = [param for _, param, _ in target.parameters()]
     state = source.state_dict()
     # The state dict holds copies: changing the model afterwards must not change it.
@@ -99,7 +97,7 @@ def test_state_dict_round_trip():
 
 
 def test_load_state_dict_rejects_wrong_shape_missing_and_extra_keys():
-    model = build_mlp(6, [5], 3, dropout=0.0, rng=np.random.default_rng(0))
+    model = mlp(6, [5], 3, dropout=0.0, seed=0)
     before = model.state_dict()
     bad_shape = dict(before, **{"layers.1.weight": np.zeros((5, 6), np.float32)})
     with pytest.raises(ValueError, match=r"layers\.1\.weight.*shape"):
@@ -117,53 +115,92 @@ def test_load_state_dict_rejects_wrong_shape_missing_and_extra_keys():
         np.testing.assert_array_equal(value, before[name])
 
 
-def test_architecture_round_trip_through_json():
-    arch = mlp_architecture(784, [128, 64], 10, 0.2)
-    assert arch == {
-        "type": "mlp", "input_size": 784, "hidden_sizes": [128, 64],
-        "num_classes": 10, "dropout": 0.2,
+def test_same_seed_gives_these_exact_weights_and_dropout_masks():
+    # Pins the order in which building and training consume the generator: every Linear's
+    # weights in layer order, then the dropout masks. A change of that order (or of the
+    # initialization) changes every trained model, so it must show up here. The values were
+    # taken from the code before MLPConfig existed; no matrix product is involved, so they do
+    # not depend on the machine's BLAS.
+    model = mlp(12, [16, 8], 4, dropout=0.25, seed=1234)
+    digest = hashlib.sha256()
+    for name, param, _ in model.parameters():
+        digest.update(name.encode())
+        digest.update(param.tobytes())
+    assert digest.hexdigest() == (
+        "e2ff138e34724d2f76a3796156402fe825babbe4bb72562c44ff3573de286594"
+    )
+    assert model.layers[1].weight[0, :3].tolist() == [
+        -0.6547636389732361, 0.02616867981851101, 0.30246761441230774,
+    ]
+    first, second = (layer for layer in model.layers if isinstance(layer, Dropout))
+    masks = first.forward(np.ones((3, 16), np.float32), training=True).tobytes()
+    masks += second.forward(np.ones((3, 8), np.float32), training=True).tobytes()
+    assert hashlib.sha256(masks).hexdigest() == (
+        "5777f3476e7064fd32d524aa2b32e09a1d45f353be8de9ede71e314363ade368"
+    )
+
+
+def test_config_to_dict_known_answer_and_json_round_trip():
+    config = MLPConfig(input_size=784, hidden_sizes=(128, 64), num_classes=10, dropout=0.2)
+    assert config.to_dict() == {
+        "input_size": 784, "hidden_sizes": [128, 64], "num_classes": 10, "dropout": 0.2,
     }
-    restored = json.loads(json.dumps(arch))
-    from_arch = build_from_architecture(restored, np.random.default_rng(5))
-    direct = build_mlp(784, [128, 64], 10, 0.2, np.random.default_rng(5))
-    assert [type(layer) for layer in from_arch.layers] == [type(layer) for layer in direct.layers]
-    for (name_a, a, _), (name_b, b, _) in zip(from_arch.parameters(), direct.parameters()):
+    restored = MLPConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+    assert restored == config
+    assert isinstance(restored.hidden_sizes, tuple)
+    # A model built from the restored config is the same network, weight for weight.
+    from_restored = build_mlp(restored, np.random.default_rng(5))
+    direct = build_mlp(config, np.random.default_rng(5))
+    for (name_a, a, _), (name_b, b, _) in zip(from_restored.parameters(), direct.parameters()):
         assert name_a == name_b
         np.testing.assert_array_equal(a, b)
-    # A state dict saved from one model loads into a model rebuilt from its architecture.
-    from_arch.load_state_dict(direct.state_dict())
+
+
+def test_config_takes_hidden_sizes_as_a_list_and_stays_hashable():
+    # params.yaml gives lists; the config must still equal the one read back from disk.
+    from_list = MLPConfig(4, [3, 2], 2, 0.0)
+    assert from_list == MLPConfig(4, (3, 2), 2, 0.0)
+    assert hash(from_list) == hash(MLPConfig(4, (3, 2), 2, 0.0))
+    with pytest.raises(AttributeError):
+        from_list.dropout = 0.5  # frozen: the config saved is the config built
+
+
+def test_config_to_dict_writes_plain_json_numbers():
+    config = MLPConfig(np.int64(12), (np.int64(3),), np.int64(2), 0)
+    text = json.dumps(config.to_dict(), sort_keys=True)
+    assert text == '{"dropout": 0.0, "hidden_sizes": [3], "input_size": 12, "num_classes": 2}'
+
+
+VALID = {"input_size": 4, "hidden_sizes": [3], "num_classes": 2, "dropout": 0.0}
 
 
 @pytest.mark.parametrize(
-    "arch, message",
+    "data, message",
     [
-        ([1, 2], "dict"),
-        ({"input_size": 4, "hidden_sizes": [3], "num_classes": 2, "dropout": 0.0}, "type"),
-        ({"type": "cnn", "input_size": 4, "hidden_sizes": [3], "num_classes": 2, "dropout": 0.0},
-         "cnn"),
-        ({"type": "mlp", "hidden_sizes": [3], "num_classes": 2, "dropout": 0.0}, "input_size"),
-        ({"type": "mlp", "input_size": 4, "num_classes": 2, "dropout": 0.0}, "hidden_sizes"),
-        ({"type": "mlp", "input_size": 4, "hidden_sizes": [3], "dropout": 0.0}, "num_classes"),
-        ({"type": "mlp", "input_size": 4, "hidden_sizes": [3], "num_classes": 2}, "dropout"),
-        ({"type": "mlp", "input_size": 4, "hidden_sizes": [3], "num_classes": 2, "dropout": 0.0,
-          "activation": "tanh"}, "activation"),
-        ({"type": "mlp", "input_size": 0, "hidden_sizes": [3], "num_classes": 2, "dropout": 0.0},
-         "input_size"),
-        ({"type": "mlp", "input_size": 4, "hidden_sizes": [3, -1], "num_classes": 2,
-          "dropout": 0.0}, "hidden_sizes"),
-        ({"type": "mlp", "input_size": 4, "hidden_sizes": "3", "num_classes": 2, "dropout": 0.0},
-         "hidden_sizes"),
-        ({"type": "mlp", "input_size": 4, "hidden_sizes": [3], "num_classes": 1, "dropout": 0.0},
-         "num_classes"),
-        ({"type": "mlp", "input_size": 4.0, "hidden_sizes": [3], "num_classes": 2,
-          "dropout": 0.0}, "input_size"),
-        ({"type": "mlp", "input_size": 4, "hidden_sizes": [3], "num_classes": 2, "dropout": 1.0},
-         "dropout"),
+        ([1, 2], "JSON object"),
+        ({k: v for k, v in VALID.items() if k != "input_size"}, "missing key 'input_size'"),
+        ({k: v for k, v in VALID.items() if k != "hidden_sizes"}, "missing key 'hidden_sizes'"),
+        ({k: v for k, v in VALID.items() if k != "num_classes"}, "missing key 'num_classes'"),
+        ({k: v for k, v in VALID.items() if k != "dropout"}, "missing key 'dropout'"),
+        ({**VALID, "activation": "tanh"}, "unknown key 'activation'"),
+        ({**VALID, "input_size": 4.0}, "'input_size'"),
+        ({**VALID, "input_size": 0}, "'input_size'"),
+        ({**VALID, "input_size": True}, "'input_size'"),
+        ({**VALID, "num_classes": "10"}, "'num_classes'"),
+        ({**VALID, "hidden_sizes": "3"}, "'hidden_sizes'"),
+        ({**VALID, "hidden_sizes": [3, -1]}, "'hidden_sizes'"),
+        ({**VALID, "dropout": "0.1"}, "'dropout'"),
+        ({**VALID, "dropout": 1.0}, "'dropout'"),
     ],
 )
-def test_build_from_architecture_rejects_bad_dicts(arch, message):
+def test_config_from_dict_names_the_bad_key(data, message):
     with pytest.raises(ValueError, match=message):
-        build_from_architecture(arch, np.random.default_rng(0))
+        MLPConfig.from_dict(data)
+
+
+def test_config_from_dict_accepts_the_valid_reference():
+    # Guards the parametrized test above: its base dict is valid on its own.
+    assert MLPConfig.from_dict(VALID) == MLPConfig(4, (3,), 2, 0.0)
 
 
 def test_dropout_eval_mode_is_identity():

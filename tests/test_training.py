@@ -8,7 +8,7 @@ import pytest
 
 from numpynet.errors import TrainingDiverged
 from numpynet.evaluation import loss_and_accuracy, predict_logits
-from numpynet.nn import build_mlp, learning_rate
+from numpynet.nn import MLPConfig, build_mlp, learning_rate
 from numpynet.training import LOG_COLUMNS, fit, make_optimizer
 
 NUM_CLASSES = 10
@@ -46,11 +46,16 @@ OPTIMIZERS = {
 }
 
 
+def mlp(hidden_sizes, dropout, seed, input_size=DIM, num_classes=NUM_CLASSES):
+    config = MLPConfig(input_size, tuple(hidden_sizes), num_classes, dropout)
+    return build_mlp(config, np.random.default_rng(seed))
+
+
 def train(optimizer_name="adamw", *, epochs=4, batch_size=64, init_seed=0, shuffle_seed=1,
           dropout=0.1, data=None, lr=None, schedule="cosine"):
     """Train a small MLP on the blobs; return the model, the optimizer, the history, the data."""
     train_set, val_set = data or split()
-    model = build_mlp(DIM, [64], NUM_CLASSES, dropout=dropout, rng=np.random.default_rng(init_seed))
+    model = mlp([64], dropout=dropout, seed=init_seed)
     config = OPTIMIZERS[optimizer_name]
     optimizer = make_optimizer(optimizer_name, model.parameters(), **config["kwargs"])
     steps_per_epoch = -(-train_set[0].shape[0] // batch_size)
@@ -186,7 +191,7 @@ def test_every_sample_is_used_each_epoch_including_the_partial_last_batch():
     x = np.zeros((count, 2), dtype=np.float32)
     x[:, 0] = np.arange(count)
     y = np.arange(count, dtype=np.int64) % 2
-    inner = build_mlp(2, [4], 2, dropout=0.0, rng=np.random.default_rng(0))
+    inner = mlp([4], dropout=0.0, seed=0, input_size=2, num_classes=2)
     model = RecordingModel(inner)
     optimizer = make_optimizer("sgd", inner.parameters(), momentum=0.0, nesterov=False,
                                betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
@@ -204,7 +209,7 @@ def test_train_metrics_average_over_every_sample():
     # accuracy must equal those of the whole training set, partial last batch included.
     (x_train, y_train), val_set = split(count=103)  # 82 training samples
     x_train, y_train = x_train[:77], y_train[:77]  # 77 = 4 * 16 + 13
-    model = build_mlp(DIM, [8], NUM_CLASSES, dropout=0.0, rng=np.random.default_rng(4))
+    model = mlp([8], dropout=0.0, seed=4)
     before = model.state_dict()
     optimizer = make_optimizer("adamw", model.parameters(), momentum=0.0, nesterov=False,
                                betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)

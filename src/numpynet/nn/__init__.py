@@ -2,12 +2,7 @@
 
 from numpynet.nn.layers import Dropout, Flatten, Linear, ReLU
 from numpynet.nn.loss import SoftmaxCrossEntropy, log_softmax
-from numpynet.nn.model import (
-    Sequential,
-    build_from_architecture,
-    build_mlp,
-    mlp_architecture,
-)
+from numpynet.nn.model import MLPConfig, Sequential, build_mlp
 from numpynet.nn.optim import SGD, AdamW
 from numpynet.nn.schedule import learning_rate
 
@@ -16,13 +11,12 @@ __all__ = [
     "Dropout",
     "Flatten",
     "Linear",
+    "MLPConfig",
     "ReLU",
     "SGD",
     "Sequential",
     "SoftmaxCrossEntropy",
-    "build_from_architecture",
     "build_mlp",
     "learning_rate",
     "log_softmax",
-    "mlp_architecture",
 ]

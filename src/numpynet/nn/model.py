@@ -1,8 +1,8 @@
-"""Sequential container, the MLP builder, and the JSON-able architecture description."""
+"""Sequential container, the MLP architecture config, and the builder from one to the other."""
 
 from __future__ import annotations
 
-import numbers
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -16,13 +16,16 @@ class Sequential:
         self.layers = list(layers)
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        """Run ``x`` through every layer. ``training`` switches dropout on."""
+        """Run ``x`` (N, ...) through every layer; ``training`` switches dropout on.
+
+        For an MLP the result is the logits, (N, num_classes).
+        """
         for layer in self.layers:
             x = layer.forward(x, training)
         return x
 
     def backward(self, grad: np.ndarray) -> np.ndarray:
-        """Backpropagate ``grad`` (w.r.t. the output) and return the gradient w.r.t. the input."""
+        """Backpropagate ``grad`` (shape of the output); return the input gradient (N, ...)."""
         for layer in reversed(self.layers):
             grad = layer.backward(grad)
         return grad
@@ -72,93 +75,87 @@ class Sequential:
         return f"Sequential(\n{inner}\n)"
 
 
-def _is_int(value) -> bool:
-    # bool is an int subclass, but `True` hidden units is certainly a mistake.
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+@dataclass(frozen=True)
+class MLPConfig:
+    """The architecture of an MLP, stored beside its weights so a saved model can be rebuilt.
 
+    Values are trusted as given: ``params.yaml`` is validated once, in :mod:`numpynet.config`,
+    and a file read back from disk goes through :meth:`from_dict`.
+    """
 
-def _validate_mlp_arguments(input_size, hidden_sizes, num_classes, dropout) -> None:
-    if not _is_int(input_size) or input_size < 1:
-        raise ValueError(f"input_size must be a positive integer, got {input_size!r}")
-    if isinstance(hidden_sizes, (str, bytes)) or not hasattr(hidden_sizes, "__iter__"):
-        raise ValueError(f"hidden_sizes must be a list of positive integers, got {hidden_sizes!r}")
-    for size in hidden_sizes:
-        if not _is_int(size) or size < 1:
+    input_size: int
+    hidden_sizes: tuple[int, ...]
+    num_classes: int
+    dropout: float
+
+    def __post_init__(self):
+        # A conversion, not a check: a list (as params.yaml gives) becomes a tuple, so the frozen
+        # config stays hashable and equals the config read back from disk.
+        object.__setattr__(self, "hidden_sizes", tuple(self.hidden_sizes))
+
+    def to_dict(self) -> dict:
+        """Return the config as plain JSON types (a list for ``hidden_sizes``)."""
+        # A NumPy integer (say, from an array shape) is not JSON-serialisable, and a dropout of
+        # 0 should be written as 0.0 whichever number type it arrived as.
+        return {
+            "input_size": int(self.input_size),
+            "hidden_sizes": [int(size) for size in self.hidden_sizes],
+            "num_classes": int(self.num_classes),
+            "dropout": float(self.dropout),
+        }
+
+    @classmethod
+    def from_dict(cls, data) -> MLPConfig:
+        """Rebuild a config from :meth:`to_dict` output that was read back from a file.
+
+        A file is an edge where anything may arrive, so this checks what the constructor
+        trusts: raises ``ValueError`` naming the key for a missing or unknown key, a value of
+        the wrong type, a size below 1 (building would divide by zero) or a dropout outside
+        [0, 1).
+        """
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+        names = [field.name for field in fields(cls)]
+        for name in names:
+            if name not in data:
+                raise ValueError(f"missing key {name!r}")
+        unknown = sorted(set(data) - set(names))
+        if unknown:
+            raise ValueError(f"unknown key {unknown[0]!r} (known: {names})")
+        for name in ("input_size", "num_classes"):
+            if not _is_positive_int(data[name]):
+                raise ValueError(f"key {name!r} must be an integer >= 1, got {data[name]!r}")
+        hidden_sizes = data["hidden_sizes"]
+        if not isinstance(hidden_sizes, list) or not all(map(_is_positive_int, hidden_sizes)):
             raise ValueError(
-                f"hidden_sizes must be a list of positive integers, got {list(hidden_sizes)!r}"
+                f"key 'hidden_sizes' must be a list of integers >= 1, got {hidden_sizes!r}"
             )
-    if not _is_int(num_classes) or num_classes < 2:
-        raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
-    if (
-        not isinstance(dropout, numbers.Real)
-        or isinstance(dropout, bool)
-        or not 0.0 <= dropout < 1.0
-    ):
-        raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
+        dropout = data["dropout"]
+        is_number = isinstance(dropout, (int, float)) and not isinstance(dropout, bool)
+        if not is_number or not 0 <= dropout < 1:
+            raise ValueError(f"key 'dropout' must be a number in [0, 1), got {dropout!r}")
+        return cls(data["input_size"], tuple(hidden_sizes), data["num_classes"], float(dropout))
 
 
-def build_mlp(
-    input_size: int,
-    hidden_sizes: list[int],
-    num_classes: int,
-    dropout: float,
-    rng: np.random.Generator,
-    dtype=np.float32,
-) -> Sequential:
+def _is_positive_int(value) -> bool:
+    # bool is an int subclass, and JSON's `true` is no layer width.
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def build_mlp(config: MLPConfig, rng: np.random.Generator, dtype=np.float32) -> Sequential:
     """Build ``Flatten -> [Linear -> ReLU -> Dropout] * len(hidden_sizes) -> Linear``.
 
-    Dropout layers are left out when ``dropout == 0``. All weights and dropout masks draw from
-    ``rng``, so the same seed gives the same network. ``dtype`` exists for float64 gradient
-    checks; training uses the float32 default.
+    Dropout layers are left out when ``config.dropout == 0``. The weights, then (in training)
+    the dropout masks, draw from ``rng``, so the same seed gives the same network and the same
+    run. ``dtype`` exists for float64 gradient checks; training uses float32.
     """
-    _validate_mlp_arguments(input_size, hidden_sizes, num_classes, dropout)
     layers = [Flatten()]
-    fan_in = input_size
-    for width in hidden_sizes:
+    fan_in = config.input_size
+    for width in config.hidden_sizes:
         layers.append(Linear(fan_in, width, rng, dtype=dtype))
         layers.append(ReLU())
-        if dropout > 0:
-            layers.append(Dropout(dropout, rng))
+        if config.dropout > 0:
+            layers.append(Dropout(config.dropout, rng))
         fan_in = width
-    layers.append(Linear(fan_in, num_classes, rng, dtype=dtype))
+    layers.append(Linear(fan_in, config.num_classes, rng, dtype=dtype))
     return Sequential(layers)
-
-
-_MLP_KEYS = ("input_size", "hidden_sizes", "num_classes", "dropout")
-
-
-def mlp_architecture(
-    input_size: int, hidden_sizes: list[int], num_classes: int, dropout: float
-) -> dict:
-    """Describe an MLP as a JSON-able dict; :func:`build_from_architecture` rebuilds it."""
-    _validate_mlp_arguments(input_size, hidden_sizes, num_classes, dropout)
-    return {
-        "type": "mlp",
-        "input_size": int(input_size),
-        "hidden_sizes": [int(size) for size in hidden_sizes],
-        "num_classes": int(num_classes),
-        "dropout": float(dropout),
-    }
-
-
-def build_from_architecture(arch: dict, rng: np.random.Generator) -> Sequential:
-    """Build the network an architecture dict (from :func:`mlp_architecture`) describes.
-
-    Raises ``ValueError`` naming the problem for a non-dict, an unknown ``type``, or a missing,
-    unexpected or invalid key.
-    """
-    if not isinstance(arch, dict):
-        raise ValueError(f"architecture must be a dict, got {type(arch).__name__}")
-    if "type" not in arch:
-        raise ValueError("architecture is missing key 'type'")
-    if arch["type"] != "mlp":
-        raise ValueError(f"unknown architecture type {arch['type']!r}; supported: 'mlp'")
-    for key in _MLP_KEYS:
-        if key not in arch:
-            raise ValueError(f"architecture of type 'mlp' is missing key {key!r}")
-    unexpected = sorted(set(arch) - set(_MLP_KEYS) - {"type"})
-    if unexpected:
-        raise ValueError(f"architecture of type 'mlp' has unexpected keys {unexpected}")
-    return build_mlp(
-        arch["input_size"], arch["hidden_sizes"], arch["num_classes"], arch["dropout"], rng
-    )
