@@ -52,8 +52,11 @@ def mlp(hidden_sizes, dropout, seed, input_size=DIM, num_classes=NUM_CLASSES):
 
 
 def train(optimizer_name="adamw", *, epochs=4, batch_size=64, init_seed=0, shuffle_seed=1,
-          dropout=0.1, data=None, lr=None, schedule="cosine"):
-    """Train a small MLP on the blobs; return the model, the optimizer, the history, the data."""
+          dropout=0.1, data=None, lr=None, schedule="cosine", log=None):
+    """Train a small MLP on the blobs; return the model, the optimizer, the history, the data.
+
+    The per-epoch lines go to ``log``, or nowhere when it is None.
+    """
     train_set, val_set = data or split()
     model = mlp([64], dropout=dropout, seed=init_seed)
     config = OPTIMIZERS[optimizer_name]
@@ -78,6 +81,7 @@ def train(optimizer_name="adamw", *, epochs=4, batch_size=64, init_seed=0, shuff
         rng=np.random.default_rng(shuffle_seed),
         eval_batch_size=128,
         show_progress=False,
+        log=log or (lambda line: None),
     )
     return model, optimizer, history, (train_set, val_set)
 
@@ -139,6 +143,30 @@ def test_history_rows():
     assert history[-1]["lr"] == 0.0
 
 
+def test_one_log_line_per_epoch_goes_to_the_given_log():
+    lines = []
+    _, _, history, _ = train(epochs=2, log=lines.append)
+    assert len(lines) == 2
+    for line, row in zip(lines, history):
+        assert "\n" not in line
+        assert line.startswith(f"epoch {row['epoch']:>3}/2  lr {row['lr']:.2e}  ")
+        assert f"train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.4f}" in line
+        assert line.endswith(f"val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.4f}")
+
+
+def test_the_log_defaults_to_stderr_and_stdout_stays_empty(capsys):
+    (x_train, y_train), val_set = split(count=100)
+    model = mlp([4], dropout=0.0, seed=0)
+    optimizer = make_optimizer("sgd", model.parameters(), momentum=0.0, nesterov=False,
+                               betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
+    fit(model, optimizer, (x_train, y_train), val_set, epochs=1, batch_size=40,
+        learning_rate=lambda step: 1e-3, rng=np.random.default_rng(0), show_progress=False)
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("epoch   1/1  lr 1.00e-03  train loss ")
+    assert captured.err.count("\n") == 1
+
+
 # --- divergence ----------------------------------------------------------------------------------
 
 
@@ -196,7 +224,8 @@ def test_every_sample_is_used_each_epoch_including_the_partial_last_batch():
     optimizer = make_optimizer("sgd", inner.parameters(), momentum=0.0, nesterov=False,
                                betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
     fit(model, optimizer, (x, y), (x, y), epochs=epochs, batch_size=batch_size,
-        learning_rate=lambda step: 1e-3, rng=np.random.default_rng(0), show_progress=False)
+        learning_rate=lambda step: 1e-3, rng=np.random.default_rng(0), show_progress=False,
+        log=lambda line: None)
     assert [len(batch) for batch in model.seen] == [4, 4, 2] * epochs
     assert optimizer.step_count == 3 * epochs
     for epoch in range(epochs):
@@ -215,7 +244,7 @@ def test_train_metrics_average_over_every_sample():
                                betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
     history = fit(model, optimizer, (x_train, y_train), val_set, epochs=1, batch_size=16,
                   learning_rate=lambda step: 0.0, rng=np.random.default_rng(0),
-                  show_progress=False)
+                  show_progress=False, log=lambda line: None)
     for name, value in model.state_dict().items():
         np.testing.assert_array_equal(value, before[name])
     loss, accuracy = loss_and_accuracy(model.forward(x_train, training=False), y_train)

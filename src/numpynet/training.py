@@ -10,6 +10,7 @@ from tqdm import tqdm
 
 from numpynet.errors import TrainingDiverged
 from numpynet.evaluation import evaluate_model
+from numpynet.log import Log, log_to_stderr
 from numpynet.nn.loss import SoftmaxCrossEntropy
 from numpynet.nn.optim import SGD, AdamW
 
@@ -51,10 +52,13 @@ def fit(
     rng: np.random.Generator,
     eval_batch_size: int = 1000,
     show_progress: bool | None = None,
+    log: Log = log_to_stderr,
 ) -> list[dict]:
     """Train ``model`` in place; return one log row per epoch (see ``LOG_COLUMNS``).
 
     ``learning_rate(step)`` gives the rate for each optimizer step, counted from 0 across epochs.
+    Each epoch ends with one summary line sent to ``log``; ``show_progress`` switches the
+    per-batch progress bar on or off (``None``: only when stderr is a terminal).
     A NaN or infinite loss stops training at once with :class:`TrainingDiverged`.
     """
     x_train, y_train = train_set
@@ -103,10 +107,8 @@ def fit(
             "val_accuracy": val_accuracy,
         }
         history.append(row)
-        print(
+        log(
             f"epoch {epoch:>3}/{epochs}  lr {lr:.2e}  train loss {row['train_loss']:.4f} "
-            f"acc {row['train_accuracy']:.4f}  val loss {val_loss:.4f} acc {val_accuracy:.4f}",
-            file=sys.stderr,
-            flush=True,
+            f"acc {row['train_accuracy']:.4f}  val loss {val_loss:.4f} acc {val_accuracy:.4f}"
         )
     return history
