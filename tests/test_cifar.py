@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from numpynet.data.catalog import RemoteFile, builtin_source
+from numpynet.data.catalog import BUILTIN, RemoteFile
 from numpynet.data.cifar import (
     BATCH_DIR,
     META_MEMBER,
@@ -199,13 +199,13 @@ def test_not_an_archive(tmp_path):
 
 def source_pinning(md5: str, url: str):
     """The built-in CIFAR-10 entry, with a synthetic archive's md5 and a loopback URL."""
-    builtin = builtin_source("cifar10")
+    builtin = BUILTIN["cifar10"]
     return replace(builtin, files={"archive": RemoteFile(ARCHIVE_NAME, md5=md5, decompress=True)},
                    urls=(url,))
 
 
 def test_builtin_cifar10_entry():
-    cifar = builtin_source("cifar10")
+    cifar = BUILTIN["cifar10"]
     assert cifar.format == "cifar10-binary"
     assert cifar.urls == ("https://www.cs.toronto.edu/~kriz/",)
     [(role, remote)] = cifar.files.items()
@@ -221,10 +221,9 @@ def test_download_and_load_over_loopback(http_server, tmp_path, splits):
     md5 = write_cifar10_binary(http_server.root / ARCHIVE_NAME, *splits)
     source = source_pinning(md5, http_server.url)
     raw_dir = tmp_path / "raw"
-    paths = download_dataset(source, raw_dir, mirror=None, timeout=5, log=lambda line: None)
-    assert paths == {"archive": raw_dir / "cifar-10-binary.tar"}
+    download_dataset(source, raw_dir, mirror=None, timeout=5, log=lambda line: None)
     assert sorted(p.name for p in raw_dir.iterdir()) == ["cifar-10-binary.tar"]
-    assert paths["archive"].read_bytes() == gzip.decompress(
+    assert (raw_dir / "cifar-10-binary.tar").read_bytes() == gzip.decompress(
         (http_server.root / ARCHIVE_NAME).read_bytes()
     )
     raw = load_raw_dataset(source, raw_dir)
@@ -268,7 +267,7 @@ def stored_archive(raw_dir: Path, splits, **kwargs) -> None:
 
 def test_class_names_prefer_the_source_then_the_archive_then_numbers(tmp_path, splits):
     stored_archive(tmp_path, splits, classes=tuple(f"meta{i}" for i in range(10)))
-    builtin = builtin_source("cifar10")
+    builtin = BUILTIN["cifar10"]
     assert load_raw_dataset(builtin, tmp_path).classes == list(CIFAR10_CLASSES)
     unnamed = replace(builtin, classes=None)
     assert load_raw_dataset(unnamed, tmp_path).classes == [f"meta{i}" for i in range(10)]
@@ -278,12 +277,12 @@ def test_class_names_prefer_the_source_then_the_archive_then_numbers(tmp_path, s
 
 def test_labels_beyond_the_named_classes_are_rejected(tmp_path, splits):
     stored_archive(tmp_path, splits)
-    source = replace(builtin_source("cifar10"), classes=("a", "b"))
+    source = replace(BUILTIN["cifar10"], classes=("a", "b"))
     with pytest.raises(DataFormatError, match="label 9 but the dataset names only 2 classes"):
         load_raw_dataset(source, tmp_path)
 
 
 def test_unknown_format_lists_the_supported_ones(tmp_path):
-    source = replace(builtin_source("cifar10"), format="hdf5")
+    source = replace(BUILTIN["cifar10"], format="hdf5")
     with pytest.raises(ValueError, match="'hdf5'.*idx, cifar10-binary"):
         load_raw_dataset(source, tmp_path)

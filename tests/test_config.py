@@ -4,17 +4,27 @@ import copy
 from pathlib import Path
 
 import pytest
-import yaml
 
-from numpynet.config import load_params, parse_params
+from numpynet.config import (
+    DATASET_NAME_PATTERN,
+    MAX_BATCH_SIZE,
+    MAX_EPOCHS,
+    MAX_LAYER_SIZE,
+    MAX_TIMEOUT_S,
+    check_dataset_name,
+    load_params,
+    parse_params,
+)
 from numpynet.errors import ConfigError
+from numpynet.params_fields import show
+from numpynet.params_file import read_params_file
 
 PROJECT_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 
 
 @pytest.fixture
 def raw():
-    return yaml.safe_load(PROJECT_PARAMS.read_text())
+    return read_params_file(PROJECT_PARAMS)
 
 
 def test_project_params_are_valid():
@@ -60,6 +70,15 @@ def _rejects(raw, *fragments):
         ("preprocess", "seed", -1, "preprocess.seed"),
         ("download", "timeout_s", 0, "download.timeout_s"),
         ("evaluate", "batch_size", -5, "evaluate.batch_size"),
+        # Sizes past what any machine this runs on could hold, and a timeout the socket layer
+        # cannot take.
+        ("train", "hidden_sizes", [MAX_LAYER_SIZE + 1], f"integers from 1 to {MAX_LAYER_SIZE}"),
+        ("train", "batch_size", MAX_BATCH_SIZE + 1, f"from 1 to {MAX_BATCH_SIZE}"),
+        ("train", "epochs", MAX_EPOCHS + 1, f"from 1 to {MAX_EPOCHS}"),
+        ("evaluate", "batch_size", MAX_BATCH_SIZE + 1, f"from 1 to {MAX_BATCH_SIZE}"),
+        ("download", "timeout_s", 1e300, "<= 86400"),
+        ("download", "timeout_s", MAX_TIMEOUT_S + 1, "<= 86400"),
+        ("train", "lr", 10**400, "not finite"),
     ],
 )
 def test_bad_values_are_rejected_with_their_path(raw, section, key, value, expected):
@@ -134,18 +153,6 @@ def test_unconfigured_dataset_is_a_clear_error(raw):
         parse_params(raw).dataset("svhn")
 
 
-def test_malformed_yaml_file(tmp_path):
-    path = tmp_path / "params.yaml"
-    path.write_text("train: [unclosed\n")
-    with pytest.raises(ConfigError, match="not valid YAML"):
-        load_params(path)
-
-
-def test_missing_file(tmp_path):
-    with pytest.raises(ConfigError, match="not found"):
-        load_params(tmp_path / "params.yaml")
-
-
 def test_validation_does_not_mutate_input(raw):
     before = copy.deepcopy(raw)
     parse_params(raw)
@@ -188,6 +195,8 @@ def test_image_folder_dataset(raw):
         ({"format": "image-folder"}, "datasets.pets.data.source"),
         ({"format": "image-folder", "source": "x", "mode": "CMYK"}, "datasets.pets.data.mode"),
         ({"format": "image-folder", "source": "x", "size": [32]}, "datasets.pets.data.size"),
+        ({"format": "image-folder", "source": "x", "size": [4097, 32]}, "each from 1 to 4096"),
+        ({"format": "image-folder", "source": "x", "size": [32, 10**6]}, "each from 1 to 4096"),
         ({"format": "image-folder", "source": "x", "test_fraction": 1.5}, "datasets.pets.data.test_fraction"),
         ({"format": "image-folder", "source": "x", "sha256": "abc"}, "datasets.pets.data.sha256"),
         ({"format": "image-folder", "source": "https://example.org/pets.zip"}, "required for a URL"),
@@ -197,3 +206,94 @@ def test_image_folder_dataset(raw):
 def test_bad_image_folder_settings(raw, data, expected):
     raw["datasets"] = {"pets": _dataset(data)}
     _rejects(raw, expected)
+
+
+def test_largest_accepted_sizes(raw):
+    raw["train"].update(hidden_sizes=[MAX_LAYER_SIZE], batch_size=MAX_BATCH_SIZE, epochs=MAX_EPOCHS)
+    raw["evaluate"]["batch_size"], raw["download"]["timeout_s"] = MAX_BATCH_SIZE, MAX_TIMEOUT_S
+    parse_params(raw)
+
+
+def test_layers_that_cannot_fit_in_memory_are_rejected_with_an_estimate(raw):
+    raw["train"]["hidden_sizes"] = [MAX_LAYER_SIZE, MAX_LAYER_SIZE]
+    # (65536 * 65536 + 65536 + 65536 * 2 + 2) parameters * 4 bytes * 5 copies = 80.0 GiB
+    _rejects(raw, "train.hidden_sizes:", "about 80.0 GiB", "fit in 16 GiB")
+
+
+def test_oversized_override_is_reported_under_its_dataset(raw):
+    raw["datasets"]["cifar10"]["train"] = {"hidden_sizes": [40000, 40000]}
+    message = _rejects(raw, "datasets.cifar10.train.hidden_sizes:", "GiB")
+    assert "1 problem(s)" in message
+
+
+def test_warmup_longer_than_the_run_is_rejected(raw):
+    raw["train"].update(warmup_epochs=20, epochs=20)
+    assert parse_params(raw).train.warmup_epochs == 20  # all warmup: odd, but it runs
+    raw["train"]["warmup_epochs"] = 21
+    _rejects(raw, "train.warmup_epochs: warmup_epochs (21) is more than epochs (20)")
+
+
+def test_override_shorter_than_the_shared_warmup_is_reported_at_its_key(raw):
+    raw["train"]["warmup_epochs"] = 5
+    raw["datasets"]["cifar10"]["train"] = {"epochs": 2}
+    message = _rejects(
+        raw, "datasets.cifar10.train.epochs: warmup_epochs (5) is more than epochs (2)"
+    )
+    assert "1 problem(s)" in message  # the shared train section itself is fine
+
+
+BAD_NAMES = ["x;touch FILE;", "../../../somewhere", "a b", "1abc", "", "a" * 65, "-x", "mnist\n",
+             "caf\u00e9", 7]
+GOOD_NAMES = ["mnist", "fashion-mnist", "cifar10", "my_pets-2", "A", "a" * 64]
+
+
+@pytest.mark.parametrize("name", BAD_NAMES)
+def test_bad_dataset_names_are_rejected(raw, name):
+    with pytest.raises(ConfigError, match="is not valid: expected a letter followed by"):
+        check_dataset_name(name)  # what a stage does with its command-line argument
+    raw["datasets"][name] = _dataset({"format": "image-folder", "source": "images"})
+    # Quoted, and shortened when long, so a hostile name cannot shape the message.
+    message = _rejects(raw, f"datasets.{show(name)}: not a valid dataset name",
+                       DATASET_NAME_PATTERN)
+    assert "1 problem(s)" in message
+
+
+@pytest.mark.parametrize("name", GOOD_NAMES)
+def test_good_dataset_names_are_accepted(raw, name):
+    check_dataset_name(name)
+    if name not in raw["datasets"]:
+        raw["datasets"][name] = _dataset({"format": "image-folder", "source": "images"})
+    assert parse_params(raw).dataset(name).name == name
+
+
+def test_dataset_lookup_checks_the_name_first(raw):
+    with pytest.raises(ConfigError, match="'../x' is not valid"):
+        parse_params(raw).dataset("../x")
+
+
+def test_largest_image_folder_size(raw):
+    data = {"format": "image-folder", "source": "x", "size": [4096, 4096]}
+    raw["datasets"] = {"pets": _dataset(data)}
+    assert parse_params(raw).dataset("pets").source.size == (4096, 4096)
+
+
+def test_unhashable_format_is_a_config_error(raw):
+    raw["datasets"]["mnist"]["data"] = {"format": ["idx"]}
+    _rejects(raw, "datasets.mnist.data.format: got ['idx']")
+
+
+def test_messages_quote_huge_values_and_keys_briefly(raw):
+    huge = "x" * 100_000
+    raw["train"]["lr"] = huge
+    raw["train"][huge] = 1
+    raw["datasets"]["mnist"]["data"] = {"format": list(range(100_000))}
+    raw["datasets"][huge] = {}
+    message = _rejects(raw, "train.lr: wrong type str 'xxx", "train.'xxx", "...")
+    assert len(message) < 2000
+
+
+def test_a_long_list_of_problems_is_cut_short(raw):
+    for index in range(100):
+        raw[f"section{index}"] = {}
+    message = _rejects(raw, "100 problem(s)", "... and 70 more")
+    assert message.count("\n  - ") == 30

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from numpynet.data.catalog import BUILTIN, DatasetSource, RemoteFile, builtin_source
+from numpynet.data.catalog import BUILTIN, DatasetSource, RemoteFile, is_url
 from numpynet.data.download import (
     MIRROR_ENV,
     candidate_urls,
@@ -19,9 +19,9 @@ from numpynet.data.download import (
     download_dataset,
     fetch_file,
 )
-from numpynet.errors import DownloadError, NumpynetError
+from numpynet.errors import DownloadError
 from helpers.loopback import DROP_MID_FILE, NOT_FOUND, STALL, closed_port_url
-from helpers.synthetic import make_synthetic_idx_dataset, synthetic_source
+from helpers.synthetic import make_synthetic_idx_dataset, stored_paths, synthetic_source
 
 CONTENT = bytes(range(256)) * 2000  # 512 KB, several chunks, compresses a little
 CONTENT_SHA = hashlib.sha256(CONTENT).hexdigest()
@@ -241,6 +241,15 @@ def test_local_mirror_is_made_absolute(tmp_path, monkeypatch):
 
 # --- download_dataset -----------------------------------------------------------------------
 
+def all_verified(source: DatasetSource, out: Path) -> bool:
+    """Whether every file of ``source`` is stored in ``out`` with its pinned content sha256."""
+    paths = stored_paths(source, out)
+    return all(
+        path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == source.files[r].sha256
+        for r, path in paths.items()
+    )
+
+
 @pytest.fixture
 def synthetic_mirror(tmp_path):
     """A folder of datasets holding a synthetic MNIST under ``mnist/``; returns (root, source)."""
@@ -253,12 +262,13 @@ def synthetic_mirror(tmp_path):
 def test_local_directory_mirror(synthetic_mirror, out, subfolder):
     root, source = synthetic_mirror
     mirror = str(root / "mnist") if subfolder else str(root)
-    paths = download_dataset(source, out, mirror=mirror, timeout=5, log=Log())
+    download_dataset(source, out, mirror=mirror, timeout=5, log=Log())
+    paths = stored_paths(source, out)
     assert set(paths) == {"train_images", "train_labels", "test_images", "test_labels"}
     for role, path in paths.items():
-        assert path.parent == out and not path.name.endswith(".gz")
+        assert not path.name.endswith(".gz")
         assert hashlib.sha256(path.read_bytes()).hexdigest() == source.files[role].sha256
-    assert len(leftovers(out)) == 4
+    assert sorted(leftovers(out)) == sorted(path.name for path in paths.values())
 
 
 @pytest.mark.parametrize("subfolder", [False, True], ids=["datasets-folder", "dataset-folder"])
@@ -266,28 +276,29 @@ def test_http_mirror(http_server, out, subfolder):
     files = make_synthetic_idx_dataset(http_server.root / "mnist", 30, 10, np.random.default_rng(1))
     source = synthetic_source(files)
     mirror = http_server.url + ("mnist/" if subfolder else "")
-    paths = download_dataset(source, out, mirror=mirror, timeout=5, log=Log())
-    assert len(paths) == 4 and len(leftovers(out)) == 4
+    download_dataset(source, out, mirror=mirror, timeout=5, log=Log())
+    assert all_verified(source, out) and len(leftovers(out)) == 4
 
 
 def test_file_url_mirror(synthetic_mirror, out):
     root, source = synthetic_mirror
-    paths = download_dataset(source, out, mirror=root.as_uri(), timeout=5, log=Log())
-    assert len(paths) == 4
+    download_dataset(source, out, mirror=root.as_uri(), timeout=5, log=Log())
+    assert all_verified(source, out)
 
 
 def test_verified_files_are_not_downloaded_again(synthetic_mirror, out):
     root, source = synthetic_mirror
     download_dataset(source, out, mirror=str(root), timeout=5, log=Log())
     log = Log()
-    paths = download_dataset(source, out, mirror=None, timeout=5, log=log)
-    assert len(paths) == 4
+    download_dataset(source, out, mirror=None, timeout=5, log=log)
+    assert all_verified(source, out)
     assert sum("already verified" in line for line in log.lines) == 4
 
 
 def test_corrupt_existing_file_is_replaced(synthetic_mirror, out):
     root, source = synthetic_mirror
-    paths = download_dataset(source, out, mirror=str(root), timeout=5, log=Log())
+    download_dataset(source, out, mirror=str(root), timeout=5, log=Log())
+    paths = stored_paths(source, out)
     paths["train_labels"].write_bytes(b"garbage")
     download_dataset(source, out, mirror=str(root), timeout=5, log=Log())
     assert hashlib.sha256(paths["train_labels"].read_bytes()).hexdigest() == (
@@ -297,7 +308,8 @@ def test_corrupt_existing_file_is_replaced(synthetic_mirror, out):
 
 def test_corrupt_existing_file_is_removed_when_no_source_works(synthetic_mirror, out):
     root, source = synthetic_mirror
-    paths = download_dataset(source, out, mirror=str(root), timeout=5, log=Log())
+    download_dataset(source, out, mirror=str(root), timeout=5, log=Log())
+    paths = stored_paths(source, out)
     paths["train_labels"].write_bytes(b"garbage")
     with pytest.raises(DownloadError) as caught:
         download_dataset(source, out, mirror=str(root / "empty"), timeout=5, log=Log())
@@ -308,8 +320,17 @@ def test_corrupt_existing_file_is_removed_when_no_source_works(synthetic_mirror,
 
 # --- catalog --------------------------------------------------------------------------------
 
+@pytest.mark.parametrize("location, expected", [
+    ("https://example.org/pets.zip", True), ("HTTP://EXAMPLE.ORG/a", True),
+    ("file:///srv/pets.tar.gz", True), ("images/pets.tar.gz", False), ("/srv/pets", False),
+    ("ftp://example.org/pets.zip", False), ("https:/pets", False),
+])
+def test_is_url(location, expected):
+    assert is_url(location) is expected
+
+
 def test_builtin_mnist_entry():
-    mnist = builtin_source("mnist")
+    mnist = BUILTIN["mnist"]
     assert mnist.format == "idx" and mnist.urls[0] == "https://yann.lecun.com/exdb/mnist/"
     assert set(mnist.files) == {"train_images", "train_labels", "test_images", "test_labels"}
     assert all(len(f.sha256) == 64 for f in mnist.files.values())
@@ -323,13 +344,6 @@ def test_builtin_mnist_entry():
         "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte",
     ]
     assert mnist.classes == tuple("0123456789")
-
-
-def test_unknown_dataset_lists_known_names():
-    with pytest.raises(NumpynetError) as caught:
-        builtin_source("imagenet")
-    assert "imagenet" in str(caught.value)
-    assert all(name in str(caught.value) for name in BUILTIN)
 
 
 def test_temp_files_are_hidden_in_destination_dir(http_server, out, monkeypatch):
@@ -467,16 +481,17 @@ def test_existing_md5_only_decompressed_file_is_downloaded_again(http_server, ou
     source = single_file_source(RemoteFile(GZ_NAME, md5=ORIGINAL_MD5), http_server.url)
     download_dataset(source, out, mirror=None, timeout=5, log=Log())
     log = Log()
-    paths = download_dataset(source, out, mirror=None, timeout=5, log=log)
+    download_dataset(source, out, mirror=None, timeout=5, log=log)
     assert "cannot be checked" in log.text() and "verified from" in log.text()
-    assert paths["blob"].read_bytes() == CONTENT and http_server.requests == ["/" + GZ_NAME] * 2
+    assert stored_paths(source, out)["blob"].read_bytes() == CONTENT and http_server.requests == ["/" + GZ_NAME] * 2
 
 
 def test_existing_md5_only_file_stored_as_served_is_checked_by_md5(http_server, out):
     put_gz(http_server.root)
     remote = RemoteFile(GZ_NAME, md5=ORIGINAL_MD5, decompress=False)
     source = single_file_source(remote, http_server.url)
-    paths = download_dataset(source, out, mirror=None, timeout=5, log=Log())
+    download_dataset(source, out, mirror=None, timeout=5, log=Log())
+    paths = stored_paths(source, out)
     log = Log()
     download_dataset(source, out, mirror=None, timeout=5, log=log)
     assert "already verified" in log.text() and len(http_server.requests) == 1

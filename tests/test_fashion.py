@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from numpynet.data.catalog import DatasetSource, RemoteFile, builtin_source
+from numpynet.data.catalog import BUILTIN, DatasetSource, RemoteFile
 from numpynet.data.download import download_dataset
 from numpynet.data.idx import write_idx
 from numpynet.data.raw import load_raw_dataset
@@ -29,7 +29,7 @@ def quiet(line: str) -> None:
 
 def md5_pinned_source(directory: Path, url: str) -> DatasetSource:
     """The built-in Fashion-MNIST entry, pinning the md5s of the .gz files in ``directory``."""
-    builtin = builtin_source("fashion-mnist")
+    builtin = BUILTIN["fashion-mnist"]
     files = {
         role: RemoteFile(remote.name, md5=hashlib.md5((directory / remote.name).read_bytes())
                          .hexdigest())
@@ -39,7 +39,7 @@ def md5_pinned_source(directory: Path, url: str) -> DatasetSource:
 
 
 def test_builtin_entry():
-    fashion = builtin_source("fashion-mnist")
+    fashion = BUILTIN["fashion-mnist"]
     assert fashion.format == "idx"
     assert fashion.urls[0] == "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
     assert {role: remote.name for role, remote in fashion.files.items()} == MNIST_FILE_NAMES
@@ -59,8 +59,8 @@ def test_download_and_load_with_md5_only_pins(http_server, tmp_path):
     make_synthetic_idx_dataset(http_server.root, 40, 20, np.random.default_rng(0))
     source = md5_pinned_source(http_server.root, http_server.url)
     raw_dir = tmp_path / "raw"
-    paths = download_dataset(source, raw_dir, mirror=None, timeout=5, log=quiet)
-    assert sorted(p.name for p in paths.values()) == sorted(
+    download_dataset(source, raw_dir, mirror=None, timeout=5, log=quiet)
+    assert sorted(p.name for p in raw_dir.iterdir()) == sorted(
         name.removesuffix(".gz") for name in MNIST_FILE_NAMES.values()
     )
     raw = load_raw_dataset(source, raw_dir)

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from numpynet.data.catalog import builtin_source
+from numpynet.data.catalog import BUILTIN
 from numpynet.data.download import download_dataset
 from numpynet.data.idx import load_idx_dataset, read_idx, write_idx
 from numpynet.errors import DataFormatError
-from helpers.synthetic import make_synthetic_idx_dataset, synthetic_source
+from helpers.synthetic import make_synthetic_idx_dataset, stored_paths, synthetic_source
 
 SHARED_DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 
@@ -131,9 +131,10 @@ def test_load_idx_dataset_rejects_missing_role(tmp_path):
 
 def test_synthetic_dataset_loads_with_all_classes(tmp_path):
     files = make_synthetic_idx_dataset(tmp_path / "www", 50, 20, np.random.default_rng(3))
-    paths = download_dataset(synthetic_source(files), tmp_path / "raw",
-                             mirror=str(tmp_path / "www"), timeout=5, log=lambda line: None)
-    x_train, y_train, x_test, y_test = load_idx_dataset(paths)
+    source = synthetic_source(files)
+    download_dataset(source, tmp_path / "raw", mirror=str(tmp_path / "www"), timeout=5,
+                     log=lambda line: None)
+    x_train, y_train, x_test, y_test = load_idx_dataset(stored_paths(source, tmp_path / "raw"))
     assert x_train.shape == (50, 28, 28) and x_test.shape == (20, 28, 28)
     assert set(y_train.tolist()) == set(range(10))
     # The blob makes classes separable: per-class mean images differ clearly.
@@ -146,8 +147,9 @@ def test_synthetic_dataset_loads_with_all_classes(tmp_path):
     reason=f"real MNIST not found at {SHARED_DATASETS / 'mnist'}",
 )
 def test_real_mnist_through_local_mirror(tmp_path):
-    paths = download_dataset(builtin_source("mnist"), tmp_path / "raw",
-                             mirror=str(SHARED_DATASETS), timeout=10, log=lambda line: None)
+    download_dataset(BUILTIN["mnist"], tmp_path / "raw", mirror=str(SHARED_DATASETS), timeout=10,
+                     log=lambda line: None)
+    paths = stored_paths(BUILTIN["mnist"], tmp_path / "raw")
     x_train, y_train, x_test, y_test = load_idx_dataset(paths)
     assert x_train.shape == (60000, 28, 28) and y_train.shape == (60000,)
     assert x_test.shape == (10000, 28, 28) and y_test.shape == (10000,)

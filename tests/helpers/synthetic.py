@@ -71,6 +71,11 @@ def make_synthetic_idx_dataset(
     return written
 
 
+def stored_paths(source: DatasetSource, out_dir: Path) -> dict[str, Path]:
+    """Where ``download_dataset`` stores each file of ``source``: role -> path in ``out_dir``."""
+    return {role: Path(out_dir) / remote.local_name for role, remote in source.files.items()}
+
+
 def synthetic_source(
     files: dict[str, tuple[str, str]], *, name: str = "mnist", urls: tuple[str, ...] = ()
 ) -> DatasetSource:

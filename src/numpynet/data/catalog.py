@@ -1,4 +1,9 @@
-"""The built-in datasets: where their files live and the checksums that prove them genuine.
+"""What a dataset is: its format, the two kinds of source, and the built-in datasets.
+
+A dataset comes either from a list of URLs with pinned files (:class:`DatasetSource`: the built-in
+datasets and the user's own idx files) or from one location the user names
+(:class:`ImageFolderSource`). Both are plain descriptions; fetching them is
+:mod:`numpynet.data.sources`' job and parsing them :mod:`numpynet.data.raw`'s.
 
 A file may be pinned two ways, and matching either pin is enough:
 
@@ -13,10 +18,11 @@ A file may be pinned two ways, and matching either pin is enough:
 
 from __future__ import annotations
 
+import posixpath
 import re
+import urllib.parse
 from dataclasses import dataclass, field
-
-from numpynet.errors import NumpynetError
+from pathlib import Path
 
 _HEX_DIGITS = {"sha256": 64, "md5": 32}
 
@@ -28,6 +34,21 @@ IDX_FILE_NAMES = {
     "test_labels": "t10k-labels-idx1-ubyte.gz",
 }
 IDX_ROLES = tuple(IDX_FILE_NAMES)
+
+# Every format a dataset can have, each with the keys params.yaml accepts under
+# ``datasets.<name>.data`` for it. The reader for each is chosen in numpynet.data.raw.
+FORMATS: dict[str, tuple[str, ...]] = {
+    "idx": ("format", "urls", "sha256"),
+    "cifar10-binary": ("format", "urls"),
+    "image-folder": ("format", "source", "sha256", "mode", "size", "test_fraction", "split_seed"),
+}
+
+_URL_SCHEMES = ("http://", "https://", "file://")
+
+
+def is_url(location: str) -> bool:
+    """Whether ``location`` is an http(s):// or file:// URL rather than a local path."""
+    return location.lower().startswith(_URL_SCHEMES)
 
 
 def is_hex_digest(value: object, algorithm: str) -> bool:
@@ -88,6 +109,36 @@ class DatasetSource:
     files: dict[str, RemoteFile] = field(hash=False)
     urls: tuple[str, ...]
     classes: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class ImageFolderSource:
+    """A user's own images, laid out as ``[<split>/]<class>/<image>`` (see image_folder.py).
+
+    ``location`` is a directory, a ``.tar``/``.tar.gz``/``.tgz``/``.zip`` archive, or an archive's
+    URL; ``sha256`` pins the archive's bytes (required for a URL, so downloads are verified).
+    """
+
+    name: str
+    location: str
+    sha256: str | None
+    mode: str | None
+    size: tuple[int, int] | None
+    test_fraction: float
+    split_seed: int
+    format: str = "image-folder"
+
+    @property
+    def is_url(self) -> bool:
+        """Whether the images are fetched from a URL rather than read from a local path."""
+        return is_url(self.location)
+
+    @property
+    def local_name(self) -> str:
+        """The file or folder name the source gets inside ``data/raw/<name>/``."""
+        if self.is_url:
+            return posixpath.basename(urllib.parse.urlparse(self.location).path.rstrip("/"))
+        return Path(self.location).resolve().name
 
 
 MNIST = DatasetSource(
@@ -171,17 +222,3 @@ BUILTIN: dict[str, DatasetSource] = {
     source.name: source for source in (MNIST, FASHION_MNIST, CIFAR10)
 }
 
-
-def builtin_source(name: str) -> DatasetSource:
-    """Return the built-in dataset called ``name``.
-
-    Raises :class:`NumpynetError` listing the known names when there is none by that name.
-    """
-    try:
-        return BUILTIN[name]
-    except KeyError:
-        known = ", ".join(sorted(BUILTIN))
-        raise NumpynetError(
-            f"unknown dataset {name!r}: the built-in datasets are {known}; "
-            f"choose one of these names in params.yaml"
-        ) from None

@@ -26,23 +26,17 @@ from typing import BinaryIO
 
 from tqdm import tqdm
 
-from numpynet.data.catalog import DatasetSource, RemoteFile
+from numpynet.data.catalog import DatasetSource, RemoteFile, is_url
 from numpynet.errors import DownloadError
 from numpynet.log import Log, log_to_stderr
 
 MIRROR_ENV = "NUMPYNET_MIRROR"
 
-_URL_SCHEMES = ("http://", "https://", "file://")
 _CHUNK_BYTES = 1 << 16
 
 
 class _SourceFailure(Exception):
     """One source could not deliver the file; the next one is tried."""
-
-
-def is_url(location: str) -> bool:
-    """Whether ``location`` is an http(s):// or file:// URL rather than a local path."""
-    return location.lower().startswith(_URL_SCHEMES)
 
 
 def candidate_urls(
@@ -286,8 +280,8 @@ def download_dataset(
     mirror: str | None,
     timeout: float,
     log: Log = log_to_stderr,
-) -> dict[str, Path]:
-    """Download every file of ``source`` into ``out_dir``; return a map from role to local path.
+) -> None:
+    """Download every file of ``source`` into ``out_dir``.
 
     Files are stored under their ``local_name`` (decompressed ``.gz`` files without the suffix). A
     file already there whose checksum matches is kept without downloading; one whose checksum does
@@ -298,14 +292,12 @@ def download_dataset(
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths: dict[str, Path] = {}
-    for role, remote in source.files.items():
+    for remote in source.files.values():
         dest = out_dir / remote.local_name
         if dest.is_file():
             verified = stored_file_is_verified(remote, dest)
             if verified:
                 log(f"{remote.name}: {dest} already verified")
-                paths[role] = dest
                 continue
             if verified is None:
                 log(f"{remote.name}: {dest} cannot be checked (only the md5 of the served archive "
@@ -315,5 +307,3 @@ def download_dataset(
             dest.unlink()
         candidates = candidate_urls(remote.name, source.name, source.urls, mirror)
         fetch_file(remote, dest, candidates, timeout=timeout, log=log)
-        paths[role] = dest
-    return paths

@@ -6,15 +6,12 @@ from pathlib import Path
 
 import numpy as np
 
-from numpynet.data.catalog import DatasetSource
+from numpynet.data.catalog import FORMATS, DatasetSource, ImageFolderSource
 from numpynet.data.cifar import read_cifar10_binary
 from numpynet.data.idx import load_idx_dataset
 from numpynet.data.image_folder import read_image_folder
 from numpynet.data.raw_dataset import RawDataset
-from numpynet.data.sources import ImageFolderSource
 from numpynet.errors import DataFormatError
-
-SUPPORTED_FORMATS = ("idx", "cifar10-binary", "image-folder")
 
 
 def load_raw_dataset(source: DatasetSource | ImageFolderSource, raw_dir: Path) -> RawDataset:
@@ -43,7 +40,7 @@ def load_raw_dataset(source: DatasetSource | ImageFolderSource, raw_dir: Path) -
     else:
         raise ValueError(
             f"unsupported dataset format {source.format!r}; supported: "
-            f"{', '.join(SUPPORTED_FORMATS)}"
+            f"{', '.join(FORMATS)}"
         )
     classes = _class_names(source, file_classes, y_train, y_test, raw_dir)
     return RawDataset(x_train, y_train, x_test, y_test, classes)

@@ -2,57 +2,19 @@
 
 Built-in and idx datasets come from their list of URLs (see :mod:`numpynet.data.download`); a
 user's image folder comes from the one location given in ``params.yaml``: a directory, an archive
-on disk, or an archive at a URL.
+on disk, or an archive at a URL. The source types themselves live in :mod:`numpynet.data.catalog`.
 """
 
 from __future__ import annotations
 
-import posixpath
 import shutil
-import urllib.parse
-from dataclasses import dataclass
 from pathlib import Path
 
-from numpynet.data.catalog import DatasetSource, RemoteFile
-from numpynet.data.download import (
-    candidate_urls,
-    download_dataset,
-    fetch_file,
-    is_url,
-    sha256_of_file,
-)
+from numpynet.data.catalog import DatasetSource, ImageFolderSource, RemoteFile
+from numpynet.data.download import candidate_urls, download_dataset, fetch_file, sha256_of_file
 from numpynet.errors import DownloadError
 from numpynet.files import atomic_path
 from numpynet.log import Log, log_to_stderr
-
-
-@dataclass(frozen=True)
-class ImageFolderSource:
-    """A user's own images, laid out as ``[<split>/]<class>/<image>`` (see image_folder.py).
-
-    ``location`` is a directory, a ``.tar``/``.tar.gz``/``.tgz``/``.zip`` archive, or an archive's
-    URL; ``sha256`` pins the archive's bytes (required for a URL, so downloads are verified).
-    """
-
-    name: str
-    location: str
-    sha256: str | None
-    mode: str | None
-    size: tuple[int, int] | None
-    test_fraction: float
-    split_seed: int
-    format: str = "image-folder"
-
-    @property
-    def is_url(self) -> bool:
-        return is_url(self.location)
-
-    @property
-    def local_name(self) -> str:
-        """The file or folder name the source gets inside ``data/raw/<name>/``."""
-        if self.is_url:
-            return posixpath.basename(urllib.parse.urlparse(self.location).path.rstrip("/"))
-        return Path(self.location).resolve().name
 
 
 def acquire_dataset(
