@@ -16,8 +16,8 @@ from numpynet.config import (
     parse_params,
 )
 from numpynet.errors import ConfigError
-from numpynet.params_fields import show
-from numpynet.params_file import read_params_file
+from numpynet.config.fields import show
+from numpynet.config.file import read_params_file
 
 PROJECT_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 

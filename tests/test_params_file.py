@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from numpynet import params_file
+from numpynet.config import file as params_file
 from numpynet.config import load_params
 from numpynet.errors import ConfigError
-from numpynet.params_file import parse_params_text, read_params_file
+from numpynet.config.file import parse_params_text, read_params_file
 
 PROJECT_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 

@@ -33,7 +33,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import CollectionNode, MappingNode, Node
 
 from numpynet.errors import ConfigError
-from numpynet.params_fields import show
+from numpynet.config.fields import show
 
 MAX_VALUES = 100_000
 

@@ -10,7 +10,7 @@ import dataclasses
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Callable
 
-from numpynet.params_fields import show
+from numpynet.config.fields import show
 
 if TYPE_CHECKING:
     from numpynet.config import DatasetConfig, TrainConfig

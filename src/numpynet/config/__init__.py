@@ -2,7 +2,7 @@
 
 Stage entry points call :func:`load_params` once and pass plain values from the result into the
 library; nothing else reads ``params.yaml``. The file is read exactly as DVC reads it (ruamel.yaml,
-YAML 1.2; see :mod:`numpynet.params_file`). Validation happens before any work: every unknown key,
+YAML 1.2; see :mod:`numpynet.config.file`). Validation happens before any work: every unknown key,
 wrong type and out-of-range value is reported at once, each with its full key path and what would
 be accepted.
 
@@ -17,7 +17,7 @@ later, mid-run:
 * Sizes are bounded by what fits in memory: each hidden layer, ``train.batch_size`` and
   ``evaluate.batch_size`` at most :data:`MAX_LAYER_SIZE`/:data:`MAX_BATCH_SIZE`, ``epochs`` at
   most :data:`MAX_EPOCHS`, and the hidden layers' weights, with their gradients, two AdamW moments
-  and scratch, within 16 GiB (see :mod:`numpynet.params_rules`).
+  and scratch, within 16 GiB (see :mod:`numpynet.config.rules`).
 * ``warmup_epochs`` may not exceed ``epochs``; ``min_lr`` may not exceed ``lr``.
 * ``download.timeout_s`` is at most :data:`MAX_TIMEOUT_S`, a day (from about 1e10 s on, the
   socket layer raises OverflowError).
@@ -36,7 +36,7 @@ from typing import Any
 
 from numpynet.data.catalog import DatasetSource, ImageFolderSource
 from numpynet.errors import ConfigError
-from numpynet.params_fields import (
+from numpynet.config.fields import (
     describe,
     field_check,
     parse_fields,
@@ -44,9 +44,9 @@ from numpynet.params_fields import (
     show,
     show_key,
 )
-from numpynet.params_file import read_params_file
-from numpynet.params_rules import check_train_rules
-from numpynet.params_sources import parse_data_source
+from numpynet.config.file import read_params_file
+from numpynet.config.rules import check_train_rules
+from numpynet.config.sources import parse_data_source
 
 MAX_DATASET_NAME_LENGTH = 64
 DATASET_NAME_PATTERN = rf"[A-Za-z][A-Za-z0-9_-]{{0,{MAX_DATASET_NAME_LENGTH - 1}}}"

@@ -21,7 +21,7 @@ from numpynet.data.catalog import (
     is_hex_digest,
     is_url,
 )
-from numpynet.params_fields import describe, is_int, is_number, show, show_key
+from numpynet.config.fields import describe, is_int, is_number, show, show_key
 
 # Each side of an image-folder `size`, in pixels. A 4096 x 4096 RGB image is already 48 MiB as
 # uint8 and 200 MiB as the float32 the network trains on, per image; a typo such as 32000 would
