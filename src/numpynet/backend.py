@@ -115,7 +115,11 @@ def backend_provenance() -> dict:
     machine with fewer cores (OpenBLAS caps the variable at the core count, not the call).
     """
     import numpy as np
-    from numpy._core._multiarray_umath import __cpu_features__
+
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__
+    except ImportError:  # NumPy 1.x
+        from numpy.core._multiarray_umath import __cpu_features__
 
     blas = np.__config__.CONFIG["Build Dependencies"]["blas"]
     provenance = {
