@@ -1,32 +1,44 @@
 """download stage: fetch a dataset's files from its sources or a mirror and verify them.
 
 Reads ``datasets.<name>.data`` and ``download`` from params.yaml and the NUMPYNET_MIRROR
-environment variable (a URL or a directory tried before the official sources); writes
-``data/raw/<name>/``.
+environment variable (a URL or a directory tried before the official sources); writes the
+verified files into ``--out`` (``data/raw/<name>``).
 """
 
+import _bootstrap  # noqa: I001  (first: this tree's code, on a pinned numeric backend)
+
 import os
-from pathlib import Path
 
 from numpynet.cli import run_stage, stage_arguments
 from numpynet.config import load_params
 from numpynet.data.download import MIRROR_ENV
 from numpynet.data.sources import acquire_dataset
+from numpynet.errors import DownloadError
 from numpynet.files import atomic_directory
 
 
+def mirror_setting() -> str | None:
+    """``$NUMPYNET_MIRROR``, refused when it is a relative folder that is not there."""
+    mirror = os.environ.get(MIRROR_ENV) or None
+    if mirror and "://" not in mirror and not os.path.isabs(os.path.expanduser(mirror)):
+        if not os.path.isdir(mirror):
+            # Queued and --temp experiments run in a copy of the project in another folder.
+            raise DownloadError(
+                f"{MIRROR_ENV}={mirror} is a relative path and no such folder exists here "
+                f"({os.getcwd()}); give an absolute path, e.g. {MIRROR_ENV}=$(realpath {mirror}), "
+                f"so that queued and --temp experiments find it too"
+            )
+    return mirror
+
+
 def main() -> None:
-    args = stage_arguments(__doc__)
+    args = stage_arguments(__doc__, _bootstrap.PROJECT_ROOT, outputs=["out"])
     params = load_params(args.params)
     source = params.dataset(args.dataset).source
+    mirror = mirror_setting()
     # A fresh directory renamed into place: a failed download leaves nothing behind.
-    with atomic_directory(Path("data/raw") / args.dataset) as out:
-        acquire_dataset(
-            source,
-            out,
-            mirror=os.environ.get(MIRROR_ENV) or None,
-            timeout=params.download.timeout_s,
-        )
+    with atomic_directory(args.out) as out:
+        acquire_dataset(source, out, mirror=mirror, timeout=params.download.timeout_s)
 
 
 if __name__ == "__main__":

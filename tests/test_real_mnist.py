@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from numpynet.data.catalog import builtin_source
+from numpynet.data.catalog import BUILTIN
 from numpynet.data.download import download_dataset
 from numpynet.data.preprocess import prepare_splits
 from numpynet.data.raw import load_raw_dataset
 from numpynet.evaluation import confusion_matrix, evaluate_model, per_class_accuracy, predict_logits
-from numpynet.nn import build_from_architecture, learning_rate, mlp_architecture
+from numpynet.nn import MLPConfig, build_mlp, learning_rate
 from numpynet.training import fit, make_optimizer
 
 MIRROR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist"
@@ -38,10 +38,10 @@ BATCH_SIZE = 128
 
 def test_mlp_reaches_97_percent_on_real_mnist(tmp_path):
     # No official URLs: should the mirror fail, the test fails rather than going online.
-    source = replace(builtin_source("mnist"), urls=())
+    source = replace(BUILTIN["mnist"], urls=())
     raw_dir = tmp_path / "raw"
-    paths = download_dataset(source, raw_dir, mirror=str(MIRROR), timeout=30, log=lambda _: None)
-    assert set(paths) == set(source.files)
+    download_dataset(source, raw_dir, mirror=str(MIRROR), timeout=30, log=lambda _: None)
+    assert sorted(p.name for p in raw_dir.iterdir()) == sorted(f.local_name for f in source.files.values())
 
     raw = load_raw_dataset(source, raw_dir)
     assert raw.x_train.shape == (60000, 28, 28) and raw.x_test.shape == (10000, 28, 28)
@@ -58,8 +58,8 @@ def test_mlp_reaches_97_percent_on_real_mnist(tmp_path):
     assert mean[0] == pytest.approx(0.1307, abs=2e-3) and std[0] == pytest.approx(0.3081, abs=2e-3)
 
     init_rng, shuffle_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(0).spawn(2))
-    architecture = mlp_architecture(input_size=784, hidden_sizes=[256], num_classes=10, dropout=0.0)
-    model = build_from_architecture(architecture, init_rng)
+    model = build_mlp(MLPConfig(input_size=784, hidden_sizes=(256,), num_classes=10, dropout=0.0),
+                      init_rng)
     optimizer = make_optimizer("adamw", model.parameters(), momentum=0.0, nesterov=False,
                                betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
     steps_per_epoch = math.ceil(arrays["x_train"].shape[0] / BATCH_SIZE)

@@ -3,20 +3,51 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from typing import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
-from numpynet.errors import NumpynetError
+from numpynet.errors import ConfigError, NumpynetError
 
 EXIT_USER_ERROR = 2
 
 
-def stage_arguments(description: str, argv: list[str] | None = None) -> argparse.Namespace:
-    """Parse the arguments every stage takes: the dataset name and the params file."""
+def stage_arguments(
+    description: str,
+    project_root: Path,
+    inputs: Sequence[str] = (),
+    outputs: Sequence[str] = (),
+    dataset: bool = True,
+    argv: list[str] | None = None,
+) -> argparse.Namespace:
+    """Parse a stage's arguments: a dataset name, ``--params`` and its paths, from dvc.yaml.
+
+    Each name in ``inputs`` and ``outputs`` becomes a required ``--<name>`` path option. The
+    dataset name must match the pattern params validation enforces, and every output must lie
+    inside ``project_root``: a stage never writes, or replaces, anything outside the project.
+    """
+    from numpynet.config import check_dataset_name
+
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("dataset", help="a dataset name configured under 'datasets:' in params.yaml")
+    if dataset:
+        parser.add_argument("dataset", help="a dataset configured under 'datasets:' in params.yaml")
     parser.add_argument("--params", default="params.yaml", help="the parameters file")
-    return parser.parse_args(argv)
+    for name in (*inputs, *outputs):
+        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=Path, required=True)
+    args = parser.parse_args(argv)
+    if dataset:
+        check_dataset_name(args.dataset)
+    # Lexically, not through symlinks: a data/ folder linked to another disk is still inside.
+    root = os.path.abspath(project_root)
+    for name in outputs:
+        path = os.path.abspath(getattr(args, name))
+        if os.path.commonpath([root, path]) != root or path == root:
+            raise ConfigError(
+                f"--{name.replace('_', '-')} {getattr(args, name)}: outputs must lie inside the "
+                f"project ({root}); pass a path below it, as dvc.yaml does"
+            )
+    return args
 
 
 def run_stage(main: Callable[[], None]) -> None:
