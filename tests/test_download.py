@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from numpynet.data.catalog import BUILTIN, DatasetSource, RemoteFile, is_url
+from numpynet.data.checksums import checksum_failure
 from numpynet.data.download import (
     MIRROR_ENV,
     candidate_urls,
-    checksum_failure,
     download_dataset,
     fetch_file,
 )

@@ -27,6 +27,7 @@ from typing import BinaryIO
 from tqdm import tqdm
 
 from numpynet.data.catalog import DatasetSource, RemoteFile, is_url
+from numpynet.data.checksums import checksum_failure, stored_file_is_verified
 from numpynet.errors import DownloadError
 from numpynet.log import Log, log_to_stderr
 
@@ -62,59 +63,6 @@ def candidate_urls(
         base_url = url if url.endswith("/") else url + "/"
         candidates.append(base_url + file_name)
     return candidates
-
-
-def _digests_of_file(path: Path, algorithms: Sequence[str]) -> dict[str, str]:
-    """Return the hex digests of the file at ``path`` for each of ``algorithms``, in one read."""
-    digests = {name: hashlib.new(name, usedforsecurity=False) for name in algorithms}
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(_CHUNK_BYTES), b""):
-            for digest in digests.values():
-                digest.update(chunk)
-    return {name: digest.hexdigest() for name, digest in digests.items()}
-
-
-def sha256_of_file(path: Path) -> str:
-    """Return the hex sha256 of the file at ``path``, read in chunks."""
-    return _digests_of_file(path, ["sha256"])["sha256"]
-
-
-def checksum_failure(remote: RemoteFile, *, served_md5: str, content_sha256: str) -> str | None:
-    """Say why a download does not prove ``remote`` genuine, or return None when it does.
-
-    ``served_md5`` is of the bytes as served, ``content_sha256`` of the content as stored. Any one
-    pinned digest matching is enough (see the module docstring for why).
-    """
-    if remote.sha256 is not None and content_sha256 == remote.sha256:
-        return None
-    if remote.md5 is not None and served_md5 == remote.md5:
-        return None
-    mismatches = []
-    if remote.sha256 is not None:
-        mismatches.append(f"content sha256 {content_sha256} ≠ pinned {remote.sha256}")
-    if remote.md5 is not None:
-        mismatches.append(f"served md5 {served_md5} ≠ pinned {remote.md5}")
-    reason = "checksum mismatch: " + " and ".join(mismatches)
-    if remote.sha256 is None:
-        # Without a content pin a re-compressing mirror is indistinguishable from a corrupt one.
-        reason += "; only the publisher's original archive can be verified for this file"
-    return reason
-
-
-def stored_file_is_verified(remote: RemoteFile, path: Path) -> bool | None:
-    """Check a file already stored for ``remote`` against its pins.
-
-    Returns True or False when a pin applies to the stored bytes, None when none does: a
-    decompressed file pinned only by the md5 of its compressed form cannot be checked.
-    """
-    comparable = {"sha256": remote.sha256}
-    if not remote.decompress:
-        comparable["md5"] = remote.md5  # stored as served, so the served-bytes pin applies
-    pinned = {name: value for name, value in comparable.items() if value is not None}
-    if not pinned:
-        return None
-    actual = _digests_of_file(path, list(pinned))
-    return any(actual[name] == value for name, value in pinned.items())
 
 
 class _CountingReader:

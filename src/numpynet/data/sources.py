@@ -11,7 +11,8 @@ import shutil
 from pathlib import Path
 
 from numpynet.data.catalog import DatasetSource, ImageFolderSource, RemoteFile
-from numpynet.data.download import candidate_urls, download_dataset, fetch_file, sha256_of_file
+from numpynet.data.checksums import sha256_of_file
+from numpynet.data.download import candidate_urls, download_dataset, fetch_file
 from numpynet.errors import DownloadError
 from numpynet.files import atomic_path
 from numpynet.log import Log, log_to_stderr
