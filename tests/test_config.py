@@ -18,17 +18,20 @@ from numpynet.config import (
 from numpynet.errors import ConfigError
 from numpynet.config.fields import show
 from numpynet.config.file import read_params_file
+from helpers.project import shipped_params
 
-PROJECT_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
+@pytest.fixture
+def shipped(tmp_path):
+    return shipped_params(tmp_path / "params.yaml")
 
 
 @pytest.fixture
-def raw():
-    return read_params_file(PROJECT_PARAMS)
+def raw(shipped):
+    return read_params_file(shipped)
 
 
-def test_project_params_are_valid():
-    params = load_params(PROJECT_PARAMS)
+def test_project_params_are_valid(shipped):
+    params = load_params(shipped)
     assert params.train.lr > 0
     mnist = params.dataset("mnist").source
     assert mnist.format == "idx"

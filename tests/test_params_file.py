@@ -9,8 +9,13 @@ from numpynet.config import file as params_file
 from numpynet.config import load_params
 from numpynet.errors import ConfigError
 from numpynet.config.file import parse_params_text, read_params_file
+from helpers.project import shipped_params
 
-PROJECT_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
+
+
+@pytest.fixture
+def shipped(tmp_path):
+    return shipped_params(tmp_path / "shipped.yaml")
 
 # Every spelling of a number DVC may meet, and what ruamel's safe loader (YAML 1.2) makes of it.
 # PyYAML (YAML 1.1) read the first two as strings and `yes`/`on` as True.
@@ -44,14 +49,14 @@ def test_scalars_read_the_same_as_dvc_reads_them():
     assert parse_params_text(text) == dvc_serialize().parse_yaml(text, "params.yaml")
 
 
-def test_project_params_read_the_same_as_dvc_reads_them():
-    assert read_params_file(PROJECT_PARAMS) == dvc_serialize().load_yaml(str(PROJECT_PARAMS))
+def test_project_params_read_the_same_as_dvc_reads_them(shipped):
+    assert read_params_file(shipped) == dvc_serialize().load_yaml(str(shipped))
 
 
-def test_numbers_written_by_dvc_exp_run_set_param_stay_numbers(tmp_path):
+def test_numbers_written_by_dvc_exp_run_set_param_stay_numbers(tmp_path, shipped):
     # `dvc exp run -S train.eps=1e-8` rewrites params.yaml through this round-trip writer.
     path = tmp_path / "params.yaml"
-    path.write_bytes(PROJECT_PARAMS.read_bytes())
+    path.write_bytes(shipped.read_bytes())
     with dvc_serialize().modify_yaml(str(path)) as data:
         data["train"].update(lr=1e-05, eps=1e-08, min_lr=1e-300, epochs=1_000)
     train = load_params(path).train
@@ -159,9 +164,9 @@ def test_not_utf8(tmp_path):
     assert str(path) in message and "not UTF-8" in message and "0xe9 on line 2" in message
 
 
-def test_unreadable_file(tmp_path, monkeypatch):
+def test_unreadable_file(tmp_path, monkeypatch, shipped):
     path = tmp_path / "params.yaml"
-    path.write_bytes(PROJECT_PARAMS.read_bytes())
+    path.write_bytes(shipped.read_bytes())
 
     # chmod 000 does not stop root, which these tests may run as: refuse the read instead.
     def refuse(self):
@@ -178,3 +183,22 @@ def test_empty_file_is_not_a_params_mapping(tmp_path):
     path.write_text("# nothing yet\n")
     with pytest.raises(ConfigError, match="expected a mapping of sections"):
         load_params(path)
+
+
+@pytest.mark.parametrize(
+    "key, value, changed",
+    [
+        ("lr", 0.003, ["  lr: 0.003"]),
+        ("hidden_sizes", [2048, 1024], ["  - 2048", "  - 1024"]),
+    ],
+)
+def test_dvc_set_param_rewrites_only_the_changed_lines(shipped, key, value, changed):
+    """`dvc exp run -S` rewrites the whole file: the shipped one is written the way DVC writes,
+    so that the rewrite changes nothing but the value (flow lists would be reflowed)."""
+    before = shipped.read_text(encoding="utf-8").splitlines()
+    with dvc_serialize().modify_yaml(str(shipped)) as data:
+        data["train"][key] = value
+    after = shipped.read_text(encoding="utf-8").splitlines()
+    assert len(after) == len(before)
+    differing = [new for old, new in zip(before, after) if old != new]
+    assert [line.split("#")[0].rstrip() for line in differing] == changed

@@ -119,3 +119,17 @@ def tree_digest(*roots: Path) -> dict[str, str]:
         for path in sorted(p for p in root.rglob("*") if p.is_file()):
             digests[str(path.relative_to(root.parent))] = hashlib.sha256(path.read_bytes()).hexdigest()
     return digests
+
+
+def shipped_params(destination: Path) -> Path:
+    """Write the params.yaml the project ships (the committed one) to ``destination``.
+
+    Tests of the shipped file read it from git, so a user's own edits of params.yaml never make
+    them fail; outside a git checkout the file on disk is the shipped one.
+    """
+    committed = subprocess.run(
+        ["git", "show", "HEAD:params.yaml"], cwd=PROJECT, capture_output=True, check=False
+    )
+    text = committed.stdout if committed.returncode == 0 else (PROJECT / "params.yaml").read_bytes()
+    destination.write_bytes(text)
+    return destination
