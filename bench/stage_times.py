@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
+from ruamel.yaml import YAML
 
 PROJECT = Path(__file__).resolve().parents[1]
 STAGES = ("download", "preprocess", "train", "evaluate")
@@ -47,13 +47,15 @@ def measure(args: list[str], cwd: Path) -> tuple[float, float]:
 
 
 def add_image_folder(repo: Path, name: str, location: str, sha256: str | None, train_like: str | None) -> None:
-    params = yaml.safe_load((repo / "params.yaml").read_text())
+    yaml = YAML()  # round-trip, as `dvc exp run -S` rewrites params.yaml: comments stay
+    params = yaml.load((repo / "params.yaml").read_text())
     data = {"format": "image-folder", "source": str(Path(location).resolve())}
     if sha256:
         data["sha256"] = sha256
     train = dict(params["datasets"][train_like]["train"]) if train_like else {}
     params["datasets"][name] = {"data": data, "train": train}
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    with open(repo / "params.yaml", "w") as stream:
+        yaml.dump(params, stream)
 
 
 def main() -> None:

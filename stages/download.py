@@ -11,31 +11,16 @@ import os
 
 from numpynet.cli import run_stage, stage_arguments
 from numpynet.config import load_params
-from numpynet.data.download import MIRROR_ENV
+from numpynet.data.download import MIRROR_ENV, resolve_mirror
 from numpynet.data.sources import acquire_dataset
-from numpynet.errors import DownloadError
 from numpynet.files import atomic_directory
-
-
-def mirror_setting() -> str | None:
-    """``$NUMPYNET_MIRROR``, refused when it is a relative folder that is not there."""
-    mirror = os.environ.get(MIRROR_ENV) or None
-    if mirror and "://" not in mirror and not os.path.isabs(os.path.expanduser(mirror)):
-        if not os.path.isdir(mirror):
-            # Queued and --temp experiments run in a copy of the project in another folder.
-            raise DownloadError(
-                f"{MIRROR_ENV}={mirror} is a relative path and no such folder exists here "
-                f"({os.getcwd()}); give an absolute path, e.g. {MIRROR_ENV}=$(realpath {mirror}), "
-                f"so that queued and --temp experiments find it too"
-            )
-    return mirror
 
 
 def main() -> None:
     args = stage_arguments(__doc__, _bootstrap.PROJECT_ROOT, outputs=["out"])
     params = load_params(args.params)
     source = params.dataset(args.dataset).source
-    mirror = mirror_setting()
+    mirror = resolve_mirror(os.environ.get(MIRROR_ENV))
     # A fresh directory renamed into place: a failed download leaves nothing behind.
     with atomic_directory(args.out) as out:
         acquire_dataset(source, out, mirror=mirror, timeout=params.download.timeout_s)

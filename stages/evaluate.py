@@ -1,14 +1,17 @@
 """evaluate stage: score the trained model on the test split.
 
 Reads ``--model`` (``models/<name>``), its ``--training-log``, ``--data``
-(``data/processed/<name>``) and ``evaluate`` from params.yaml; writes ``--metrics`` (``metrics/<name>.json``: test accuracy and loss under the
-dataset's name, so every dataset gets its own columns in ``dvc exp show``), ``--curves`` (the
-training log, published unchanged as a plot committed to git), ``--confusion`` (one
-actual,predicted row per test image, for DVC's confusion template) and ``--per-class`` (each
-class's accuracy, a bar plot that ``dvc plots diff`` compares).
+(``data/processed/<name>``) and ``evaluate`` from params.yaml; writes ``--metrics``
+(``metrics/<name>.json``: test accuracy and loss under the dataset's name, so every dataset gets
+its own columns in ``dvc exp show``), ``--curves``
+(the training log, published unchanged as a plot committed to git), ``--confusion`` (one
+actual,predicted row per test image, for DVC's confusion template) and ``--per-class``
+(each class's accuracy, a bar plot that ``dvc plots diff`` compares).
 """
 
 import _bootstrap  # noqa: I001  (first: this tree's code, on a pinned numeric backend)
+
+from pathlib import Path
 
 import numpy as np
 
@@ -16,8 +19,24 @@ from numpynet.checkpoint import load_model
 from numpynet.cli import run_stage, stage_arguments
 from numpynet.config import load_params
 from numpynet.data.processed import read_meta, read_split
-from numpynet.evaluation import confusion_matrix, loss_and_accuracy, per_class_accuracy, predict_logits
+from numpynet.evaluation import (
+    confusion_matrix,
+    loss_and_accuracy,
+    per_class_accuracy,
+    predict_logits,
+)
+from numpynet.errors import DataFormatError
 from numpynet.files import write_csv, write_json, write_text
+
+
+def read_training_log(path: Path) -> str:
+    """The train stage's per-epoch log, as text."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise DataFormatError(
+            f"cannot read the training log {path} ({error}); rerun the train stage (dvc repro)"
+        ) from None
 
 
 def main() -> None:
@@ -32,6 +51,7 @@ def main() -> None:
     classes = read_meta(args.data).classes
     x_test, y_test = read_split(args.data, "test")
     model, _ = load_model(args.model)
+    curves = read_training_log(args.training_log)
 
     logits = predict_logits(model, x_test, params.evaluate.batch_size)
     loss, accuracy = loss_and_accuracy(logits, y_test)
@@ -40,15 +60,21 @@ def main() -> None:
     write_csv(
         args.confusion,
         ["actual", "predicted"],
-        [{"actual": classes[a], "predicted": classes[p]} for a, p in zip(y_test.tolist(), predictions.tolist())],
+        [
+            {"actual": classes[actual], "predicted": classes[predicted]}
+            for actual, predicted in zip(y_test.tolist(), predictions.tolist())
+        ],
     )
     # A class absent from the test set has no accuracy: an empty cell.
     write_csv(
         args.per_class,
         ["class", "accuracy"],
-        [{"class": name, "accuracy": "" if np.isnan(r) else float(r)} for name, r in zip(classes, recall)],
+        [
+            {"class": name, "accuracy": "" if np.isnan(r) else float(r)}
+            for name, r in zip(classes, recall)
+        ],
     )
-    write_text(args.curves, args.training_log.read_text(encoding="utf-8"))
+    write_text(args.curves, curves)
     write_json(args.metrics, {args.dataset: {"accuracy": accuracy, "loss": loss}})
 
 

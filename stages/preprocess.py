@@ -12,7 +12,7 @@ import numpy as np
 from numpynet.cli import run_stage, stage_arguments
 from numpynet.config import load_params
 from numpynet.data.preprocess import prepare_splits
-from numpynet.data.processed import SPLITS, DatasetMeta, write_processed
+from numpynet.data.processed import write_processed
 from numpynet.data.raw import load_raw_dataset
 
 
@@ -20,7 +20,7 @@ def main() -> None:
     args = stage_arguments(__doc__, _bootstrap.PROJECT_ROOT, inputs=["raw"], outputs=["out"])
     params = load_params(args.params)
     raw = load_raw_dataset(params.dataset(args.dataset).source, args.raw)
-    arrays, mean, std = prepare_splits(
+    splits, mean, std = prepare_splits(
         raw.x_train,
         raw.y_train,
         raw.x_test,
@@ -28,16 +28,7 @@ def main() -> None:
         val_fraction=params.preprocess.val_fraction,
         rng=np.random.default_rng(params.preprocess.seed),
     )
-    splits = {split: (arrays[f"x_{split}"], arrays[f"y_{split}"]) for split in SPLITS}
-    meta = DatasetMeta(
-        classes=list(raw.classes),
-        image_shape=list(arrays["x_train"].shape[1:]),
-        sizes={split: int(labels.shape[0]) for split, (_, labels) in splits.items()},
-        mean=mean.tolist(),
-        std=std.tolist(),
-    )
-    write_processed(args.out, splits, meta)
-
+    write_processed(args.out, splits, raw.classes, mean, std)
 
 if __name__ == "__main__":
     run_stage(main)

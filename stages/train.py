@@ -39,7 +39,7 @@ def main() -> None:
     init_seed, shuffle_seed = np.random.SeedSequence(config.seed).spawn(2)
     architecture = MLPConfig(
         input_size=math.prod(meta.image_shape),
-        hidden_sizes=tuple(config.hidden_sizes),
+        hidden_sizes=config.hidden_sizes,
         num_classes=len(meta.classes),
         dropout=config.dropout,
     )

@@ -499,3 +499,16 @@ def test_existing_md5_only_file_stored_as_served_is_checked_by_md5(http_server, 
     log = Log()
     download_dataset(source, out, mirror=None, timeout=5, log=log)
     assert "wrong checksum" in log.text() and paths["blob"].read_bytes() == ORIGINAL_GZ
+
+
+def test_a_mirror_is_a_url_or_a_folder_that_exists(tmp_path, monkeypatch):
+    from numpynet.data.download import resolve_mirror
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "here").mkdir()
+    assert resolve_mirror(None) is None and resolve_mirror("") is None
+    assert resolve_mirror("http://127.0.0.1:9/x") == "http://127.0.0.1:9/x"
+    assert resolve_mirror("here") == "here"
+    assert resolve_mirror(str(tmp_path / "absent")) == str(tmp_path / "absent")  # sources say
+    with pytest.raises(DownloadError, match="relative path.*realpath ../elsewhere"):
+        resolve_mirror("../elsewhere")

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from helpers.loopback import serve_directory
 from helpers.project import (
@@ -23,6 +22,7 @@ from helpers.project import (
     git,
     idx_dataset,
     make_project,
+    read_params,
     ran_stages,
     tree_digest,
     write_params,
@@ -105,7 +105,7 @@ def test_second_repro_is_a_noop_and_status_is_clean(project, environment):
 
 
 def test_params_change_reruns_only_downstream_stages(project, environment):
-    params = yaml.safe_load((project / "params.yaml").read_text())
+    params = read_params(project)
     params["train"]["lr"] = 0.003
     write_params(project, params)
     rerun = dvc("repro", cwd=project, env=environment)
@@ -120,7 +120,7 @@ def test_params_change_reruns_only_downstream_stages(project, environment):
 
 
 def test_dataset_override_reruns_only_that_dataset(project, environment):
-    params = yaml.safe_load((project / "params.yaml").read_text())
+    params = read_params(project)
     params["datasets"][OTHER]["train"] = {"lr": 0.003, "hidden_sizes": [16]}
     write_params(project, params)
     rerun = dvc("repro", cwd=project, env=environment)
@@ -133,7 +133,7 @@ def test_dataset_override_reruns_only_that_dataset(project, environment):
 
 
 def test_shared_train_setting_reruns_every_dataset(project, environment):
-    params = yaml.safe_load((project / "params.yaml").read_text())
+    params = read_params(project)
     params["train"]["epochs"] = 2
     write_params(project, params)
     rerun = dvc("repro", cwd=project, env=environment)
@@ -144,7 +144,7 @@ def test_shared_train_setting_reruns_every_dataset(project, environment):
 
 
 def test_unreachable_dataset_fails_alone(project, environment):
-    params = yaml.safe_load((project / "params.yaml").read_text())
+    params = read_params(project)
     missing = {role: "0" * 64 for role in params["datasets"][DATASET]["data"]["sha256"]}
     params["datasets"]["missing"] = {"data": {"format": "idx", "sha256": missing, "urls": []}, "train": {}}
     params["datasets"][OTHER]["train"] = {"epochs": 1}  # work for another chain
@@ -184,7 +184,7 @@ def test_unreachable_sources_fail_clearly_and_leave_nothing(project, environment
 
 
 def test_invalid_params_stop_the_pipeline_before_any_work(project, environment):
-    params = yaml.safe_load((project / "params.yaml").read_text())
+    params = read_params(project)
     params["train"]["dropout"] = 1.5
     write_params(project, params)
     failed = dvc("repro", cwd=project, env=environment, check=False)

@@ -101,11 +101,12 @@ def test_prepare_splits_uses_training_statistics_only():
     x_train = rng.integers(0, 128, size=(100, 3, 3), dtype=np.uint8)
     y_train = np.repeat(np.arange(4), 25)
     x_test = np.full((10, 3, 3), 255, dtype=np.uint8)  # a test set far off the training range
-    arrays, mean, std = prepare_splits(
+    splits, mean, std = prepare_splits(
         x_train, y_train, x_test, np.zeros(10, dtype=np.uint8), val_fraction=0.2, rng=rng
     )
-    assert arrays["x_train"].shape == (80, 3, 3, 1) and arrays["x_val"].shape == (20, 3, 3, 1)
-    assert arrays["y_train"].dtype == np.int64
-    assert abs(arrays["x_train"].mean()) < 1e-5 and abs(arrays["x_train"].std() - 1) < 1e-4
+    (x_train, y_train), (x_val, _), (x_test, _) = (splits[s] for s in ("train", "val", "test"))
+    assert x_train.shape == (80, 3, 3, 1) and x_val.shape == (20, 3, 3, 1)
+    assert y_train.dtype == np.int64
+    assert abs(x_train.mean()) < 1e-5 and abs(x_train.std() - 1) < 1e-4
     # The test set far above the training range stays far above zero: no statistics of its own.
-    assert np.all(arrays["x_test"] > 3)
+    assert np.all(x_test > 3)

@@ -46,14 +46,15 @@ def test_mlp_reaches_97_percent_on_real_mnist(tmp_path):
     raw = load_raw_dataset(source, raw_dir)
     assert raw.x_train.shape == (60000, 28, 28) and raw.x_test.shape == (10000, 28, 28)
     assert raw.classes == [str(digit) for digit in range(10)]
-    arrays, mean, std = prepare_splits(
+    splits, mean, std = prepare_splits(
         raw.x_train, raw.y_train, raw.x_test, raw.y_test,
         val_fraction=0.1, rng=np.random.default_rng(0),
     )
     # The split rounds per class, so the validation set holds 6000 give or take a few images.
-    n_train, n_val = arrays["x_train"].shape[0], arrays["x_val"].shape[0]
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = (splits[s] for s in ("train", "val", "test"))
+    n_train, n_val = x_train.shape[0], x_val.shape[0]
     assert n_train + n_val == 60000 and abs(n_val - 6000) <= 10
-    assert arrays["x_train"].shape[1:] == (28, 28, 1) and arrays["x_test"].shape[0] == 10000
+    assert x_train.shape[1:] == (28, 28, 1) and x_test.shape[0] == 10000
     # MNIST's well-known pixel statistics on a 0..1 scale.
     assert mean[0] == pytest.approx(0.1307, abs=2e-3) and std[0] == pytest.approx(0.3081, abs=2e-3)
 
@@ -62,14 +63,14 @@ def test_mlp_reaches_97_percent_on_real_mnist(tmp_path):
                       init_rng)
     optimizer = make_optimizer("adamw", model.parameters(), momentum=0.0, nesterov=False,
                                betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
-    steps_per_epoch = math.ceil(arrays["x_train"].shape[0] / BATCH_SIZE)
+    steps_per_epoch = math.ceil(x_train.shape[0] / BATCH_SIZE)
     schedule = partial(learning_rate, base_lr=1e-3, total_steps=EPOCHS * steps_per_epoch,
                        warmup_steps=0, min_lr=0.0, kind="cosine")
     history = fit(
         model,
         optimizer,
-        (arrays["x_train"], arrays["y_train"]),
-        (arrays["x_val"], arrays["y_val"]),
+        (x_train, y_train),
+        (x_val, y_val),
         epochs=EPOCHS,
         batch_size=BATCH_SIZE,
         learning_rate=schedule,
@@ -78,12 +79,12 @@ def test_mlp_reaches_97_percent_on_real_mnist(tmp_path):
     )
 
     test_loss, test_accuracy = evaluate_model(
-        model, arrays["x_test"], arrays["y_test"], batch_size=1000
+        model, x_test, y_test, batch_size=1000
     )
     print(f"real MNIST: val accuracy {history[-1]['val_accuracy']:.4f}, "
           f"test accuracy {test_accuracy:.4f}, test loss {test_loss:.4f}")
     assert test_accuracy >= 0.97
     assert history[-1]["val_accuracy"] >= 0.96
-    predictions = predict_logits(model, arrays["x_test"], 1000).argmax(axis=1)
-    recall = per_class_accuracy(confusion_matrix(arrays["y_test"], predictions, 10))
+    predictions = predict_logits(model, x_test, 1000).argmax(axis=1)
+    recall = per_class_accuracy(confusion_matrix(y_test, predictions, 10))
     assert recall.min() >= 0.9  # no digit is left behind

@@ -13,7 +13,7 @@ trust that detection, every stage calls :func:`pin_backend` before NumPy is impo
   level (``NPY_DISABLE_CPU_FEATURES``), so an Intel and an AMD machine of one class run the same
   code paths;
 * OpenBLAS always runs :data:`BLAS_THREADS` threads, whatever the core count (the thread count
-  changes the bits with some kernels).
+  changes the bits with some kernels): :func:`pin_blas_threads`, once NumPy is loaded.
 
 ``NUMPYNET_KERNEL_CLASS`` (``avx512``, ``avx2`` or ``auto``) overrides the detected class, e.g. to
 compare kernels on one machine; forcing a class the CPU lacks crashes with an illegal instruction.
@@ -29,13 +29,15 @@ import platform
 import sys
 from pathlib import Path
 
+from numpynet.errors import ConfigError
+
 KERNEL_CLASS_ENV = "NUMPYNET_KERNEL_CLASS"
 BLAS_THREADS = 2
 
 # Per class: the OpenBLAS kernel to force, and NumPy's dispatch targets above the class's level.
 _KERNELS = {
     "avx512": ("SkylakeX", "AVX512_ICL,AVX512_SPR"),
-    "avx2": ("Haswell", "X86_V4,AVX512_SKX,AVX512_ICL,AVX512_SPR"),
+    "avx2": ("Haswell", "X86_V4,AVX512_ICL,AVX512_SPR"),
 }
 # NumPy's dispatch levels, lowest first.
 _NUMPY_LEVELS = ("X86_V3", "X86_V4", "AVX512_ICL", "AVX512_SPR")
@@ -77,7 +79,7 @@ def pin_backend() -> str:
         raise RuntimeError("pin_backend() must run before numpy is imported")
     kernel_class = os.environ.get(KERNEL_CLASS_ENV) or detect_kernel_class()
     if kernel_class not in (*_KERNELS, "auto"):
-        raise ValueError(
+        raise ConfigError(
             f"{KERNEL_CLASS_ENV}={kernel_class!r}: expected one of {', '.join(_KERNELS)}, auto"
         )
     os.environ[KERNEL_CLASS_ENV] = kernel_class
@@ -108,18 +110,22 @@ def _openblas_call(lib: ctypes.CDLL, name: str, restype, *args):
     return None
 
 
-def backend_provenance() -> dict:
-    """What computed this process's numbers: kernel class, BLAS kernel and threads, versions.
+def pin_blas_threads() -> None:
+    """Make OpenBLAS run :data:`BLAS_THREADS` threads; call it once NumPy is imported.
 
-    Also enforces :data:`BLAS_THREADS`, which ``OPENBLAS_NUM_THREADS`` alone cannot do on a
-    machine with fewer cores (OpenBLAS caps the variable at the core count, not the call).
+    ``OPENBLAS_NUM_THREADS`` alone does not do it on a machine with fewer cores: OpenBLAS caps
+    the variable at the core count, but not this call.
     """
+    lib = _openblas()
+    if lib is not None:
+        _openblas_call(lib, "openblas_set_num_threads", None, ctypes.c_int(BLAS_THREADS))
+
+
+def backend_provenance() -> dict:
+    """What computes this process's numbers: kernel class, BLAS kernel and threads, versions."""
     import numpy as np
 
-    try:
-        from numpy._core._multiarray_umath import __cpu_features__
-    except ImportError:  # NumPy 1.x
-        from numpy.core._multiarray_umath import __cpu_features__
+    from numpy._core._multiarray_umath import __cpu_features__
 
     blas = np.__config__.CONFIG["Build Dependencies"]["blas"]
     provenance = {
@@ -130,7 +136,6 @@ def backend_provenance() -> dict:
     }
     lib = _openblas()
     if lib is not None:
-        _openblas_call(lib, "openblas_set_num_threads", None, ctypes.c_int(BLAS_THREADS))
         core = _openblas_call(lib, "openblas_get_corename", ctypes.c_char_p)
         threads = _openblas_call(lib, "openblas_get_num_threads", ctypes.c_int)
         provenance["blas_kernel"] = core.decode() if core else "unknown"

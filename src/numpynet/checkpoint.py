@@ -2,7 +2,8 @@
 
 A model directory holds ``architecture.json`` (the :class:`MLPConfig` to build), ``weights.npz``
 (the arrays, written with a fixed timestamp so equal weights give equal bytes) and, when the
-caller gives one, ``provenance.json`` (where the model came from, e.g. the training settings).
+caller gives one, ``provenance.json`` (what computed it: the numeric backend, see
+:func:`numpynet.backend.backend_provenance`).
 """
 
 from __future__ import annotations

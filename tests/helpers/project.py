@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
+from ruamel.yaml import YAML
 
 PROJECT = Path(__file__).resolve().parents[2]
 COPIED = ("src", "stages", "dvc.yaml", "pyproject.toml", ".gitignore", ".dvcignore", "README.md")
@@ -78,8 +78,21 @@ def git(*args: str, cwd: Path, env: dict) -> subprocess.CompletedProcess:
     return run(["git", *args], cwd, env)
 
 
+def _yaml() -> YAML:
+    """The YAML dialect DVC reads params.yaml with (1.2), writing one item per line."""
+    yaml = YAML(typ="safe", pure=True)
+    yaml.default_flow_style = False
+    yaml.sort_base_mapping_type_on_output = False  # keys in the order given, as a user writes
+    return yaml
+
+
+def read_params(repo: Path) -> dict:
+    return _yaml().load((repo / "params.yaml").read_text(encoding="utf-8"))
+
+
 def write_params(repo: Path, params: dict) -> None:
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    with open(repo / "params.yaml", "w", encoding="utf-8") as stream:
+        _yaml().dump(params, stream)
 
 
 def make_project(repo: Path, params: dict, env: dict) -> Path:

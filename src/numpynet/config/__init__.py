@@ -46,7 +46,7 @@ from numpynet.config.fields import (
 )
 from numpynet.config.file import read_params_file
 from numpynet.config.rules import check_train_rules
-from numpynet.config.sources import parse_data_source
+from numpynet.config.data_source import parse_data_source
 
 MAX_DATASET_NAME_LENGTH = 64
 DATASET_NAME_PATTERN = rf"[A-Za-z][A-Za-z0-9_-]{{0,{MAX_DATASET_NAME_LENGTH - 1}}}"
@@ -160,7 +160,6 @@ class Params:
 
     def dataset(self, name: str) -> DatasetConfig:
         """The dataset called ``name``, or a ConfigError listing the configured ones."""
-        check_dataset_name(name)
         if name not in self.datasets:
             known = ", ".join(sorted(self.datasets)) or "none"
             raise ConfigError(

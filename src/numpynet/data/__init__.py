@@ -1,1 +1,1 @@
-"""Datasets: where they come from (catalog, download), how their files are read, and preprocessing."""
+"""Datasets: where they come from, how their files are read, and preprocessing."""

@@ -113,7 +113,7 @@ class DatasetSource:
 
 @dataclass(frozen=True)
 class ImageFolderSource:
-    """A user's own images, laid out as ``[<split>/]<class>/<image>`` (see image_folder.py).
+    """A user's own images, laid out as ``[<split>/]<class>/<image>`` (see folder_layout.py).
 
     ``location`` is a directory, a ``.tar``/``.tar.gz``/``.tgz``/``.zip`` archive, or an archive's
     URL; ``sha256`` pins the archive's bytes (required for a URL, so downloads are verified).

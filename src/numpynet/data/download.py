@@ -40,6 +40,24 @@ class _SourceFailure(Exception):
     """One source could not deliver the file; the next one is tried."""
 
 
+def resolve_mirror(mirror: str | None) -> str | None:
+    """Check a mirror setting: a URL, or a folder that exists; None when there is no mirror.
+
+    A relative folder is refused when it is not there: queued and ``--temp`` experiments run in a
+    copy of the project elsewhere, where a path that worked in the project means something else.
+    """
+    if not mirror or is_url(mirror):
+        return mirror or None
+    folder = os.path.expanduser(mirror)
+    if not os.path.isabs(folder) and not os.path.isdir(folder):
+        raise DownloadError(
+            f"{MIRROR_ENV}={mirror} is a relative path and no such folder exists here "
+            f"({os.getcwd()}); give an absolute path, e.g. {MIRROR_ENV}=$(realpath {mirror}), "
+            f"so that queued and --temp experiments find it too"
+        )
+    return mirror
+
+
 def candidate_urls(
     file_name: str, dataset_name: str, urls: Sequence[str], mirror: str | None
 ) -> list[str]:

@@ -86,22 +86,19 @@ def prepare_splits(
     *,
     val_fraction: float,
     rng: np.random.Generator,
-) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], np.ndarray, np.ndarray]:
     """Split a validation set off the training set and standardize all three parts.
 
-    Returns the arrays by name (``x_train``, ``y_train``, ``x_val``, ``y_val``, ``x_test``,
-    ``y_test``; images float32 NHWC, labels int64) and the per-channel mean and std used.
+    Returns ``(images, labels)`` by split (``train``, ``val``, ``test``; images float32 NHWC,
+    labels int64) and the per-channel mean and std used.
     """
     x_train, x_test = as_nhwc(x_train), as_nhwc(x_test)
     train_index, val_index = stratified_split(y_train, val_fraction, rng)
     train_images = x_train[train_index]  # gathered once: statistics and standardization share it
     mean, std = channel_statistics(train_images)
-    arrays = {
-        "x_train": standardize(train_images, mean, std),
-        "y_train": y_train[train_index].astype(np.int64),
-        "x_val": standardize(x_train[val_index], mean, std),
-        "y_val": y_train[val_index].astype(np.int64),
-        "x_test": standardize(x_test, mean, std),
-        "y_test": y_test.astype(np.int64),
+    splits = {
+        "train": (standardize(train_images, mean, std), y_train[train_index].astype(np.int64)),
+        "val": (standardize(x_train[val_index], mean, std), y_train[val_index].astype(np.int64)),
+        "test": (standardize(x_test, mean, std), y_test.astype(np.int64)),
     }
-    return arrays, mean, std
+    return splits, mean, std

@@ -19,7 +19,6 @@ import numpy as np
 from numpynet.errors import DataFormatError
 from numpynet.files import atomic_directory, load_npy, save_npy, write_json
 
-SPLITS = ("train", "val", "test")
 META_FILE = "meta.json"
 
 
@@ -36,9 +35,23 @@ class DatasetMeta:
 
 
 def write_processed(
-    directory: Path | str, splits: dict[str, tuple[np.ndarray, np.ndarray]], meta: DatasetMeta
+    directory: Path | str,
+    splits: dict[str, tuple[np.ndarray, np.ndarray]],
+    classes: list[str],
+    mean: np.ndarray,
+    std: np.ndarray,
 ) -> None:
-    """Write every split's ``(images, labels)`` and ``meta.json``, replacing ``directory`` whole."""
+    """Write every split's ``(images, labels)`` and ``meta.json``, replacing ``directory`` whole.
+
+    ``mean`` and ``std`` are the per-channel statistics that standardized the images.
+    """
+    meta = DatasetMeta(
+        classes=list(classes),
+        image_shape=list(splits["train"][0].shape[1:]),
+        sizes={split: int(labels.shape[0]) for split, (_, labels) in splits.items()},
+        mean=mean.tolist(),
+        std=std.tolist(),
+    )
     with atomic_directory(directory) as out:
         for split, (images, labels) in splits.items():
             save_npy(out / f"x_{split}.npy", images)
@@ -66,7 +79,8 @@ def read_split(directory: Path | str, split: str) -> tuple[np.ndarray, np.ndarra
     """The ``(images, labels)`` of one split; the images memory-mapped read-only."""
     directory = Path(directory)
     try:
-        return load_npy(directory / f"x_{split}.npy", mmap=True), load_npy(directory / f"y_{split}.npy")
+        images = load_npy(directory / f"x_{split}.npy", mmap=True)
+        return images, load_npy(directory / f"y_{split}.npy")
     except FileNotFoundError as error:
         raise DataFormatError(
             f"{error.filename} not found: the preprocess stage has not run; run `dvc repro`"
