@@ -1,7 +1,6 @@
 """params.yaml validation: every bad value is rejected with its full key path."""
 
 import copy
-from pathlib import Path
 
 import pytest
 

@@ -9,7 +9,6 @@ same bytes under another BLAS kernel or thread count, and a readable `dvc exp sh
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,14 +18,15 @@ import pytest
 
 from helpers.loopback import serve_directory
 from helpers.project import (
-    PROJECT,
     base_params,
     cached_stages,
     dvc,
     dvc_environment,
     git,
     idx_dataset,
+    make_built_project,
     make_project,
+    private_copy,
     ran_stages,
     tree_digest,
     write_params,
@@ -59,19 +59,14 @@ def built(tmp_path_factory, mirror, environment):
     """The project on the synthetic dataset after one `dvc repro`, committed."""
     repo = tmp_path_factory.mktemp("built") / "project"
     # Wide enough that the BLAS splits its work between threads.
-    make_project(repo, base_params({NAME: idx_dataset(mirror[1])}, hidden_sizes=[256]), environment)
-    dvc("repro", cwd=repo, env=environment)
-    git("add", "-A", cwd=repo, env=environment)
-    git("commit", "-qm", "first run", cwd=repo, env=environment)
+    make_built_project(repo, base_params({NAME: idx_dataset(mirror[1])}, hidden_sizes=[256]),
+                       environment)
     return repo
 
 
 @pytest.fixture
 def project(built, tmp_path):
-    """A private copy of the built repository, its DVC cache included."""
-    repo = tmp_path / "project"
-    shutil.copytree(built, repo, symlinks=True)
-    return repo
+    return private_copy(built, tmp_path / "project")
 
 
 def test_returning_to_a_params_set_restores_every_stage_from_the_run_cache(project, environment):

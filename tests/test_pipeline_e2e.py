@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,9 +18,10 @@ from helpers.project import (
     base_params,
     dvc,
     dvc_environment,
-    git,
     idx_dataset,
+    make_built_project,
     make_project,
+    private_copy,
     read_params,
     ran_stages,
     tree_digest,
@@ -63,19 +63,12 @@ def built(tmp_path_factory, mirror, environment):
     """A clone of the project on the synthetic datasets, after one successful `dvc repro`."""
     repo = tmp_path_factory.mktemp("built") / "project"
     datasets = {name: idx_dataset(checksums) for name, checksums in mirror[1].items()}
-    make_project(repo, base_params(datasets), environment)
-    first = dvc("repro", cwd=repo, env=environment)
-    git("add", "-A", cwd=repo, env=environment)
-    git("commit", "-qm", "first run", cwd=repo, env=environment)
-    return repo, first
+    return repo, make_built_project(repo, base_params(datasets), environment)
 
 
 @pytest.fixture
 def project(built, tmp_path):
-    """A private copy of the built repository, so each test may change it freely."""
-    repo = tmp_path / "project"
-    shutil.copytree(built[0], repo, symlinks=True)
-    return repo
+    return private_copy(built[0], tmp_path / "project")
 
 
 def test_repro_runs_every_stage_and_writes_metrics(built):

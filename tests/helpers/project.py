@@ -112,6 +112,21 @@ def make_project(repo: Path, params: dict, env: dict) -> Path:
     return repo
 
 
+def make_built_project(repo: Path, params: dict, env: dict) -> subprocess.CompletedProcess:
+    """:func:`make_project`, then one `dvc repro` committed; returns what the repro printed."""
+    make_project(repo, params, env)
+    first = dvc("repro", cwd=repo, env=env)
+    git("add", "-A", cwd=repo, env=env)
+    git("commit", "-qm", "first run", cwd=repo, env=env)
+    return first
+
+
+def private_copy(repo: Path, destination: Path) -> Path:
+    """A copy of ``repo``, its DVC cache included, for a test to change freely."""
+    shutil.copytree(repo, destination, symlinks=True)
+    return destination
+
+
 def ran_stages(output: str) -> set[str]:
     """The stages `dvc repro` or `dvc exp run` ran, from its output."""
     return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
