@@ -13,10 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from helpers.loopback import serve_directory
 from helpers.project import (
     base_params,
     cached_stages,
@@ -27,11 +25,11 @@ from helpers.project import (
     make_built_project,
     make_project,
     private_copy,
+    synthetic_mirror,
     ran_stages,
     tree_digest,
     write_params,
 )
-from helpers.synthetic import make_synthetic_idx_dataset
 from numpynet.backend import detect_kernel_class
 
 pytestmark = pytest.mark.slow
@@ -43,10 +41,8 @@ CHAIN = {f"{stage}@{NAME}" for stage in ("download", "preprocess", "train", "eva
 @pytest.fixture(scope="module")
 def mirror(tmp_path_factory):
     """A synthetic MNIST-format dataset on a loopback HTTP server: (url, sha256 by role)."""
-    root = tmp_path_factory.mktemp("www")
-    files = make_synthetic_idx_dataset(root, n_train=600, n_test=200, rng=np.random.default_rng(0))
-    with serve_directory(root) as server:
-        yield server.url, {role: digest for role, (_, digest) in files.items()}
+    with synthetic_mirror(tmp_path_factory.mktemp("www"), {NAME: 0}) as (url, pins):
+        yield url, pins[NAME]
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,8 @@ from __future__ import annotations
 import json
 import shutil
 
-import numpy as np
 import pytest
 
-from helpers.loopback import serve_directory
 from helpers.project import (
     PROJECT,
     base_params,
@@ -22,12 +20,12 @@ from helpers.project import (
     make_built_project,
     make_project,
     private_copy,
+    synthetic_mirror,
     read_params,
     ran_stages,
     tree_digest,
     write_params,
 )
-from helpers.synthetic import make_synthetic_idx_dataset
 
 pytestmark = pytest.mark.slow
 
@@ -45,12 +43,8 @@ def mirror(tmp_path_factory):
     mirror may have.
     """
     root = tmp_path_factory.mktemp("www")
-    checksums = {}
-    for name, folder, seed in ((DATASET, root, 0), (OTHER, root / OTHER, 1)):
-        files = make_synthetic_idx_dataset(folder, n_train=600, n_test=200, rng=np.random.default_rng(seed))
-        checksums[name] = {role: digest for role, (_, digest) in files.items()}
-    with serve_directory(root) as server:
-        yield server.url, checksums
+    with synthetic_mirror(root, {DATASET: 0, OTHER: 1}, at_root=DATASET) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")

@@ -12,10 +12,8 @@ from __future__ import annotations
 import re
 import subprocess
 
-import numpy as np
 import pytest
 
-from helpers.loopback import serve_directory
 from helpers.project import (
     PROJECT,
     base_params,
@@ -24,8 +22,8 @@ from helpers.project import (
     git,
     idx_dataset,
     make_project,
+    synthetic_mirror,
 )
-from helpers.synthetic import make_synthetic_idx_dataset
 
 pytestmark = pytest.mark.slow
 
@@ -59,14 +57,11 @@ def test_the_offline_sections_have_commands():
 
 
 def test_offline_readme_commands_run_as_written(tmp_path):
-    www = tmp_path / "www"
-    files = make_synthetic_idx_dataset(www / "mnist", n_train=600, n_test=200,
-                                       rng=np.random.default_rng(0))
-    pins = {role: digest for role, (_, digest) in files.items()}
     remote = tmp_path / "remote"
-    with serve_directory(www) as server:
-        env = dvc_environment(NUMPYNET_MIRROR=server.url)
-        repo = make_project(tmp_path / "project", base_params({"mnist": idx_dataset(pins)}), env)
+    with synthetic_mirror(tmp_path / "www", {"mnist": 0}) as (url, pins):
+        env = dvc_environment(NUMPYNET_MIRROR=url)
+        params = base_params({"mnist": idx_dataset(pins["mnist"])})
+        repo = make_project(tmp_path / "project", params, env)
         dvc("repro", cwd=repo, env=env)
         git("add", "-A", cwd=repo, env=env)
         git("commit", "-qm", "first run", cwd=repo, env=env)  # `dvc plots diff HEAD~1` needs one

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from numpynet.config import check_dataset_name, load_params
 from numpynet.errors import ConfigError, NumpynetError
 
 EXIT_USER_ERROR = 2
@@ -27,8 +28,6 @@ def stage_arguments(
     dataset name must match the pattern params validation enforces, and every output must lie
     inside ``project_root``: a stage never writes, or replaces, anything outside the project.
     """
-    from numpynet.config import check_dataset_name
-
     parser = argparse.ArgumentParser(description=description)
     if dataset:
         parser.add_argument("dataset", help="a dataset configured under 'datasets:' in params.yaml")
@@ -63,8 +62,6 @@ def run_stage(main: Callable[[], None]) -> None:
 
 
 def _check_params(args: argparse.Namespace) -> None:
-    from numpynet.config import load_params
-
     params = load_params(args.params)
     print(f"{args.params} is valid; datasets: {', '.join(params.datasets)}")
 

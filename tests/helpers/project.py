@@ -6,15 +6,21 @@ Only the code and the pipeline definition are copied: the test writes its own pa
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from ruamel.yaml import YAML
+
+from helpers.loopback import serve_directory
+from helpers.synthetic import make_synthetic_idx_dataset
 
 PROJECT = Path(__file__).resolve().parents[2]
 COPIED = ("src", "stages", "dvc.yaml", "pyproject.toml", ".gitignore", ".dvcignore", "README.md")
@@ -36,6 +42,25 @@ def base_params(datasets: dict, **train) -> dict:
         "evaluate": {"batch_size": 1000},
         "download": {"timeout_s": 30},
     }
+
+
+@contextlib.contextmanager
+def synthetic_mirror(
+    root: Path, seeds: dict[str, int], at_root: str | None = None
+) -> Iterator[tuple[str, dict]]:
+    """Serve one synthetic MNIST-format dataset per name over loopback, under ``root/<name>``
+    (or right in ``root`` for the dataset named ``at_root``: a mirror may be laid out either way).
+
+    Yields the mirror's URL and each dataset's sha256 pins by role (see :func:`idx_dataset`).
+    """
+    pins = {}
+    for name, seed in seeds.items():
+        folder = root if name == at_root else root / name
+        files = make_synthetic_idx_dataset(folder, n_train=600, n_test=200,
+                                           rng=np.random.default_rng(seed))
+        pins[name] = {role: digest for role, (_, digest) in files.items()}
+    with serve_directory(root) as server:
+        yield server.url, pins
 
 
 def idx_dataset(sha256_by_role: dict[str, str], **train) -> dict:
