@@ -11,7 +11,7 @@ import numpy as np
 
 from numpynet.cli import run_stage, stage_arguments
 from numpynet.config import load_params
-from numpynet.data.preprocess import prepare_splits
+from numpynet.data.preprocess import plan_splits
 from numpynet.data.processed import write_processed
 from numpynet.data.raw import load_raw_dataset
 
@@ -20,7 +20,8 @@ def main() -> None:
     args = stage_arguments(__doc__, _bootstrap.PROJECT_ROOT, inputs=["raw"], outputs=["out"])
     params = load_params(args.params)
     raw = load_raw_dataset(params.dataset(args.dataset).source, args.raw)
-    splits, mean, std = prepare_splits(
+    # Standardized a block at a time while written: the float32 set is never in memory whole.
+    splits, mean, std = plan_splits(
         raw.x_train,
         raw.y_train,
         raw.x_test,

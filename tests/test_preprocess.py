@@ -7,7 +7,9 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from numpynet.data.preprocess import channel_statistics, prepare_splits, standardize
+from numpynet.data import preprocess
+from numpynet.data.preprocess import channel_statistics, plan_splits, prepare_splits, standardize
+from numpynet.data.processed import write_processed
 
 
 def test_channel_statistics_match_float_computation():
@@ -110,3 +112,34 @@ def test_prepare_splits_uses_training_statistics_only():
     assert abs(x_train.mean()) < 1e-5 and abs(x_train.std() - 1) < 1e-4
     # The test set far above the training range stays far above zero: no statistics of its own.
     assert np.all(x_test > 3)
+
+
+@pytest.mark.parametrize("block_bytes", [1, 4 * 3 * 3 * 2 * 7, 1 << 20])  # 1 row, 7 rows, all
+def test_streamed_splits_write_the_bytes_of_the_whole_arrays(tmp_path, monkeypatch, block_bytes):
+    # Blocks of every size, the last one partial, and an empty split: the same files as saving
+    # the float32 arrays whole.
+    monkeypatch.setattr(preprocess, "_BLOCK_BYTES", block_bytes)
+    rng = np.random.default_rng(7)
+    x_train = rng.integers(0, 256, size=(50, 3, 3, 2), dtype=np.uint8)
+    y_train = np.repeat(np.arange(5), 10)
+    x_test, y_test = np.zeros((0, 3, 3, 2), dtype=np.uint8), np.zeros(0, dtype=np.int64)
+    arrays, mean, std = prepare_splits(
+        x_train, y_train, x_test, y_test, val_fraction=0.2, rng=np.random.default_rng(1)
+    )
+    streamed, streamed_mean, streamed_std = plan_splits(
+        x_train, y_train, x_test, y_test, val_fraction=0.2, rng=np.random.default_rng(1)
+    )
+    assert streamed_mean.tobytes() == mean.tobytes() and streamed_std.tobytes() == std.tobytes()
+    write_processed(tmp_path / "whole", arrays, ["a", "b", "c", "d", "e"], mean, std)
+    write_processed(tmp_path / "streamed", streamed, ["a", "b", "c", "d", "e"], mean, std)
+    names = sorted(p.name for p in (tmp_path / "whole").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "streamed").iterdir())
+    for name in names:
+        streamed_bytes = (tmp_path / "streamed" / name).read_bytes()
+        assert streamed_bytes == (tmp_path / "whole" / name).read_bytes(), name
+    # And the whole arrays are those of standardizing each split at once, by the definition.
+    scale = (1.0 / (255.0 * std)).astype(np.float32)
+    shift = (mean / std).astype(np.float32)
+    train_rows = streamed["train"][0].rows
+    expected = x_train[train_rows].astype(np.float32) * scale - shift
+    assert arrays["train"][0].tobytes() == expected.tobytes()

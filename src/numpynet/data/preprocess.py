@@ -8,11 +8,17 @@ must not leak into the model in any way.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
 
 from numpynet.data.split import stratified_split
+
+# The size of one block of standardized rows: small enough to stay in a core's cache between its
+# conversion, scaling and shifting (or counting), large enough to keep the per-block overhead low.
+_BLOCK_BYTES = 1 << 20
 
 
 def as_nhwc(images: np.ndarray) -> np.ndarray:
@@ -32,13 +38,33 @@ def channel_statistics(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     order is involved) and no float copy of the set is made. Raises ``ValueError`` for a constant
     channel, which cannot be standardized.
     """
-    channels = images.shape[-1]
+    return _statistics(_channel_counts(images, None))
+
+
+def _statistics(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std per channel from a (C, 256) histogram of pixel values."""
+    channels = counts.shape[0]
     mean = np.empty(channels, dtype=np.float64)
     std = np.empty(channels, dtype=np.float64)
     for c in range(channels):
-        counts = np.bincount(images[..., c].ravel(), minlength=256).tolist()  # Python ints
-        mean[c], std[c] = _exact_mean_and_std(counts)
+        mean[c], std[c] = _exact_mean_and_std(counts[c].tolist())  # Python ints
     return mean, std
+
+
+def _channel_counts(images: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
+    """How often each value occurs in each channel of ``images[rows]``: a (C, 256) int64 array.
+
+    A block of rows at a time, each pixel's value offset by 256 times its channel so that one
+    bincount covers every channel: bincount converts its input to intp, so counting the whole
+    set at once would make an eight times larger copy of it.
+    """
+    channels = images.shape[-1]
+    offsets = np.arange(channels, dtype=np.intp) * 256
+    counts = np.zeros(256 * channels, dtype=np.int64)
+    for block in _blocks(images, rows):
+        counts += np.bincount((block.reshape(-1, channels) + offsets).ravel(),
+                              minlength=256 * channels)
+    return counts.reshape(channels, 256)
 
 
 def _exact_mean_and_std(counts: list[int]) -> tuple[float, float]:
@@ -70,12 +96,87 @@ def standardize(images: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.nda
     rounded), no reductions: every output value depends on its pixel alone, the same on any CPU
     and for any batch it sits in.
     """
-    scale = (1.0 / (255.0 * std)).astype(np.float32)
-    shift = (mean / std).astype(np.float32)
-    out = images.astype(np.float32)
-    out *= scale
+    return StandardizedImages(images, None, mean, std).to_array()
+
+
+@dataclass(frozen=True)
+class StandardizedImages:
+    """Rows ``rows`` of the uint8 (N, H, W, C) ``source`` (all when None), standardized as
+    :func:`standardize` does, but only when read, and a block of rows at a time.
+
+    The float32 images are four times the size of their source: a writer that streams
+    :meth:`blocks` to disk never holds them whole, nor a gathered copy of the rows.
+    """
+
+    source: np.ndarray
+    rows: np.ndarray | None  # indices into source, in output order
+    mean: np.ndarray
+    std: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The shape of the standardized images, (count, H, W, C)."""
+        count = self.source.shape[0] if self.rows is None else self.rows.shape[0]
+        return (int(count), *self.source.shape[1:])
+
+    @property
+    def dtype(self) -> np.dtype:
+        """Always float32."""
+        return np.dtype(np.float32)
+
+    def blocks(self) -> Iterator[np.ndarray]:
+        """The standardized images in order, a block of rows at a time.
+
+        Every block is written into one buffer, overwriting the one before: copy a block to keep
+        it past the next step of the iteration.
+        """
+        scale, shift = _scale_and_shift(self.mean, self.std)
+        buffer = np.empty((_block_rows(self.source), *self.shape[1:]), dtype=np.float32)
+        for block in _blocks(self.source, self.rows):
+            out = buffer[: block.shape[0]]
+            _standardize_into(out, block, scale, shift)
+            yield out
+
+    def to_array(self) -> np.ndarray:
+        """All the standardized images in one new float32 array."""
+        scale, shift = _scale_and_shift(self.mean, self.std)
+        out = np.empty(self.shape, dtype=np.float32)
+        start = 0
+        for block in _blocks(self.source, self.rows):
+            _standardize_into(out[start : start + block.shape[0]], block, scale, shift)
+            start += block.shape[0]
+        return out
+
+
+def _scale_and_shift(mean: np.ndarray, std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """float32 factors with ``x * scale - shift == (x / 255 - mean) / std`` up to rounding."""
+    return (1.0 / (255.0 * std)).astype(np.float32), (mean / std).astype(np.float32)
+
+
+def _standardize_into(
+    out: np.ndarray, images: np.ndarray, scale: np.ndarray, shift: np.ndarray
+) -> None:
+    # uint8 times float32 runs the float32 loop: each value converted exactly, then one rounded
+    # multiply and one rounded subtract, the same bits as converting the whole set first.
+    np.multiply(images, scale, out=out)
     out -= shift
-    return out
+
+
+def _block_rows(images: np.ndarray) -> int:
+    """Rows per block: about :data:`_BLOCK_BYTES` of float32, so that a block stays in cache."""
+    row_bytes = 4 * math.prod(images.shape[1:])
+    return max(1, _BLOCK_BYTES // max(1, row_bytes))
+
+
+def _blocks(images: np.ndarray, rows: np.ndarray | None) -> Iterator[np.ndarray]:
+    """``images[rows]`` (all of ``images`` when None), a block of rows at a time."""
+    count = images.shape[0] if rows is None else rows.shape[0]
+    step = _block_rows(images)
+    for start in range(0, count, step):
+        if rows is None:
+            yield images[start : start + step]
+        else:
+            yield images[rows[start : start + step]]
 
 
 def prepare_splits(
@@ -92,13 +193,35 @@ def prepare_splits(
     Returns ``(images, labels)`` by split (``train``, ``val``, ``test``; images float32 NHWC,
     labels int64) and the per-channel mean and std used.
     """
+    splits, mean, std = plan_splits(
+        x_train, y_train, x_test, y_test, val_fraction=val_fraction, rng=rng
+    )
+    arrays = {name: (images.to_array(), labels) for name, (images, labels) in splits.items()}
+    return arrays, mean, std
+
+
+def plan_splits(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    *,
+    val_fraction: float,
+    rng: np.random.Generator,
+) -> tuple[dict[str, tuple[StandardizedImages, np.ndarray]], np.ndarray, np.ndarray]:
+    """:func:`prepare_splits`, with each split's images standardized only when read.
+
+    The same splits, statistics and float32 values; nothing larger than the uint8 images is
+    allocated here (see :class:`StandardizedImages`).
+    """
     x_train, x_test = as_nhwc(x_train), as_nhwc(x_test)
     train_index, val_index = stratified_split(y_train, val_fraction, rng)
-    train_images = x_train[train_index]  # gathered once: statistics and standardization share it
-    mean, std = channel_statistics(train_images)
+    mean, std = _statistics(_channel_counts(x_train, train_index))
     splits = {
-        "train": (standardize(train_images, mean, std), y_train[train_index].astype(np.int64)),
-        "val": (standardize(x_train[val_index], mean, std), y_train[val_index].astype(np.int64)),
-        "test": (standardize(x_test, mean, std), y_test.astype(np.int64)),
+        "train": (StandardizedImages(x_train, train_index, mean, std),
+                  y_train[train_index].astype(np.int64)),
+        "val": (StandardizedImages(x_train, val_index, mean, std),
+                y_train[val_index].astype(np.int64)),
+        "test": (StandardizedImages(x_test, None, mean, std), y_test.astype(np.int64)),
     }
     return splits, mean, std

@@ -11,8 +11,10 @@ The one place that spells the layout of ``data/processed/<name>/``:
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -20,6 +22,19 @@ from numpynet.errors import DataFormatError
 from numpynet.files import atomic_directory, load_npy, save_npy, write_json
 
 META_FILE = "meta.json"
+
+
+class ImageBlocks(Protocol):
+    """Images produced a block of rows at a time, such as
+    :class:`numpynet.data.preprocess.StandardizedImages`: written without being held whole."""
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+    @property
+    def dtype(self) -> np.dtype: ...
+
+    def blocks(self) -> Iterator[np.ndarray]: ...
 
 
 @dataclass(frozen=True)
@@ -36,14 +51,16 @@ class DatasetMeta:
 
 def write_processed(
     directory: Path | str,
-    splits: dict[str, tuple[np.ndarray, np.ndarray]],
+    splits: dict[str, tuple[np.ndarray | ImageBlocks, np.ndarray]],
     classes: list[str],
     mean: np.ndarray,
     std: np.ndarray,
 ) -> None:
     """Write every split's ``(images, labels)`` and ``meta.json``, replacing ``directory`` whole.
 
-    ``mean`` and ``std`` are the per-channel statistics that standardized the images.
+    ``mean`` and ``std`` are the per-channel statistics that standardized the images. A split's
+    images may come as :class:`ImageBlocks`, streamed to their file a block at a time; the bytes
+    are those of the whole array saved at once.
     """
     meta = DatasetMeta(
         classes=list(classes),
@@ -54,9 +71,33 @@ def write_processed(
     )
     with atomic_directory(directory) as out:
         for split, (images, labels) in splits.items():
-            save_npy(out / f"x_{split}.npy", images)
+            if isinstance(images, np.ndarray):
+                save_npy(out / f"x_{split}.npy", images)
+            else:
+                _save_blocks(out / f"x_{split}.npy", images)
             save_npy(out / f"y_{split}.npy", labels)
         write_json(out / META_FILE, asdict(meta))
+
+
+def _save_blocks(path: Path, images: ImageBlocks) -> None:
+    """Write ``images`` as the ``.npy`` file :func:`~numpynet.files.save_npy` writes for them.
+
+    Not atomic by itself: it is only called inside the directory that replaces the output whole.
+    """
+    header = {
+        "descr": np.lib.format.dtype_to_descr(images.dtype),
+        "fortran_order": False,
+        "shape": tuple(int(n) for n in images.shape),  # Python ints: their repr goes in the file
+    }
+    written = 0
+    with open(path, "wb") as stream:
+        np.lib.format.write_array_header_1_0(stream, header)
+        for block in images.blocks():
+            # Blocks are C-contiguous rows in native byte order, what the header's descr states.
+            stream.write(np.ascontiguousarray(block, dtype=images.dtype).data)
+            written += block.shape[0]
+    if written != images.shape[0]:
+        raise ValueError(f"{path}: {written} rows written, but the shape says {images.shape[0]}")
 
 
 def read_meta(directory: Path | str) -> DatasetMeta:
