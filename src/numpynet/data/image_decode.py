@@ -92,7 +92,9 @@ def _pixels(
             image = image.convert("L" if channels == 1 else "RGB")
         if image.size != (width, height):  # Pillow sizes are (width, height)
             image = image.resize((width, height), RESAMPLING)
-        return np.asarray(image).reshape(shape)
+        # The raw bytes of an L or RGB image are its pixels in HWC order: what np.asarray gives,
+        # which gets them the same way and then builds an array from its interface description.
+        return np.frombuffer(image.tobytes(), dtype=np.uint8).reshape(shape)
     except Exception as exc:  # truncated or malformed data surfaces only when decoding
         raise _undecodable(f, location, exc) from exc
 
