@@ -258,6 +258,74 @@ def test_declared_size_resizes_every_image(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
+# JPEG files that repeat one header (decoded without parsing it again)
+# ---------------------------------------------------------------------------------------------
+
+# Encoder settings, each giving headers of its own: one shared by all the files of a kind, or
+# (with Huffman tables fitted to each image) one per file.
+JPEG_KINDS = {
+    "plain": {},
+    "progressive": {"progressive": True},  # fitted tables
+    "subsampling-444": {"subsampling": 0},
+    "optimized": {"optimize": True},  # fitted tables
+    "gray": {},
+    "cmyk": {},
+}
+
+
+def jpeg_dataset(root: Path) -> list[str]:
+    """Write JPEGs of every kind under train/<kind>/ (test/ split: plain ones); return paths."""
+    rng = np.random.default_rng(11)
+    paths = []
+    for split, kinds, count in (("train", JPEG_KINDS, 4), ("test", ["plain", "gray"], 2)):
+        for kind in kinds:
+            for k in range(count):
+                pixels = rng.integers(0, 256, size=(8, 8, 3), dtype=np.uint8)
+                image = Image.fromarray(pixels)
+                if kind in ("gray", "cmyk"):
+                    image = image.convert("L" if kind == "gray" else "CMYK")
+                path = root / split / kind / f"{k}.jpg"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                image.save(path, format="JPEG", quality=75, **JPEG_KINDS[kind])
+                paths.append(path.relative_to(root).as_posix())
+    return sorted(paths, key=lambda p: (not p.startswith("train"), p))
+
+
+def test_jpegs_repeating_a_header_decode_as_pillow_decodes_each(tmp_path):
+    paths = jpeg_dataset(tmp_path / "data")
+    archive = pack(tmp_path / "data", tmp_path / "d.tar.gz")
+    dataset, _ = read(archive)
+    expected = np.stack([np.asarray(Image.open(tmp_path / "data" / p).convert("RGB"))
+                         for p in paths])
+    np.testing.assert_array_equal(np.concatenate([dataset.x_train, dataset.x_test]), expected)
+    assert_same_dataset(dataset, read(tmp_path / "data")[0])  # files on disk: Pillow's own path
+    gray = read(archive, mode="L")[0]
+    assert_same_dataset(gray, read(tmp_path / "data", mode="L")[0])
+
+
+def test_a_repeated_jpeg_header_is_parsed_once(tmp_path, monkeypatch):
+    jpeg_dataset(tmp_path / "data")
+    archive = pack(tmp_path / "data", tmp_path / "d.zip")
+    opened = []
+    real_open = Image.open
+    monkeypatch.setattr(Image, "open", lambda *a, **k: opened.append(1) or real_open(*a, **k))
+    dataset, _ = read(archive)
+    files = len(dataset.x_train) + len(dataset.x_test)
+    # Opened: the first plain, gray, CMYK and 4:4:4 files, and all 8 with fitted tables.
+    assert (files, len(opened)) == (28, 4 + 8)
+
+
+def test_a_truncated_jpeg_with_a_known_header_is_named_as_pillow_names_it(tmp_path):
+    jpeg_dataset(tmp_path / "data")
+    broken = tmp_path / "data" / "train" / "plain" / "3.jpg"
+    whole = broken.read_bytes()
+    broken.write_bytes(whole[: len(whole) - 40])  # the header read before, the scan cut short
+    for location in (tmp_path / "data", pack(tmp_path / "data", tmp_path / "d.tar")):
+        with pytest.raises(DataFormatError, match=r"train/plain/3\.jpg.*truncated.*remove or fix"):
+            read(location)
+
+
+# ---------------------------------------------------------------------------------------------
 # Bad files and stray files
 # ---------------------------------------------------------------------------------------------
 

@@ -6,6 +6,9 @@ not applied (pixels are taken as stored), and of an animated image only the firs
 Without a declared size every image must have the same size; with one, each is resized to it with
 bilinear resampling (:data:`RESAMPLING`). An image Pillow cannot decode raises
 :class:`~numpynet.errors.DataFormatError` naming the file.
+
+JPEG files in an archive that repeat a header already read are decoded without Pillow parsing it
+again (see :class:`_JpegHeaders`): the same pixels, and the same errors.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import io
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, JpegImagePlugin
 
 from numpynet.data.archive_listing import ListedFile
 from numpynet.errors import DataFormatError
@@ -37,8 +40,9 @@ def decode_images(
     """
     out: np.ndarray | None = None
     first_name = ""
+    headers = _JpegHeaders()
     for i, f in enumerate(files):
-        with _open_image(f, location) as image:
+        with headers.open(f, location) as image:
             shape = (image.height, image.width)
             if out is None:
                 first_name = f.name
@@ -58,6 +62,79 @@ def decode_images(
     if out is None:
         raise ValueError("no files to decode")
     return out
+
+
+class _JpegHeaders:
+    """Pillow's readings of the JPEG headers met so far, to decode files that repeat one.
+
+    Pillow parses a JPEG's header (its markers up to the start of the scan) in Python, which
+    costs about as much as decoding a small image; files written by one program with one setting
+    (every image of CIFAR-10's JPEG copy) repeat the same header bytes. What Pillow makes of a
+    header (mode, size, the decoder and its arguments) depends on those bytes alone, and loading
+    runs that decoder over the whole file: so a file whose bytes start with a header read before
+    is decoded directly, with :func:`PIL.Image.frombytes` and the same decoder and arguments,
+    to the same pixels. Should that fail, the file takes the ordinary path, which names the
+    error as it always did. Only in-memory (archive) files qualify; at most a few small headers
+    are kept, so a dataset of varied headers costs a few dictionary lookups per file.
+    """
+
+    _MAX_HEADERS = 16
+    _MAX_HEADER_BYTES = 4096
+
+    def __init__(self) -> None:
+        # header length -> header bytes -> (mode, size, decoder arguments)
+        self._readings: dict[int, dict[bytes, tuple[str, tuple[int, int], tuple]]] = {}
+        self._count = 0
+
+    def open(self, f: ListedFile, location: Path) -> Image.Image:
+        """:func:`_open_image`, or the decoded image when ``f`` starts with a known header."""
+        if not isinstance(f.source, bytes):
+            return _open_image(f, location)
+        for length, readings in self._readings.items():
+            reading = readings.get(f.source[:length])
+            if reading is not None:
+                image = _decode_jpeg(f.source, *reading)
+                if image is not None:
+                    return image
+        image = _open_image(f, location)
+        if self._count < self._MAX_HEADERS:
+            self._remember(image, f.source)
+        return image
+
+    def _remember(self, image: Image.Image, data: bytes) -> None:
+        # Only a plain JPEG (not MPO, no "mp" data that could make one) that is loaded from
+        # offset 0 by one decoder over the whole image; its fp has read exactly the header.
+        if type(image) is not JpegImagePlugin.JpegImageFile or "mp" in image.info:
+            return
+        if len(image.tile) != 1 or image.decoderconfig or not _within_pixel_limit(image.size):
+            return
+        codec, extents, offset, args = image.tile[0]
+        length = image.fp.tell()
+        if codec != "jpeg" or tuple(extents) != (0, 0, *image.size) or offset != 0:
+            return
+        # At least the 16 bytes Image.open picks the format plugin by.
+        if not 16 <= length <= self._MAX_HEADER_BYTES:
+            return
+        readings = self._readings.setdefault(length, {})
+        if data[:length] not in readings:
+            readings[data[:length]] = (image.mode, image.size, tuple(args))
+            self._count += 1
+
+
+def _decode_jpeg(
+    data: bytes, mode: str, size: tuple[int, int], args: tuple
+) -> Image.Image | None:
+    """``data`` decoded as Pillow loads a JPEG it read as ``mode``, ``size`` and ``args``."""
+    if not _within_pixel_limit(size):  # Image.open's decompression bomb check
+        return None
+    try:
+        return Image.frombytes(mode, size, data, "jpeg", args)
+    except Exception:  # the ordinary path names the error, or copes (LOAD_TRUNCATED_IMAGES)
+        return None
+
+
+def _within_pixel_limit(size: tuple[int, int]) -> bool:
+    return Image.MAX_IMAGE_PIXELS is None or size[0] * size[1] <= Image.MAX_IMAGE_PIXELS
 
 
 def _open_image(f: ListedFile, location: Path) -> Image.Image:
