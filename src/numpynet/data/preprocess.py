@@ -101,11 +101,12 @@ def standardize(images: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.nda
 
 @dataclass(frozen=True)
 class StandardizedImages:
-    """Rows ``rows`` of the uint8 (N, H, W, C) ``source`` (all when None), standardized as
-    :func:`standardize` does, but only when read, and a block of rows at a time.
+    """The images of one split, standardized only when read, a block of rows at a time.
 
-    The float32 images are four times the size of their source: a writer that streams
-    :meth:`blocks` to disk never holds them whole, nor a gathered copy of the rows.
+    They are the rows ``rows`` of the uint8 (N, H, W, C) ``source`` (all of them when None),
+    standardized as :func:`standardize` does. Float32 images are four times the size of their
+    source: a writer that streams :meth:`blocks` to disk never holds them whole, nor a gathered
+    copy of the rows.
     """
 
     source: np.ndarray
@@ -131,7 +132,8 @@ class StandardizedImages:
         it past the next step of the iteration.
         """
         scale, shift = _scale_and_shift(self.mean, self.std)
-        buffer = np.empty((_block_rows(self.source), *self.shape[1:]), dtype=np.float32)
+        rows = min(_block_rows(self.source), self.shape[0])
+        buffer = np.empty((rows, *self.shape[1:]), dtype=np.float32)
         for block in _blocks(self.source, self.rows):
             out = buffer[: block.shape[0]]
             _standardize_into(out, block, scale, shift)

@@ -25,8 +25,10 @@ META_FILE = "meta.json"
 
 
 class ImageBlocks(Protocol):
-    """Images produced a block of rows at a time, such as
-    :class:`numpynet.data.preprocess.StandardizedImages`: written without being held whole."""
+    """Images that come a block of rows at a time, so they can be written without being held whole.
+
+    :class:`numpynet.data.preprocess.StandardizedImages` is one.
+    """
 
     @property
     def shape(self) -> tuple[int, ...]: ...
