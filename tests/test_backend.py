@@ -47,6 +47,15 @@ def test_bootstrap_pins_the_kernel_numpy_dispatch_and_threads():
     assert provenance["blas_threads"] == 2
 
 
+def test_openblas_threads_stop_spinning_whatever_the_user_set():
+    # The optimizer's threads need the cores between matrix products; a user's own setting
+    # (OpenBLAS's default spins for 2**28 cycles) must not survive the pin.
+    code = "import os; print(os.environ['OPENBLAS_THREAD_TIMEOUT'])"
+    result = run_pinned(code, OPENBLAS_THREAD_TIMEOUT="28")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "4"
+
+
 def test_an_unknown_kernel_class_is_a_message_not_a_traceback():
     result = run_pinned("print('ran')", NUMPYNET_KERNEL_CLASS="sse9")
     assert result.returncode == 2
