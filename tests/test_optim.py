@@ -247,3 +247,43 @@ def test_load_state_dict_rejects_mismatches():
         opt.load_state_dict({**good, "exp_avg.w": np.zeros((2, 1))})
     with pytest.raises(ValueError, match="step"):
         opt.load_state_dict({**good, "step": -1})
+
+
+# ---------------------------------------------------------------- threads and chunks
+
+
+@pytest.mark.parametrize("name", ["sgd", "adamw"])
+def test_the_bytes_do_not_depend_on_threads_or_chunks(monkeypatch, name):
+    # Updates are element-wise, so cutting parameters into shards and chunks, and handing them
+    # to any number of threads, must give the very same bits as one whole pass.
+    import numpynet.nn.optim as optim
+
+    def run(threads):
+        rng = np.random.default_rng(5)
+        params = [
+            (f"p{i}", rng.standard_normal(shape).astype(np.float32), np.zeros(shape, np.float32))
+            for i, shape in enumerate([(37, 29), (29,), (5, 3), (300,)])
+        ]
+        if name == "sgd":
+            opt = SGD(params, momentum=0.9, nesterov=True, weight_decay=0.01, threads=threads)
+        else:
+            opt = AdamW(params, weight_decay=0.05, threads=threads)
+        for step in range(3):
+            for _, _, grad in params:
+                grad[...] = rng.standard_normal(grad.shape)
+            opt.step(0.01 * (step + 1))
+        return [param.tobytes() for _, param, _ in params]
+
+    whole = run(threads=1)
+    monkeypatch.setattr(optim, "MIN_SHARDED_SIZE", 16)
+    monkeypatch.setattr(optim, "CHUNK_SIZE", 7)
+    assert run(threads=1) == whole
+    assert run(threads=2) == whole
+    assert run(threads=3) == whole
+
+
+def test_a_non_contiguous_parameter_is_refused():
+    # A flat view of a strided array would be a copy, and the update would be lost.
+    p = np.ones((4, 4))[:, ::2]
+    with pytest.raises(ValueError, match="contiguous"):
+        AdamW([("w", p, np.zeros_like(p))])
