@@ -11,6 +11,7 @@ from numpynet.nn import (
     Linear,
     MLPConfig,
     ReLU,
+    Sequential,
     SoftmaxCrossEntropy,
     build_mlp,
     log_softmax,
@@ -255,3 +256,28 @@ def test_whole_mlp_gradients_end_to_end():
         assert relative_error(analytic[name], numeric) < TOLERANCE, name
     assert grad_input.shape == x.shape
     assert relative_error(grad_input, numerical_gradient(f, x)) < TOLERANCE
+
+
+def test_training_backward_skips_the_input_gradient_but_not_the_parameter_gradients():
+    # need_input_grad=False stops at the first Linear layer; every parameter gradient must
+    # still be the one the full backward pass computes, bit for bit.
+    rng = np.random.default_rng(11)
+    model = build_mlp(MLPConfig(12, (8, 6), 4, dropout=0.0), rng)
+    x = rng.standard_normal((5, 3, 4)).astype(np.float32)
+    labels = np.array([0, 1, 2, 3, 1])
+    loss = SoftmaxCrossEntropy()
+    loss.forward(model.forward(x, training=True), labels)
+    full_input_grad = model.backward(loss.backward())
+    full = {name: grad.copy() for name, _, grad in model.parameters()}
+    for _, _, grad in model.parameters():
+        grad[...] = np.nan
+    assert model.backward(loss.backward(), need_input_grad=False) is None
+    for name, _, grad in model.parameters():
+        np.testing.assert_array_equal(grad, full[name], err_msg=name)
+    assert full_input_grad.shape == x.shape
+
+
+def test_training_backward_of_a_model_without_parameters_does_nothing():
+    model = Sequential([Flatten(), ReLU()])
+    model.forward(np.ones((2, 3, 1)), training=True)
+    assert model.backward(np.ones((2, 3)), need_input_grad=False) is None

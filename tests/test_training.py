@@ -210,8 +210,8 @@ class RecordingModel:
             self.seen.append(x[:, 0].astype(np.int64))  # feature 0 holds the sample's index
         return self.model.forward(x, training)
 
-    def backward(self, grad):
-        return self.model.backward(grad)
+    def backward(self, grad, need_input_grad=True):
+        return self.model.backward(grad, need_input_grad)
 
 
 def test_every_sample_is_used_each_epoch_including_the_partial_last_batch():

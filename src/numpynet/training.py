@@ -92,7 +92,7 @@ def fit(
                     f"(global step {step + 1}, learning rate {lr:.3g}); lower train.lr, raise "
                     f"train.warmup_epochs or check the input data for NaNs"
                 )
-            model.backward(loss_fn.backward())
+            model.backward(loss_fn.backward(), need_input_grad=False)
             optimizer.step(lr)
             step += 1
             loss_sum += loss * y.shape[0]

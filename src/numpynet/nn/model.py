@@ -24,11 +24,24 @@ class Sequential:
             x = layer.forward(x, training)
         return x
 
-    def backward(self, grad: np.ndarray) -> np.ndarray:
-        """Backpropagate ``grad`` (shape of the output); return the input gradient (N, ...)."""
-        for layer in reversed(self.layers):
+    def backward(self, grad: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
+        """Backpropagate ``grad`` (shape of the output); return the input gradient (N, ...).
+
+        With ``need_input_grad`` false, as in training, backpropagation stops at the first layer
+        with parameters, which skips its input gradient (the largest product of the pass), and
+        None is returned.
+        """
+        if need_input_grad:
+            for layer in reversed(self.layers):
+                grad = layer.backward(grad)
+            return grad
+        first = next((i for i, layer in enumerate(self.layers) if layer.parameters()), None)
+        if first is None:
+            return None
+        for layer in reversed(self.layers[first + 1 :]):
             grad = layer.backward(grad)
-        return grad
+        self.layers[first].backward(grad, need_input_grad=False)
+        return None
 
     def parameters(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
         """Return ``(qualified_name, param, grad)`` triples, e.g. ``"layers.1.weight"``.
