@@ -6,7 +6,9 @@ without knowing what they are:
 * ``forward(x, training)`` returns the output and caches whatever ``backward`` needs;
 * ``backward(grad_out)`` returns the gradient with respect to the last ``forward`` input and,
   for layers with parameters, overwrites their gradient buffers;
-* ``parameters()`` lists ``(name, param, grad)`` triples of plain NumPy arrays.
+* ``parameters()`` lists ``(name, param, grad)`` triples of plain NumPy arrays; a layer that
+  has some also takes ``backward(grad_out, need_input_grad=False)``, which fills the parameter
+  gradients only (the first layer of a network has no one to pass its input gradient to).
 """
 
 from __future__ import annotations
@@ -56,15 +58,17 @@ class Linear:
         out += self.bias
         return out
 
-    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+    def backward(self, grad_out: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
         """Fill ``grad_weight``/``grad_bias`` in place; return the input gradient.
 
-        ``grad_out`` (N, out_features) -> gradient w.r.t. the input, (N, in_features).
+        ``grad_out`` (N, out_features) -> gradient w.r.t. the input, (N, in_features), or None
+        when ``need_input_grad`` is false: the first layer of a network has no one to pass it
+        to, and it would cost as much as the weight gradient.
         """
         x = _require_cached(self._input, "Linear")
         np.matmul(x.T, grad_out, out=self.grad_weight)
         np.sum(grad_out, axis=0, out=self.grad_bias)
-        return grad_out @ self.weight.T
+        return grad_out @ self.weight.T if need_input_grad else None
 
     def parameters(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
         """Return ``[("weight", weight, grad_weight), ("bias", bias, grad_bias)]``."""
@@ -86,7 +90,9 @@ class ReLU:
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         """Return ``max(x, 0)``, same shape as ``x``, and remember where ``x`` was positive."""
         self._positive = x > 0
-        return np.maximum(x, 0)
+        # Multiplying by the mask costs half of np.maximum, which also sorts out NaNs. A NaN
+        # still comes through (NaN * 0 is NaN), so a diverged run is still caught.
+        return x * self._positive
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         """Pass ``grad_out`` (shape of the input) through where the input was positive, else 0."""
@@ -121,8 +127,10 @@ class Dropout:
         if self._identity:
             self._mask = None
             return x
-        # float32 uniforms are enough to decide keep/drop and halve the random-number cost.
-        keep = self.rng.random(x.shape, dtype=np.float32) >= self.p
+        # 16 random bits decide keep or drop: half the cost of float32 uniforms, and p is
+        # honoured to within 2**-16.
+        bits = self.rng.integers(0, 1 << 16, size=x.shape, dtype=np.uint16)
+        keep = bits >= round(self.p * (1 << 16))
         mask = keep.astype(x.dtype)
         mask *= 1.0 / (1.0 - self.p)
         self._mask = mask
