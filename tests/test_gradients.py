@@ -275,6 +275,7 @@ def test_training_backward_skips_the_input_gradient_but_not_the_parameter_gradie
     for name, _, grad in model.parameters():
         np.testing.assert_array_equal(grad, full[name], err_msg=name)
     assert full_input_grad.shape == x.shape
+    assert model.layers[1].backward(np.ones((5, 8), np.float32), need_input_grad=False) is None
 
 
 def test_training_backward_of_a_model_without_parameters_does_nothing():

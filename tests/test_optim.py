@@ -252,7 +252,7 @@ def test_load_state_dict_rejects_mismatches():
 # ---------------------------------------------------------------- threads and chunks
 
 
-@pytest.mark.parametrize("name", ["sgd", "adamw"])
+@pytest.mark.parametrize("name", ["sgd", "sgd-plain", "adamw", "adamw-no-decay"])
 def test_the_bytes_do_not_depend_on_threads_or_chunks(monkeypatch, name):
     # Updates are element-wise, so cutting parameters into shards and chunks, and handing them
     # to any number of threads, must give the very same bits as one whole pass.
@@ -264,10 +264,13 @@ def test_the_bytes_do_not_depend_on_threads_or_chunks(monkeypatch, name):
             (f"p{i}", rng.standard_normal(shape).astype(np.float32), np.zeros(shape, np.float32))
             for i, shape in enumerate([(37, 29), (29,), (5, 3), (300,)])
         ]
-        if name == "sgd":
-            opt = SGD(params, momentum=0.9, nesterov=True, weight_decay=0.01, threads=threads)
-        else:
-            opt = AdamW(params, weight_decay=0.05, threads=threads)
+        opt = {
+            "sgd": lambda: SGD(params, momentum=0.9, nesterov=True, weight_decay=0.01,
+                               threads=threads),
+            "sgd-plain": lambda: SGD(params, threads=threads),
+            "adamw": lambda: AdamW(params, weight_decay=0.05, threads=threads),
+            "adamw-no-decay": lambda: AdamW(params, weight_decay=0.0, threads=threads),
+        }[name]()
         for step in range(3):
             for _, _, grad in params:
                 grad[...] = rng.standard_normal(grad.shape)
@@ -287,3 +290,26 @@ def test_a_non_contiguous_parameter_is_refused():
     p = np.ones((4, 4))[:, ::2]
     with pytest.raises(ValueError, match="contiguous"):
         AdamW([("w", p, np.zeros_like(p))])
+
+
+@pytest.mark.parametrize("threads", [0, -1, 1.5])
+def test_a_thread_count_below_one_is_refused(threads):
+    with pytest.raises(ValueError, match="threads"):
+        AdamW([("w", np.ones(3), np.zeros(3))], threads=threads)
+
+
+def test_a_failing_shard_fails_the_step_after_every_worker_has_stopped(monkeypatch):
+    import numpynet.nn.optim as optim
+
+    monkeypatch.setattr(optim, "MIN_SHARDED_SIZE", 4)
+    p = np.ones(8, dtype=np.float32)
+    opt = SGD([("w", p, np.ones(8, dtype=np.float32))], threads=2)
+    calls = []
+
+    def update(shard):
+        calls.append(len(shard))
+        raise RuntimeError("shard failed")
+
+    with pytest.raises(RuntimeError, match="shard failed"):
+        opt._update_all(update)
+    assert len(calls) == 2  # the worker's shard ran too, and was waited for

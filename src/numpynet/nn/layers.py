@@ -88,7 +88,10 @@ class ReLU:
         self._positive = None
 
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
-        """Return ``max(x, 0)``, same shape as ``x``, and remember where ``x`` was positive."""
+        """Return ``x`` where it is positive and zero elsewhere (-0.0 for negative ``x``).
+
+        Same shape as ``x``; remembers where ``x`` was positive for the backward pass.
+        """
         self._positive = x > 0
         # Multiplying by the mask costs half of np.maximum, which also sorts out NaNs. A NaN
         # still comes through (NaN * 0 is NaN), so a diverged run is still caught.
@@ -130,7 +133,8 @@ class Dropout:
         # 16 random bits decide keep or drop: half the cost of float32 uniforms, and p is
         # honoured to within 2**-16.
         bits = self.rng.integers(0, 1 << 16, size=x.shape, dtype=np.uint16)
-        keep = bits >= round(self.p * (1 << 16))
+        # At most 65535: a p within 2**-17 of 1 must still keep a unit in 65536, not none.
+        keep = bits >= min(round(self.p * (1 << 16)), (1 << 16) - 1)
         mask = keep.astype(x.dtype)
         mask *= 1.0 / (1.0 - self.p)
         self._mask = mask

@@ -21,12 +21,14 @@ thread holds it, so the bytes do not depend on the thread count.
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
+from numpynet.backend import BLAS_THREADS
+
 # As many as the BLAS threads the backend pins: the cores the matrix products use.
-UPDATE_THREADS = 2
+UPDATE_THREADS = BLAS_THREADS
 # A parameter smaller than this is updated whole by one thread: cutting it would cost more in
 # thread hand-offs than the shards save.
 MIN_SHARDED_SIZE = 1 << 16
@@ -43,6 +45,8 @@ class _Optimizer:
     buffer_names: tuple[str, ...] = ()
 
     def __init__(self, parameters, threads: int = UPDATE_THREADS):
+        if not (isinstance(threads, int) and threads >= 1):
+            raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
         self.names: list[str] = []
         self.params: list[np.ndarray] = []
         self.grads: list[np.ndarray] = []
@@ -80,12 +84,12 @@ class _Optimizer:
             arrays += [self.buffers[buffer][index] for buffer in self.buffer_names]
             # reshape(-1) of a C-contiguous array is a view, so the shards write into `param`.
             flat = [array.reshape(-1) for array in arrays]
-            if param.size < MIN_SHARDED_SIZE or threads == 1:
+            if param.size < MIN_SHARDED_SIZE:
                 least = load.index(min(load))
                 shards[least].append((self._decays(param), *flat))
                 load[least] += param.size
                 continue
-            bounds = np.linspace(0, param.size, threads + 1).astype(int)
+            bounds = [param.size * thread // threads for thread in range(threads + 1)]
             for thread, (start, stop) in enumerate(zip(bounds, bounds[1:])):
                 for chunk in range(start, stop, CHUNK_SIZE):
                     end = min(chunk + CHUNK_SIZE, stop)
@@ -100,7 +104,12 @@ class _Optimizer:
                 update(shard)
             return
         pending = [self._pool.submit(update, shard) for shard in self._shards[1:]]
-        update(self._shards[0])
+        try:
+            update(self._shards[0])
+        finally:
+            # Even when this thread's part fails (or is interrupted), no worker may still be
+            # writing parameters once step() has returned or raised.
+            wait(pending)
         for future in pending:
             future.result()
 
