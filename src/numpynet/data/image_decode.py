@@ -129,6 +129,8 @@ def _decode_jpeg(
         return None
     try:
         return Image.frombytes(mode, size, data, "jpeg", args)
+    except MemoryError:
+        raise
     except Exception:  # the ordinary path names the error, or copes (LOAD_TRUNCATED_IMAGES)
         return None
 
