@@ -215,21 +215,24 @@ def peak_worker(side: str) -> dict:
 
 
 def run_worker(side: str, case: str) -> dict:
-    command = [sys.executable, __file__, "--worker", side, "--cases", case]
-    result = subprocess.run(command, check=True, capture_output=True, text=True, cwd=PROJECT)
+    what = ["--peak"] if case == "peak" else ["--cases", case]
+    command = [sys.executable, __file__, "--worker", side, *what]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=PROJECT)
+    if result.returncode != 0:
+        sys.exit(f"the {side} worker for {case} failed:\n{result.stderr}")
     return json.loads(result.stdout.splitlines()[-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5, help="runs of each side per case")
-    parser.add_argument("--cases", nargs="+", default=list(ALL_CASES), choices=[*ALL_CASES, "peak"])
+    parser.add_argument("--cases", nargs="+", default=list(ALL_CASES), choices=ALL_CASES)
     parser.add_argument("--worker", choices=["numpynet", "torch"], help=argparse.SUPPRESS)
+    parser.add_argument("--peak", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        (case,) = args.cases
         worker = {"numpynet": numpynet_worker, "torch": torch_worker}[args.worker]
-        print(json.dumps(peak_worker(args.worker) if case == "peak" else worker(case)))
+        print(json.dumps(peak_worker(args.worker) if args.peak else worker(args.cases[0])))
         return
     sides = ("numpynet", "torch")
     peaks = {side: [run_worker(side, "peak")["gflops"] for _ in range(3)] for side in sides}
