@@ -170,6 +170,9 @@ VALID_ARCHITECTURE = {
         (json.dumps({**VALID_ARCHITECTURE, "hidden_sizes": "16"}), "hidden_sizes"),
         (json.dumps({**VALID_ARCHITECTURE, "input_size": 0}), "input_size"),
         (json.dumps({**VALID_ARCHITECTURE, "width": 3}), "width"),
+        (json.dumps({**VALID_ARCHITECTURE, "normalization": "layer"}), "'normalization'"),
+        # Valid, but the weights hold no running statistics for the BatchNorm layers it adds.
+        (json.dumps({**VALID_ARCHITECTURE, "normalization": "batch"}), "running_mean"),
         # Valid, but not the architecture the weights were saved with.
         (json.dumps({**VALID_ARCHITECTURE, "hidden_sizes": [32, 8]}), "shape"),
     ],
@@ -191,3 +194,37 @@ def test_weights_with_a_pickled_array_raise_data_format_error(saved_model):
     state["layers.1.bias"] = np.array([{"evil": 1}], dtype=object)
     np.savez(saved_model / WEIGHTS_FILE, **state)
     assert_rerun_train_error(saved_model)
+
+
+def test_batch_normalized_model_round_trip_keeps_the_running_statistics(tmp_path):
+    config = MLPConfig(12, (16, 8), 4, dropout=0.25, normalization="batch")
+    rng = np.random.default_rng(3)
+    model = build_mlp(config, rng)
+    for _, param, _ in model.parameters():
+        param += rng.standard_normal(param.shape).astype(param.dtype) * 0.1
+    for _ in range(3):  # training passes move the running statistics off their start
+        model.forward(images() * 3 + 1, training=True)
+    save_model(tmp_path / "model", model, config)
+    assert json.loads((tmp_path / "model" / ARCHITECTURE_FILE).read_text())["normalization"] == (
+        "batch"
+    )
+    loaded, loaded_config = load_model(tmp_path / "model")
+    assert loaded_config == config
+    np.testing.assert_array_equal(
+        loaded.forward(images(), training=False), model.forward(images(), training=False)
+    )
+    saved = set(np.load(tmp_path / "model" / WEIGHTS_FILE).files)
+    assert {"layers.2.running_mean", "layers.2.running_var", "layers.6.running_var"} <= saved
+    for name, array in model.buffers():
+        assert array.dtype == np.float32
+        np.testing.assert_array_equal(dict(loaded.buffers())[name], array)
+
+
+def test_architecture_without_normalization_loads_as_none(saved_model):
+    # The text a model saved before the normalization option holds (see the test above on
+    # the architecture text): it must still load, as a network without normalization.
+    text = (saved_model / ARCHITECTURE_FILE).read_text()
+    assert "normalization" not in text
+    model, config = load_model(saved_model)
+    assert config.normalization == "none"
+    assert not model.buffers()

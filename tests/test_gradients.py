@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from numpynet.nn import (
+    BatchNorm,
     Dropout,
     Flatten,
     Linear,
@@ -282,3 +283,119 @@ def test_training_backward_of_a_model_without_parameters_does_nothing():
     model = Sequential([Flatten(), ReLU()])
     model.forward(np.ones((2, 3, 1)), training=True)
     assert model.backward(np.ones((2, 3)), need_input_grad=False) is None
+
+
+def random_batchnorm(rng, num_features=4):
+    """A float64 BatchNorm with random gamma, beta and running statistics (none at the default)."""
+    layer = BatchNorm(num_features, dtype=np.float64)
+    layer.gamma[:] = rng.uniform(0.5, 2.0, num_features) * rng.choice([-1, 1], num_features)
+    layer.beta[:] = rng.standard_normal(num_features)
+    layer.running_mean[:] = rng.standard_normal(num_features)
+    layer.running_var[:] = rng.uniform(0.5, 2.0, num_features)
+    return layer
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_batchnorm_gradients(training):
+    # Training: the gradient flows through the batch mean and variance as well. Evaluation: the
+    # running statistics are constants. Features of different scales and offsets, so that a
+    # gradient ignoring the centring or the scaling is wrong by a visible amount.
+    rng = np.random.default_rng(12)
+    layer = random_batchnorm(rng)
+    x = rng.standard_normal((6, 4)) * [1.0, 3.0, 0.2, 5.0] + [0.0, -2.0, 1.0, 4.0]
+    weights = rng.standard_normal((6, 4))
+
+    def f():
+        return float(np.sum(layer.forward(x, training) * weights))
+
+    f()
+    grad_in = layer.backward(weights)
+    analytic = {"gamma": layer.grad_gamma.copy(), "beta": layer.grad_beta.copy()}
+    assert relative_error(grad_in, numerical_gradient(f, x)) < TOLERANCE
+    assert relative_error(analytic["gamma"], numerical_gradient(f, layer.gamma)) < TOLERANCE
+    assert relative_error(analytic["beta"], numerical_gradient(f, layer.beta)) < TOLERANCE
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_batchnorm_parameter_gradients_without_the_input_gradient(training):
+    # need_input_grad=False (a network's first parameterized layer) must fill the same buffers.
+    rng = np.random.default_rng(13)
+    layer = random_batchnorm(rng, 5)
+    x, grad_out = rng.standard_normal((7, 5)), rng.standard_normal((7, 5))
+    layer.forward(x, training)
+    assert layer.backward(grad_out).shape == x.shape
+    full = layer.grad_gamma.copy(), layer.grad_beta.copy()
+    layer.grad_gamma[:] = layer.grad_beta[:] = np.nan
+    assert layer.backward(grad_out, need_input_grad=False) is None
+    np.testing.assert_array_equal(layer.grad_gamma, full[0])
+    np.testing.assert_array_equal(layer.grad_beta, full[1])
+
+
+def test_batchnorm_backward_before_forward_is_an_error():
+    with pytest.raises(RuntimeError, match="BatchNorm.backward"):
+        BatchNorm(3).backward(np.ones((2, 3), np.float32))
+
+
+@pytest.mark.parametrize("smoothing", [0.1, 0.5, 1.0])
+def test_smoothed_softmax_cross_entropy_gradient(smoothing):
+    rng = np.random.default_rng(14)
+    logits = rng.standard_normal((6, 4)) * 3
+    labels = np.array([0, 3, 1, 1, 2, 0])
+    loss = SoftmaxCrossEntropy(label_smoothing=smoothing)
+    loss.forward(logits, labels)
+    analytic = loss.backward()
+    numeric = numerical_gradient(lambda: loss.forward(logits, labels), logits)
+    assert analytic.dtype == np.float64
+    assert relative_error(analytic, numeric) < TOLERANCE
+    # Smoothing changes the gradient: a check that ignored it would not pass by accident.
+    plain = SoftmaxCrossEntropy()
+    plain.forward(logits, labels)
+    assert relative_error(analytic, plain.backward()) > 1e-2
+
+
+def test_whole_mlp_gradients_with_batch_normalization():
+    rng = np.random.default_rng(15)
+    config = MLPConfig(12, (8, 6), 4, dropout=0.0, normalization="batch")
+    model = build_mlp(config, rng, dtype=np.float64)
+    for layer in model.layers:
+        if isinstance(layer, BatchNorm):
+            layer.gamma[:] = rng.uniform(0.5, 1.5, layer.gamma.shape)
+            layer.beta[:] = rng.standard_normal(layer.beta.shape) * 0.5
+    for _, param, _ in model.parameters():
+        if param.ndim == 1 and not np.any(param):
+            param[:] = rng.standard_normal(param.shape) * 0.1  # the Linear biases
+    x = rng.standard_normal((7, 3, 4))
+    labels = np.array([0, 1, 2, 3, 1, 0, 2])
+    loss = SoftmaxCrossEntropy(label_smoothing=0.1)
+
+    def f():
+        return loss.forward(model.forward(x, training=True), labels)
+
+    f()
+    # Finite differences across a ReLU kink would be meaningless; make sure there is none.
+    hidden = x
+    for layer in model.layers:
+        if isinstance(layer, ReLU):
+            assert np.min(np.abs(hidden)) > 1e-4
+        hidden = layer.forward(hidden, training=True)
+
+    grad_input = model.backward(loss.backward())
+    params = model.parameters()
+    assert [name for name, _, _ in params] == [
+        "layers.1.weight", "layers.1.bias", "layers.2.gamma", "layers.2.beta",
+        "layers.4.weight", "layers.4.bias", "layers.5.gamma", "layers.5.beta",
+        "layers.7.weight", "layers.7.bias",
+    ]
+    analytic = {name: grad.copy() for name, _, grad in params}
+    for name, param, _ in params:
+        numeric = numerical_gradient(f, param)
+        if name in ("layers.1.bias", "layers.4.bias"):
+            # Batch normalization subtracts the batch mean, so a bias in front of it has no
+            # effect in training: both gradients are zero up to rounding (a relative error of
+            # two roundings means nothing).
+            assert np.max(np.abs(analytic[name])) < 1e-12, name
+            assert np.max(np.abs(numeric)) < 1e-8, name
+        else:
+            assert relative_error(analytic[name], numeric) < TOLERANCE, name
+    assert grad_input.shape == x.shape
+    assert relative_error(grad_input, numerical_gradient(f, x)) < TOLERANCE

@@ -6,12 +6,22 @@ import json
 import numpy as np
 import pytest
 
-from numpynet.nn import Dropout, Flatten, Linear, MLPConfig, ReLU, Sequential, build_mlp
+from numpynet.nn import (
+    AdamW,
+    BatchNorm,
+    Dropout,
+    Flatten,
+    Linear,
+    MLPConfig,
+    ReLU,
+    Sequential,
+    build_mlp,
+)
 
 
-def mlp(input_size, hidden_sizes, num_classes, dropout, seed):
+def mlp(input_size, hidden_sizes, num_classes, dropout, seed, normalization="none"):
     """``build_mlp`` for a config given inline, with a fresh generator seeded ``seed``."""
-    config = MLPConfig(input_size, tuple(hidden_sizes), num_classes, dropout)
+    config = MLPConfig(input_size, tuple(hidden_sizes), num_classes, dropout, normalization)
     return build_mlp(config, np.random.default_rng(seed))
 
 
@@ -191,6 +201,10 @@ VALID = {"input_size": 4, "hidden_sizes": [3], "num_classes": 2, "dropout": 0.0}
         ({**VALID, "hidden_sizes": [3, -1]}, "'hidden_sizes'"),
         ({**VALID, "dropout": "0.1"}, "'dropout'"),
         ({**VALID, "dropout": 1.0}, "'dropout'"),
+        ({**VALID, "normalization": "layer"}, "'normalization'"),
+        ({**VALID, "normalization": "Batch"}, "'normalization'"),
+        ({**VALID, "normalization": None}, "'normalization'"),
+        ({**VALID, "normalization": ["batch"]}, "'normalization'"),
     ],
 )
 def test_config_from_dict_names_the_bad_key(data, message):
@@ -230,3 +244,156 @@ def test_sequential_with_explicit_layers():
     model = Sequential([Linear(3, 2, rng), ReLU()])
     assert [name for name, _, _ in model.parameters()] == ["layers.0.weight", "layers.0.bias"]
     assert set(model.state_dict()) == {"layers.0.weight", "layers.0.bias"}
+
+
+def test_batchnorm_training_output_is_standardized_per_feature_then_affine():
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((256, 3)) * [0.5, 4.0, 30.0] + [10.0, -3.0, 0.0]).astype(np.float32)
+    layer = BatchNorm(3)
+    for array in (layer.gamma, layer.beta, layer.running_mean, layer.running_var):
+        assert array.dtype == np.float32 and array.shape == (3,)
+    out = layer.forward(x, training=True)
+    assert out.dtype == np.float32 and out.shape == x.shape
+    np.testing.assert_allclose(out.mean(axis=0), 0.0, atol=1e-5)
+    # The biased variance, less the part eps takes away: 1 - eps / var, at most 4e-5 here.
+    np.testing.assert_allclose(out.var(axis=0), 1.0, rtol=1e-4)
+    layer.gamma[:] = [2.0, -1.0, 0.5]
+    layer.beta[:] = [1.0, 0.0, -3.0]
+    affine = layer.forward(x, training=True)
+    np.testing.assert_allclose(affine, out * layer.gamma + layer.beta, rtol=1e-5, atol=1e-5)
+
+
+def test_batchnorm_running_statistics_follow_the_momentum_formula():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((5, 4)) * 3 + 2
+    layer = BatchNorm(4, momentum=0.2, dtype=np.float64)
+    layer.forward(x, training=True)
+    # Starting from zeros and ones; the variance is the unbiased one (ddof=1).
+    np.testing.assert_allclose(layer.running_mean, 0.2 * x.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(layer.running_var, 0.8 + 0.2 * x.var(axis=0, ddof=1), rtol=1e-12)
+    second = rng.standard_normal((5, 4))
+    mean, var = layer.running_mean.copy(), layer.running_var.copy()
+    layer.forward(second, training=True)
+    np.testing.assert_allclose(layer.running_mean, 0.8 * mean + 0.2 * second.mean(axis=0))
+    np.testing.assert_allclose(layer.running_var, 0.8 * var + 0.2 * second.var(axis=0, ddof=1))
+
+
+def test_batchnorm_evaluation_uses_the_running_statistics_and_leaves_them():
+    rng = np.random.default_rng(2)
+    layer = BatchNorm(3)
+    layer.running_mean[:] = [1.0, -2.0, 0.5]
+    layer.running_var[:] = [4.0, 0.25, 1.0]
+    layer.gamma[:] = [1.0, 2.0, -1.0]
+    layer.beta[:] = [0.0, 1.0, 3.0]
+    x = rng.standard_normal((6, 3)).astype(np.float32)
+    out = layer.forward(x, training=False)
+    expected = (x - layer.running_mean) / np.sqrt(layer.running_var + 1e-5) * layer.gamma
+    np.testing.assert_allclose(out, expected + layer.beta, rtol=1e-5, atol=1e-6)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(layer.running_mean, [1.0, -2.0, 0.5])
+    np.testing.assert_array_equal(layer.running_var, [4.0, 0.25, 1.0])
+    # Each sample is normalized on its own: one sample alone gives its row of the batch.
+    np.testing.assert_allclose(layer.forward(x[2:3], training=False), out[2:3], rtol=1e-6)
+
+
+def test_batchnorm_training_refuses_a_batch_of_one_sample():
+    layer = BatchNorm(3)
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        layer.forward(np.ones((1, 3), np.float32), training=True)
+    np.testing.assert_array_equal(layer.running_var, 1.0)  # nothing was updated
+
+
+def test_build_mlp_with_batch_normalization_structure_names_and_same_weights():
+    model = mlp(12, [8, 6], 4, dropout=0.5, seed=0, normalization="batch")
+    assert [type(layer) for layer in model.layers] == [
+        Flatten, Linear, BatchNorm, ReLU, Dropout, Linear, BatchNorm, ReLU, Dropout, Linear,
+    ]
+    assert [layer.num_features for layer in model.layers if isinstance(layer, BatchNorm)] == [8, 6]
+    assert [name for name, _ in model.buffers()] == [
+        "layers.2.running_mean", "layers.2.running_var",
+        "layers.6.running_mean", "layers.6.running_var",
+    ]
+    # Running statistics are buffers, never parameters: no optimizer gets them.
+    names = [name for name, _, _ in model.parameters()]
+    assert names == [
+        "layers.1.weight", "layers.1.bias", "layers.2.gamma", "layers.2.beta",
+        "layers.5.weight", "layers.5.bias", "layers.6.gamma", "layers.6.beta",
+        "layers.9.weight", "layers.9.bias",
+    ]
+    assert set(model.state_dict()) == set(names) | {name for name, _ in model.buffers()}
+    # BatchNorm draws nothing, so the seed gives the Linear weights of the model without it.
+    plain = mlp(12, [8, 6], 4, dropout=0.5, seed=0)
+    linear = [layer.weight for layer in model.layers if isinstance(layer, Linear)]
+    for a, b in zip(linear, (layer.weight for layer in plain.layers if isinstance(layer, Linear))):
+        np.testing.assert_array_equal(a, b)
+    x = np.random.default_rng(1).standard_normal((5, 3, 4)).astype(np.float32)
+    out = model.forward(x, training=True)
+    assert out.shape == (5, 4) and out.dtype == np.float32
+    assert model.backward(np.ones_like(out)).shape == x.shape
+    assert model.backward(np.ones_like(out), need_input_grad=False) is None
+
+
+def test_optimizer_step_leaves_running_statistics_and_does_not_decay_gamma():
+    model = mlp(6, [5], 3, dropout=0.0, seed=0, normalization="batch")
+    x = np.random.default_rng(1).standard_normal((8, 6)).astype(np.float32)
+    model.forward(x, training=True)
+    buffers = {name: array.copy() for name, array in model.buffers()}
+    model.backward(np.zeros((8, 3), np.float32))  # zero gradients: only decay could move
+    AdamW(model.parameters(), weight_decay=0.5).step(0.1)
+    for name, array in model.buffers():
+        np.testing.assert_array_equal(array, buffers[name], err_msg=name)
+    np.testing.assert_array_equal(model.layers[2].gamma, 1.0)
+    assert not np.array_equal(model.layers[1].weight, mlp(6, [5], 3, 0.0, 0).layers[1].weight)
+
+
+def test_state_dict_round_trip_includes_running_statistics():
+    source = mlp(6, [5], 3, dropout=0.0, seed=0, normalization="batch")
+    x = np.random.default_rng(2).standard_normal((8, 6)).astype(np.float32)
+    for _ in range(3):
+        source.forward(x * 2 + 1, training=True)  # move the running statistics off 0 and 1
+    state = source.state_dict()
+    assert not np.any(state["layers.2.running_mean"] == 0)
+    target = mlp(6, [5], 3, dropout=0.0, seed=1, normalization="batch")
+    kept = target.layers[2].running_var
+    target.load_state_dict(state)
+    assert target.layers[2].running_var is kept  # loaded in place
+    for name, array in target.state_dict().items():
+        np.testing.assert_array_equal(array, state[name], err_msg=name)
+    np.testing.assert_array_equal(target.forward(x), source.forward(x))
+
+
+def test_load_state_dict_checks_buffers_like_parameters():
+    model = mlp(6, [5], 3, dropout=0.0, seed=0, normalization="batch")
+    model.layers[2].running_mean[:] = 0.5
+    before = model.state_dict()
+    missing = {k: v for k, v in before.items() if k != "layers.2.running_var"}
+    with pytest.raises(ValueError, match=r"missing buffer 'layers\.2\.running_var'"):
+        model.load_state_dict(missing)
+    bad_shape = dict(before, **{"layers.2.running_mean": np.zeros(4, np.float32)})
+    bad_shape["layers.1.weight"] = np.full((6, 5), 7.0, np.float32)
+    with pytest.raises(ValueError, match=r"layers\.2\.running_mean.*shape"):
+        model.load_state_dict(bad_shape)
+    # A rejected load changes nothing, parameters and buffers alike.
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, before[name], err_msg=name)
+    # A model without normalization refuses them as unexpected.
+    plain = mlp(6, [5], 3, dropout=0.0, seed=0)
+    extra = dict(plain.state_dict(), **{"layers.2.running_mean": np.zeros(5, np.float32)})
+    with pytest.raises(ValueError, match=r"unexpected key 'layers\.2\.running_mean'"):
+        plain.load_state_dict(extra)
+
+
+def test_config_normalization_defaults_to_none_and_is_written_only_when_set():
+    config = MLPConfig(784, (128,), 10, 0.2)
+    assert config.normalization == "none"
+    # "none" adds no key, so architecture.json of a model without normalization is unchanged.
+    assert "normalization" not in config.to_dict()
+    batch = MLPConfig(784, (128,), 10, 0.2, normalization="batch")
+    assert batch.to_dict() == {
+        "input_size": 784, "hidden_sizes": [128], "num_classes": 10, "dropout": 0.2,
+        "normalization": "batch",
+    }
+    assert MLPConfig.from_dict(json.loads(json.dumps(batch.to_dict()))) == batch
+    assert MLPConfig.from_dict({**VALID, "normalization": "none"}) == MLPConfig(4, (3,), 2, 0.0)
+    # A file written before the option existed lacks the key: it means no normalization.
+    assert MLPConfig.from_dict(VALID).normalization == "none"

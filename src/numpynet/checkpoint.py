@@ -1,8 +1,9 @@
 """Saving and loading models without pickling: plain arrays plus a JSON architecture.
 
 A model directory holds ``architecture.json`` (the :class:`MLPConfig` to build), ``weights.npz``
-(the arrays, written with a fixed timestamp so equal weights give equal bytes) and, when the
-caller gives one, ``provenance.json`` (what computed it: the numeric backend, see
+(the arrays of :meth:`Sequential.state_dict`: the parameters and, with batch normalization, its
+running statistics; written with a fixed timestamp so equal weights give equal bytes) and, when
+the caller gives one, ``provenance.json`` (what computed it: the numeric backend, see
 :func:`numpynet.backend.backend_provenance`).
 """
 

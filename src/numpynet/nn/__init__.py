@@ -1,17 +1,19 @@
 """The neural-network library: layers, loss, model container, optimizers, schedules."""
 
-from numpynet.nn.layers import Dropout, Flatten, Linear, ReLU
+from numpynet.nn.layers import BatchNorm, Dropout, Flatten, Linear, ReLU
 from numpynet.nn.loss import SoftmaxCrossEntropy, log_softmax
-from numpynet.nn.model import MLPConfig, Sequential, build_mlp
+from numpynet.nn.model import NORMALIZATIONS, MLPConfig, Sequential, build_mlp
 from numpynet.nn.optim import SGD, AdamW
 from numpynet.nn.schedule import learning_rate
 
 __all__ = [
     "AdamW",
+    "BatchNorm",
     "Dropout",
     "Flatten",
     "Linear",
     "MLPConfig",
+    "NORMALIZATIONS",
     "ReLU",
     "SGD",
     "Sequential",

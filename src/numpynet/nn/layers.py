@@ -8,7 +8,9 @@ without knowing what they are:
   for layers with parameters, overwrites their gradient buffers;
 * ``parameters()`` lists ``(name, param, grad)`` triples of plain NumPy arrays; a layer that
   has some also takes ``backward(grad_out, need_input_grad=False)``, which fills the parameter
-  gradients only (the first layer of a network has no one to pass its input gradient to).
+  gradients only (the first layer of a network has no one to pass its input gradient to);
+* ``buffers()``, only on layers with state that is saved but not trained (the running statistics
+  of :class:`BatchNorm`), lists ``(name, array)`` pairs that no optimizer sees.
 """
 
 from __future__ import annotations
@@ -175,3 +177,123 @@ class Flatten:
 
     def __repr__(self) -> str:
         return "Flatten()"
+
+
+class BatchNorm:
+    """Batch normalization of (N, num_features) inputs, one mean and variance per feature.
+
+    In training, ``y = gamma * (x - mean) / sqrt(var + eps) + beta`` with the batch's mean and
+    biased variance, and the running statistics move towards the batch's as
+    ``running = (1 - momentum) * running + momentum * batch``, the variance there unbiased (the
+    PyTorch convention, so its models and numbers compare). In evaluation the running statistics
+    take the batch's place, which makes the layer a fixed per-feature affine map; its backward
+    pass then treats them as the constants they are.
+
+    ``gamma`` (ones) and ``beta`` (zeros) are parameters; being 1-D, they escape AdamW's weight
+    decay. ``running_mean`` (zeros) and ``running_var`` (ones) are buffers: saved with the model
+    through :meth:`buffers`, never given to an optimizer. Nothing is drawn at random, so adding
+    the layer leaves the weights of the layers around it unchanged for a given seed.
+    """
+
+    def __init__(
+        self, num_features: int, momentum: float = 0.1, eps: float = 1e-5, dtype=np.float32
+    ):
+        self.num_features = num_features
+        self.momentum = momentum
+        self.eps = eps
+        self.gamma = np.ones(num_features, dtype=dtype)
+        self.beta = np.zeros(num_features, dtype=dtype)
+        self.grad_gamma = np.zeros_like(self.gamma)
+        self.grad_beta = np.zeros_like(self.beta)
+        self.running_mean = np.zeros(num_features, dtype=dtype)
+        self.running_var = np.ones(num_features, dtype=dtype)
+        # Training caches xhat; evaluation caches the input and the statistics it used, so that
+        # the forward pass alone (all that evaluation runs) costs two passes over the batch.
+        self._xhat = self._input = self._mean = self._inv_std = None
+
+    def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        """Return the normalized, scaled and shifted ``x``: (N, num_features), same shape.
+
+        In training, also update the running statistics; that takes N >= 2 (the unbiased
+        variance of one sample is undefined), so a batch of one raises ``ValueError``.
+        """
+        if not training:
+            self._xhat = None
+            self._input = x
+            self._mean = self.running_mean.copy()
+            self._inv_std = 1.0 / np.sqrt(self.running_var + self.eps)
+            scale = self.gamma * self._inv_std
+            out = x * scale
+            out += self.beta - self._mean * scale
+            return out
+        n = x.shape[0]
+        if n < 2:
+            raise ValueError(
+                f"BatchNorm needs at least 2 samples per training batch, got {n}; "
+                f"choose a batch size that leaves no last batch of one sample"
+            )
+        mean = x.mean(axis=0)
+        xhat = x - mean
+        # einsum sums the squares without an (N, D) temporary; the variance is the biased one.
+        var = np.einsum("ij,ij->j", xhat, xhat) / n
+        inv_std = 1.0 / np.sqrt(var + self.eps)
+        xhat *= inv_std
+        m = self.momentum
+        self.running_mean *= 1.0 - m
+        self.running_mean += m * mean
+        self.running_var *= 1.0 - m
+        self.running_var += (m * n / (n - 1)) * var
+        self._xhat, self._input, self._mean, self._inv_std = xhat, None, None, inv_std
+        out = xhat * self.gamma
+        out += self.beta
+        return out
+
+    def backward(self, grad_out: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
+        """Fill ``grad_gamma``/``grad_beta`` in place; return the input gradient.
+
+        ``grad_out`` (N, num_features) -> gradient w.r.t. the input, same shape, or None when
+        ``need_input_grad`` is false. After a training forward pass the gradient flows through
+        the batch statistics too; after an evaluation one, through the fixed affine map only.
+        """
+        inv_std = _require_cached(self._inv_std, "BatchNorm")
+        training = self._xhat is not None
+        if training:
+            xhat = self._xhat
+        else:
+            xhat = self._input - self._mean
+            xhat *= inv_std
+        np.sum(grad_out, axis=0, out=self.grad_beta)
+        np.einsum("ij,ij->j", grad_out, xhat, out=self.grad_gamma)
+        if not need_input_grad:
+            return None
+        scale = self.gamma * inv_std
+        if not training:
+            return grad_out * scale
+        # With dxhat = grad_out * gamma, the textbook
+        #   dx = (inv_std / N) * (N * dxhat - sum(dxhat) - xhat * sum(dxhat * xhat))
+        # has its two sums equal to gamma * grad_beta and gamma * grad_gamma, already computed:
+        #   dx = gamma * inv_std * (grad_out - (grad_beta + xhat * grad_gamma) / N),
+        # four passes over one new (N, D) array.
+        n = grad_out.shape[0]
+        grad_in = xhat * (self.grad_gamma / n)
+        grad_in += self.grad_beta / n
+        np.subtract(grad_out, grad_in, out=grad_in)
+        grad_in *= scale
+        return grad_in
+
+    def parameters(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        """Return ``[("gamma", gamma, grad_gamma), ("beta", beta, grad_beta)]``."""
+        return [
+            ("gamma", self.gamma, self.grad_gamma),
+            ("beta", self.beta, self.grad_beta),
+        ]
+
+    def buffers(self) -> list[tuple[str, np.ndarray]]:
+        """Return ``[("running_mean", running_mean), ("running_var", running_var)]``, live."""
+        return [("running_mean", self.running_mean), ("running_var", self.running_var)]
+
+    def __repr__(self) -> str:
+        return (
+            f"BatchNorm({self.num_features}, momentum={self.momentum}, eps={self.eps}, "
+            f"dtype={self.gamma.dtype})"
+        )

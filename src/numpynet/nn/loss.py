@@ -1,4 +1,4 @@
-"""Softmax cross-entropy, fused so the gradient is the simple ``softmax - onehot``."""
+"""Softmax cross-entropy, fused so the gradient is the simple ``softmax - target``."""
 
 from __future__ import annotations
 
@@ -19,10 +19,22 @@ class SoftmaxCrossEntropy:
     """Mean cross-entropy between ``softmax(logits)`` and integer class labels.
 
     Fusing softmax with the loss avoids computing ``log`` of tiny probabilities and gives the
-    gradient ``(softmax - onehot) / N`` directly.
+    gradient ``(softmax - target) / N`` directly.
+
+    With ``label_smoothing`` ε the target of a sample is ``(1 - ε) * onehot + ε / C`` rather
+    than the one-hot vector, which keeps the model from driving its logits apart without bound
+    to reach probability 1. The loss is then ``-mean(sum(target * log_softmax(logits)))``; its
+    minimum is the target's entropy, not 0. ε = 0 (the default) is plain cross-entropy, computed
+    as before, bit for bit.
     """
 
-    def __init__(self):
+    def __init__(self, label_smoothing: float = 0.0):
+        is_number = isinstance(label_smoothing, (int, float)) and not isinstance(
+            label_smoothing, bool
+        )
+        if not is_number or not 0 <= label_smoothing <= 1:
+            raise ValueError(f"label_smoothing must be a number in [0, 1], got {label_smoothing!r}")
+        self.label_smoothing = float(label_smoothing)
         self._probs = None
         self._labels = None
 
@@ -42,16 +54,28 @@ class SoftmaxCrossEntropy:
         rows = np.arange(logits.shape[0])
         # Accumulate the mean in float64: a float32 sum over a large batch loses digits.
         loss = -np.mean(log_probs[rows, labels], dtype=np.float64)
+        smoothing = self.label_smoothing
+        if smoothing:
+            # sum(target * log_probs) splits into (1 - ε) * the label's term, taken above, and
+            # ε/C * the row's sum, so no (N, C) target is ever built.
+            spread = np.sum(log_probs, dtype=np.float64) / log_probs.size
+            loss = (1.0 - smoothing) * loss - smoothing * spread
         self._probs = np.exp(log_probs, out=log_probs)
         self._labels = labels
         return float(loss)
 
     def backward(self) -> np.ndarray:
-        """Return ``(softmax(logits) - onehot(labels)) / N``, (N, C) in the logits' dtype."""
+        """Return ``(softmax(logits) - target) / N``, (N, C) in the logits' dtype."""
         if self._probs is None:
             raise RuntimeError("SoftmaxCrossEntropy.backward() called before forward()")
-        grad = self._probs.copy()
-        batch_size = grad.shape[0]
-        grad[np.arange(batch_size), self._labels] -= 1
+        smoothing = self.label_smoothing
+        batch_size, num_classes = self._probs.shape
+        if smoothing:
+            # The subtraction makes the copy; a Python float keeps float32 probabilities float32.
+            grad = self._probs - smoothing / num_classes
+            grad[np.arange(batch_size), self._labels] -= 1.0 - smoothing
+        else:
+            grad = self._probs.copy()
+            grad[np.arange(batch_size), self._labels] -= 1
         grad /= batch_size
         return grad
