@@ -1,7 +1,8 @@
 """evaluate stage: score the trained model on the test split.
 
 Reads ``--model`` (``models/<name>``), its ``--training-log``, ``--data``
-(``data/processed/<name>``) and ``evaluate`` from params.yaml; writes ``--metrics``
+(``data/processed/<name>``) and from params.yaml ``evaluate`` and whether the dataset trains on
+mirrored images (``augment_flip``, for ``evaluate.test_time_flip``); writes ``--metrics``
 (``metrics/<name>.json``: test accuracy and loss under the dataset's name, so every dataset gets
 its own columns in ``dvc exp show``), ``--curves``
 (the training log, published unchanged as a plot committed to git), ``--confusion`` (one
@@ -47,13 +48,15 @@ def main() -> None:
         outputs=["metrics", "curves", "confusion", "per_class"],
     )
     params = load_params(args.params)
-    params.dataset(args.dataset)  # an unknown name fails here, with the configured ones listed
+    # An unknown name fails here, with the configured ones listed. Only a model trained on
+    # mirrored images is asked about mirrored ones: a mirrored digit is not the same digit.
+    test_time_flip = params.evaluate.test_time_flip and params.train_for(args.dataset).augment_flip
     classes = read_meta(args.data).classes
     x_test, y_test = read_split(args.data, "test")
     model, _ = load_model(args.model)
     curves = read_training_log(args.training_log)
 
-    logits = predict_logits(model, x_test, params.evaluate.batch_size)
+    logits = predict_logits(model, x_test, params.evaluate.batch_size, test_time_flip)
     loss, accuracy = loss_and_accuracy(logits, y_test)
     predictions = logits.argmax(axis=1)
     recall = per_class_accuracy(confusion_matrix(y_test, predictions, len(classes)))

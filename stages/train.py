@@ -2,7 +2,7 @@
 
 Reads ``--data`` (``data/processed/<name>``) and from params.yaml ``train`` with the overrides in
 ``datasets.<name>.train``; writes the model into ``--model`` (``models/<name>``: architecture,
-weights and the numeric backend that computed them) and the per-epoch log into ``--log``
+weights, the numeric backend that computed them and which epoch's weights were kept) and the per-epoch log into ``--log``
 (``logs/<name>/training.csv``; evaluate publishes it as a plot).
 """
 
@@ -14,6 +14,7 @@ from functools import partial
 
 import numpy as np
 
+from numpynet.augment import Augmentation
 from numpynet.backend import backend_provenance
 from numpynet.checkpoint import save_model
 from numpynet.cli import run_stage, stage_arguments
@@ -42,6 +43,7 @@ def main() -> None:
         hidden_sizes=config.hidden_sizes,
         num_classes=len(meta.classes),
         dropout=config.dropout,
+        normalization=config.normalization,
     )
     model = build_mlp(architecture, np.random.default_rng(init_seed))
     optimizer = make_optimizer(
@@ -62,7 +64,7 @@ def main() -> None:
         min_lr=config.min_lr,
         kind=config.schedule,
     )
-    history = fit(
+    history, selected_epoch = fit(
         model,
         optimizer,
         train_set,
@@ -71,8 +73,19 @@ def main() -> None:
         batch_size=config.batch_size,
         learning_rate=schedule,
         rng=np.random.default_rng(shuffle_seed),
+        augmentation=Augmentation(config.augment_shift, config.augment_flip),
+        label_smoothing=config.label_smoothing,
+        select_by=config.select_by,
     )
-    save_model(args.model, model, architecture, provenance=provenance)
+    selected = history[selected_epoch - 1]
+    training = {
+        "epochs": config.epochs,
+        "select_by": config.select_by,
+        "selected_epoch": selected_epoch,
+        "val_accuracy": selected["val_accuracy"],
+        "val_loss": selected["val_loss"],
+    }
+    save_model(args.model, model, architecture, provenance=provenance, training=training)
     write_csv(args.log, list(LOG_COLUMNS), history)
     # ru_maxrss is in KiB on Linux. Memory-mapped inputs count once touched: one copy at most.
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

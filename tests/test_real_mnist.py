@@ -66,7 +66,7 @@ def test_mlp_reaches_97_percent_on_real_mnist(tmp_path):
     steps_per_epoch = math.ceil(x_train.shape[0] / BATCH_SIZE)
     schedule = partial(learning_rate, base_lr=1e-3, total_steps=EPOCHS * steps_per_epoch,
                        warmup_steps=0, min_lr=0.0, kind="cosine")
-    history = fit(
+    history, _ = fit(
         model,
         optimizer,
         (x_train, y_train),

@@ -70,7 +70,7 @@ def train(optimizer_name="adamw", *, epochs=4, batch_size=64, init_seed=0, shuff
         min_lr=0.0,
         kind=schedule,
     )
-    history = fit(
+    history, _ = fit(
         model,
         optimizer,
         train_set,
@@ -242,12 +242,109 @@ def test_train_metrics_average_over_every_sample():
     before = model.state_dict()
     optimizer = make_optimizer("adamw", model.parameters(), momentum=0.0, nesterov=False,
                                betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
-    history = fit(model, optimizer, (x_train, y_train), val_set, epochs=1, batch_size=16,
-                  learning_rate=lambda step: 0.0, rng=np.random.default_rng(0),
-                  show_progress=False, log=lambda line: None)
+    history, _ = fit(model, optimizer, (x_train, y_train), val_set, epochs=1, batch_size=16,
+                        learning_rate=lambda step: 0.0, rng=np.random.default_rng(0),
+                     show_progress=False, log=lambda line: None)
     for name, value in model.state_dict().items():
         np.testing.assert_array_equal(value, before[name])
     loss, accuracy = loss_and_accuracy(model.forward(x_train, training=False), y_train)
     assert history[0]["train_accuracy"] == pytest.approx(accuracy, abs=1e-12)
     assert history[0]["train_loss"] == pytest.approx(loss, rel=1e-5)
     assert 0.0 < accuracy < 1.0  # an untrained model: a dropped batch would change the numbers
+
+
+def _train_then_wreck(select_by, epochs=4):
+    """Train well for all epochs but the last, which climbs the loss instead (a negative rate)."""
+    train_set, val_set = split()
+    model = mlp([32], dropout=0.0, seed=0)
+    optimizer = make_optimizer("sgd", model.parameters(), momentum=0.0, nesterov=False,
+                               betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
+    steps = -(-train_set[0].shape[0] // 64)
+    lines = []
+    history, selected = fit(
+        model, optimizer, train_set, val_set, epochs=epochs, batch_size=64,
+        learning_rate=lambda step: 0.05 if step < (epochs - 1) * steps else -0.2,
+        rng=np.random.default_rng(0), select_by=select_by, show_progress=False,
+        log=lines.append,
+    )
+    return model, history, selected, val_set, lines
+
+
+@pytest.mark.parametrize("select_by, column, best", [("val_accuracy", "val_accuracy", max),
+                                                     ("val_loss", "val_loss", min)])
+def test_model_selection_keeps_the_best_epoch_by_the_validation_split(select_by, column, best):
+    model, history, selected, (x_val, y_val), lines = _train_then_wreck(select_by)
+    scores = [row[column] for row in history]
+    assert selected == scores.index(best(scores)) + 1  # the earliest best epoch, counted from 1
+    assert selected < len(history), "the wrecked last epoch must not be the best"
+    loss, accuracy = loss_and_accuracy(predict_logits(model, x_val, 128), y_val)
+    # The model holds the selected epoch's weights: it scores what that epoch logged.
+    assert accuracy == history[selected - 1]["val_accuracy"]
+    assert loss == pytest.approx(history[selected - 1]["val_loss"], rel=1e-12)
+    assert f"kept the weights of epoch {selected}" in lines[-1]
+
+
+def test_selecting_the_last_epoch_keeps_the_final_weights():
+    model, history, selected, (x_val, y_val), _ = _train_then_wreck("last")
+    assert selected == len(history)
+    _, accuracy = loss_and_accuracy(predict_logits(model, x_val, 128), y_val)
+    assert accuracy == history[-1]["val_accuracy"]
+
+
+def test_selection_restores_normalization_statistics_too():
+    train_set, val_set = split()
+    config = MLPConfig(DIM, (32,), NUM_CLASSES, 0.0, normalization="batch")
+    model = build_mlp(config, np.random.default_rng(0))
+    optimizer = make_optimizer("sgd", model.parameters(), momentum=0.0, nesterov=False,
+                               betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
+    steps = -(-train_set[0].shape[0] // 64)
+    history, selected = fit(
+        model, optimizer, train_set, val_set, epochs=3, batch_size=64,
+        learning_rate=lambda step: 0.05 if step < 2 * steps else -0.2,
+        rng=np.random.default_rng(0), select_by="val_loss", show_progress=False,
+        log=lambda line: None,
+    )
+    assert selected < 3
+    loss, _ = loss_and_accuracy(predict_logits(model, val_set[0], 128), val_set[1])
+    assert loss == pytest.approx(history[selected - 1]["val_loss"], rel=1e-12)
+
+
+def test_augmentation_and_label_smoothing_reach_the_loop():
+    from numpynet.augment import Augmentation
+
+    # Images (N, H, W, C): the flip moves values between columns, so a recording model sees it.
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((40, 2, 3, 1)).astype(np.float32)
+    y = np.arange(40, dtype=np.int64) % 2
+    runs = []
+    for augmentation, smoothing in [(Augmentation(), 0.0), (Augmentation(0, True), 0.0),
+                                    (Augmentation(), 0.2)]:
+        model = RecordingModel(mlp([4], dropout=0.0, seed=0, input_size=6, num_classes=2))
+        optimizer = make_optimizer("sgd", model.model.parameters(), momentum=0.0,
+                                   nesterov=False, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
+        history, _ = fit(model, optimizer, (x, y), (x.reshape(40, -1)[:, :6].reshape(x.shape), y),
+                         epochs=1, batch_size=40, learning_rate=lambda step: 0.0,
+                         rng=np.random.default_rng(1), augmentation=augmentation,
+                         label_smoothing=smoothing, show_progress=False, log=lambda line: None)
+        runs.append((np.concatenate(model.seen), history[0]["train_loss"]))
+    (plain, plain_loss), (flipped, flipped_loss), (_, smoothed_loss) = runs
+    assert not np.array_equal(plain, flipped)  # the flip changed what the model saw
+    assert smoothed_loss != plain_loss  # same model and batch, smoothed targets
+
+
+def test_a_last_batch_of_one_sample_joins_the_batch_before():
+    # Batch normalization cannot measure the spread of one sample.
+    count, batch_size = 9, 4  # 4 + 5, not 4 + 4 + 1
+    x = np.zeros((count, 2), dtype=np.float32)
+    x[:, 0] = np.arange(count)
+    y = np.arange(count, dtype=np.int64) % 2
+    inner = build_mlp(MLPConfig(2, (4,), 2, 0.0, normalization="batch"),
+                      np.random.default_rng(0))
+    model = RecordingModel(inner)
+    optimizer = make_optimizer("sgd", inner.parameters(), momentum=0.0, nesterov=False,
+                               betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
+    fit(model, optimizer, (x, y), (x, y), epochs=2, batch_size=batch_size,
+        learning_rate=lambda step: 1e-3, rng=np.random.default_rng(0), show_progress=False,
+        log=lambda line: None)
+    assert [len(batch) for batch in model.seen] == [4, 5] * 2
+    assert optimizer.step_count == 4

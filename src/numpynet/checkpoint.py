@@ -4,7 +4,8 @@ A model directory holds ``architecture.json`` (the :class:`MLPConfig` to build),
 (the arrays of :meth:`Sequential.state_dict`: the parameters and, with batch normalization, its
 running statistics; written with a fixed timestamp so equal weights give equal bytes) and, when
 the caller gives one, ``provenance.json`` (what computed it: the numeric backend, see
-:func:`numpynet.backend.backend_provenance`).
+:func:`numpynet.backend.backend_provenance`) and ``training.json`` (how training ended: which
+epoch's weights were kept and why).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from numpynet.nn.model import MLPConfig, Sequential, build_mlp
 ARCHITECTURE_FILE = "architecture.json"
 WEIGHTS_FILE = "weights.npz"
 PROVENANCE_FILE = "provenance.json"
+TRAINING_FILE = "training.json"
 # Written into architecture.json beside the config, so a different kind of model, should one be
 # added, is told apart from an MLP. Unchanged from earlier files, which therefore still load.
 MODEL_TYPE = "mlp"
@@ -32,16 +34,20 @@ def save_model(
     model: Sequential,
     config: MLPConfig,
     provenance: dict | None = None,
+    training: dict | None = None,
 ) -> None:
     """Write the model into ``directory``, replacing it only once everything is written.
 
-    ``provenance``, if given, must be JSON-able; it is written key-sorted, like the rest.
+    ``provenance`` and ``training``, if given, must be JSON-able; they are written key-sorted,
+    like the rest.
     """
     with atomic_directory(directory) as tmp:
         write_json(tmp / ARCHITECTURE_FILE, {"type": MODEL_TYPE, **config.to_dict()})
         save_npz(tmp / WEIGHTS_FILE, model.state_dict())
         if provenance is not None:
             write_json(tmp / PROVENANCE_FILE, provenance)
+        if training is not None:
+            write_json(tmp / TRAINING_FILE, training)
 
 
 def _read_config(path: Path) -> MLPConfig:

@@ -4,15 +4,26 @@ from __future__ import annotations
 
 import numpy as np
 
+from numpynet.augment import flip_horizontally
 from numpynet.nn.loss import log_softmax
 
 
-def predict_logits(model, images: np.ndarray, batch_size: int) -> np.ndarray:
-    """Logits for every image, computed in batches in inference mode (no dropout)."""
-    chunks = [
-        model.forward(np.asarray(images[start : start + batch_size]), training=False)
-        for start in range(0, images.shape[0], batch_size)
-    ]
+def predict_logits(
+    model, images: np.ndarray, batch_size: int, test_time_flip: bool = False
+) -> np.ndarray:
+    """Logits for every image (N, H, W, C), computed in batches in inference mode (no dropout).
+
+    With ``test_time_flip``, each image's logits are the mean of its own and its mirror image's:
+    for a model trained on mirrored images, two views of one image vote.
+    """
+    chunks = []
+    for start in range(0, images.shape[0], batch_size):
+        batch = np.asarray(images[start : start + batch_size])
+        logits = model.forward(batch, training=False)
+        if test_time_flip:
+            logits += model.forward(flip_horizontally(batch), training=False)
+            logits *= 0.5
+        chunks.append(logits)
     return np.concatenate(chunks) if chunks else np.empty((0, 0), dtype=np.float32)
 
 

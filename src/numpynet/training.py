@@ -8,6 +8,7 @@ from typing import Callable
 import numpy as np
 from tqdm import tqdm
 
+from numpynet.augment import Augmentation
 from numpynet.errors import TrainingDiverged
 from numpynet.evaluation import evaluate_model
 from numpynet.log import Log, log_to_stderr
@@ -15,11 +16,16 @@ from numpynet.nn.loss import SoftmaxCrossEntropy
 from numpynet.nn.optim import SGD, AdamW
 
 LOG_COLUMNS = ("epoch", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy")
+NO_AUGMENTATION = Augmentation()
 
 
 def steps_per_epoch(num_samples: int, batch_size: int) -> int:
-    """Optimizer steps in one pass over ``num_samples``: the last batch may be smaller."""
-    return -(-num_samples // batch_size)
+    """Optimizer steps in one pass over ``num_samples``: the last batch may be smaller.
+
+    A last batch of a single sample joins the one before it: batch normalization needs two
+    samples to measure a spread.
+    """
+    return max(1, num_samples // batch_size + (num_samples % batch_size > 1))
 
 
 def make_optimizer(
@@ -50,13 +56,24 @@ def fit(
     batch_size: int,
     learning_rate: Callable[[int], float],
     rng: np.random.Generator,
+    augmentation: Augmentation = NO_AUGMENTATION,
+    label_smoothing: float = 0.0,
+    select_by: str = "last",
     eval_batch_size: int = 1000,
     show_progress: bool | None = None,
     log: Log = log_to_stderr,
-) -> list[dict]:
-    """Train ``model`` in place; return one log row per epoch (see ``LOG_COLUMNS``).
+) -> tuple[list[dict], int]:
+    """Train ``model`` in place; return one log row per epoch (see ``LOG_COLUMNS``) and the epoch
+    whose weights the model ends with.
 
     ``learning_rate(step)`` gives the rate for each optimizer step, counted from 0 across epochs.
+    ``rng`` draws the batch order and the ``augmentation`` of each batch. The loss is
+    cross-entropy against labels smoothed by ``label_smoothing``.
+
+    Model selection uses the validation split only: ``select_by`` 'val_accuracy' (highest) or
+    'val_loss' (lowest) keeps the weights of the best epoch, the earliest on a tie, and puts them
+    back into ``model`` at the end; 'last' keeps the final weights.
+
     Each epoch ends with one summary line sent to ``log``; ``show_progress`` switches the
     per-batch progress bar on or off (``None``: only when stderr is a terminal).
     A NaN or infinite loss stops training at once with :class:`TrainingDiverged`.
@@ -64,9 +81,10 @@ def fit(
     x_train, y_train = train_set
     num_samples = x_train.shape[0]
     batches_per_epoch = steps_per_epoch(num_samples, batch_size)
-    loss_fn = SoftmaxCrossEntropy()
+    loss_fn = SoftmaxCrossEntropy(label_smoothing)
     history = []
     step = 0
+    best_score, best_epoch, best_state = None, epochs, None
     for epoch in range(1, epochs + 1):
         order = rng.permutation(num_samples)
         loss_sum = correct = 0.0
@@ -80,9 +98,10 @@ def fit(
             file=sys.stderr,
         )
         for batch in batches:
-            index = order[batch * batch_size : (batch + 1) * batch_size]
+            last = batch == batches_per_epoch - 1
+            index = order[batch * batch_size : None if last else (batch + 1) * batch_size]
             # Gathering one batch at a time keeps memory flat even for memory-mapped inputs.
-            x, y = np.asarray(x_train[index]), y_train[index]
+            x, y = augmentation.apply(np.asarray(x_train[index]), rng), y_train[index]
             logits = model.forward(x, training=True)
             loss = loss_fn.forward(logits, y)
             lr = learning_rate(step)
@@ -107,8 +126,16 @@ def fit(
             "val_accuracy": val_accuracy,
         }
         history.append(row)
+        if select_by != "last":
+            score = val_accuracy if select_by == "val_accuracy" else -val_loss
+            if best_score is None or score > best_score:
+                # A copy kept in memory (weights and normalization statistics): one more model.
+                best_score, best_epoch, best_state = score, epoch, model.state_dict()
         log(
             f"epoch {epoch:>3}/{epochs}  lr {lr:.2e}  train loss {row['train_loss']:.4f} "
             f"acc {row['train_accuracy']:.4f}  val loss {val_loss:.4f} acc {val_accuracy:.4f}"
         )
-    return history
+    if best_state is not None and best_epoch != epochs:
+        model.load_state_dict(best_state)
+        log(f"kept the weights of epoch {best_epoch}, the best by {select_by}")
+    return history, best_epoch

@@ -33,13 +33,14 @@ def base_params(datasets: dict, **train) -> dict:
         "lr": 0.001, "epochs": 3, "hidden_sizes": [32], "batch_size": 32, "dropout": 0.2,
         "weight_decay": 0.01, "optimizer": "adamw", "schedule": "cosine", "warmup_epochs": 0,
         "min_lr": 0.0, "momentum": 0.9, "nesterov": False, "betas": [0.9, 0.999], "eps": 1e-08,
-        "seed": 0,
+        "seed": 0, "normalization": "none", "label_smoothing": 0.0, "augment_shift": 0,
+        "augment_flip": False, "select_by": "last",
     }
     return {
         "train": {**shared, **train},
         "datasets": datasets,
         "preprocess": {"val_fraction": 0.1, "seed": 0},
-        "evaluate": {"batch_size": 1000},
+        "evaluate": {"batch_size": 1000, "test_time_flip": False},
         "download": {"timeout_s": 30},
     }
 

@@ -58,6 +58,8 @@ _DATASET_NAME_RULE = (
 MAX_LAYER_SIZE = 65_536
 MAX_BATCH_SIZE = 65_536
 MAX_EPOCHS = 100_000
+MAX_SHIFT_PIXELS = 16
+SELECTION_CRITERIA = ("val_accuracy", "val_loss", "last")
 MAX_TIMEOUT_S = 86_400.0  # a day; socket.settimeout raises OverflowError from about 1e10 s
 
 # A file with more problems than this is most likely not a params file; list the first ones.
@@ -132,11 +134,29 @@ class TrainConfig:
         metadata=field_check(lambda v: v >= 0, "a number of epochs >= 0")
     )
     min_lr: float = field(metadata=field_check(lambda v: v >= 0, "a number >= 0"))
+    normalization: str = field(
+        metadata=field_check(lambda v: v in ("none", "batch"), "'none' or 'batch'")
+    )
+    label_smoothing: float = field(
+        metadata=field_check(lambda v: 0 <= v < 1, "a number in [0, 1)")
+    )
+    augment_shift: int = field(
+        metadata=field_check(
+            lambda v: 0 <= v <= MAX_SHIFT_PIXELS, f"an integer from 0 to {MAX_SHIFT_PIXELS}"
+        )
+    )
+    augment_flip: bool = field(metadata={})
+    select_by: str = field(
+        metadata=field_check(
+            lambda v: v in SELECTION_CRITERIA, " or ".join(map(repr, SELECTION_CRITERIA))
+        )
+    )
 
 
 @dataclass(frozen=True)
 class EvaluateConfig:
     batch_size: int = field(metadata=_from_1_to(MAX_BATCH_SIZE))
+    test_time_flip: bool = field(metadata={})
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Callable
 
 from numpynet.config.fields import show
+from numpynet.data.catalog import BUILTIN
 
 if TYPE_CHECKING:
     from numpynet.config import DatasetConfig, TrainConfig
@@ -32,6 +33,25 @@ def check_train_rules(
     datasets = list(datasets)
     for rule_keys, broken in _TRAIN_RULES:
         _apply_rule(rule_keys, broken, shared, datasets, problems)
+    _check_digits_unflipped(shared, datasets, problems)
+
+
+def _check_digits_unflipped(shared: TrainConfig, datasets, problems: list[str]) -> None:
+    """A mirrored digit is another symbol (or none), so MNIST must never be flipped."""
+    for dataset in datasets:
+        if dataset.source != BUILTIN["mnist"]:
+            continue
+        flip = dataset.train_overrides.get("augment_flip", shared.augment_flip)
+        if flip:
+            where = (
+                f"datasets.{dataset.name}.train.augment_flip"
+                if "augment_flip" in dataset.train_overrides
+                else "train.augment_flip"
+            )
+            problems.append(
+                f"{where}: a mirrored digit is not the same digit, so MNIST must not be flipped; "
+                f"set datasets.{dataset.name}.train.augment_flip: false"
+            )
 
 
 def _apply_rule(rule_keys, broken, shared: TrainConfig, datasets, problems: list[str]) -> None:
@@ -76,6 +96,15 @@ def _warmup_longer_than_run(train: TrainConfig) -> str | None:
     )
 
 
+def _batch_statistics_of_one(train: TrainConfig) -> str | None:
+    if not (train.normalization == "batch" and train.batch_size < 2):
+        return None
+    return (
+        "batch normalization measures each batch's spread, which needs batch_size >= 2; "
+        "raise batch_size or set normalization: none"
+    )
+
+
 def training_memory_bytes(hidden_sizes: list[int]) -> int:
     """A lower bound of the bytes training needs for the layers that ``hidden_sizes`` fixes.
 
@@ -104,4 +133,5 @@ _TRAIN_RULES: tuple[tuple[tuple[str, ...], Callable[[TrainConfig], str | None]],
     (("nesterov", "momentum", "optimizer"), _nesterov_without_momentum),
     (("warmup_epochs", "epochs"), _warmup_longer_than_run),
     (("hidden_sizes",), _layers_too_large),
+    (("batch_size", "normalization"), _batch_statistics_of_one),
 )

@@ -1,0 +1,112 @@
+"""Augmentation: labels stay paired, draws come from the seed, shifts fill with 0, flips mirror."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from numpynet.augment import Augmentation, flip_horizontally
+
+
+def numbered_images(count=64, height=8, width=8, channels=3):
+    """Image i is filled with the value i + 1, so any pixel tells which input it came from."""
+    values = np.arange(1, count + 1, dtype=np.float32)
+    return np.broadcast_to(values[:, None, None, None], (count, height, width, channels)).copy()
+
+
+def shifted(image, dy, dx):
+    """``image`` (H, W, C) moved down by dy and right by dx, with 0 where nothing moved in."""
+    height, width = image.shape[:2]
+    out = np.zeros_like(image)
+    for row in range(height):
+        for col in range(width):
+            if 0 <= row - dy < height and 0 <= col - dx < width:
+                out[row, col] = image[row - dy, col - dx]
+    return out
+
+
+def random_images(count=32, seed=0):
+    return np.random.default_rng(seed).standard_normal((count, 6, 7, 2)).astype(np.float32)
+
+
+def test_nothing_to_do_returns_the_input_itself():
+    images = random_images()
+    assert Augmentation().is_identity
+    assert Augmentation(0, False).apply(images, np.random.default_rng(0)) is images
+
+
+@pytest.mark.parametrize("augmentation", [Augmentation(2, False), Augmentation(0, True),
+                                          Augmentation(3, True)])
+def test_shape_dtype_kept_and_input_untouched(augmentation):
+    images = random_images()
+    before = images.copy()
+    out = augmentation.apply(images, np.random.default_rng(0))
+    assert out.shape == images.shape and out.dtype == images.dtype
+    assert out is not images
+    np.testing.assert_array_equal(images, before)
+
+
+@pytest.mark.parametrize("augmentation", [Augmentation(2, True), Augmentation(0, True)])
+def test_each_output_comes_from_the_image_at_its_own_position(augmentation):
+    # Labels are gathered by the same index as the images, so the pairing holds only if image i
+    # of the output is made from image i of the input, and from nothing else.
+    images = numbered_images()
+    out = augmentation.apply(images, np.random.default_rng(1))
+    for i, image in enumerate(out):
+        assert set(np.unique(image)) <= {0.0, i + 1.0}
+        # A shift of at most 2 never uncovers the middle of an 8x8 image.
+        assert image[3:5, 3:5].min() == i + 1
+
+
+def test_every_shift_is_one_of_the_allowed_offsets_with_zero_fill():
+    images = random_images(count=200)
+    out = Augmentation(2, False).apply(images, np.random.default_rng(2))
+    seen = set()
+    for image, result in zip(images, out):
+        matches = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)
+                   if np.array_equal(result, shifted(image, dy, dx))]
+        assert len(matches) == 1
+        seen.add(matches[0])
+    assert len(seen) == 25  # 200 draws of 25 equally likely offsets reach all of them
+
+
+def test_flip_without_shift_mirrors_about_half_the_images():
+    images = random_images(count=400)
+    out = Augmentation(0, True).apply(images, np.random.default_rng(3))
+    mirrored = np.array([np.array_equal(o, i[:, ::-1]) for o, i in zip(out, images)])
+    unchanged = np.array([np.array_equal(o, i) for o, i in zip(out, images)])
+    assert np.all(mirrored ^ unchanged)
+    assert 150 < mirrored.sum() < 250
+
+
+def test_shift_and_flip_mirror_first_then_move():
+    images = random_images(count=100)
+    out = Augmentation(1, True).apply(images, np.random.default_rng(4))
+    for image, result in zip(images, out):
+        candidates = [shifted(view, dy, dx) for view in (image, image[:, ::-1])
+                      for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+        assert any(np.array_equal(result, c) for c in candidates)
+
+
+def test_the_same_seed_gives_the_same_batch_and_another_seed_another():
+    images = random_images()
+    augmentation = Augmentation(2, True)
+    first = augmentation.apply(images, np.random.default_rng(7))
+    again = augmentation.apply(images, np.random.default_rng(7))
+    other = augmentation.apply(images, np.random.default_rng(8))
+    assert first.tobytes() == again.tobytes()
+    assert first.tobytes() != other.tobytes()
+
+
+def test_a_shift_as_large_as_the_image_leaves_only_the_fill_value():
+    images = np.ones((50, 4, 4, 1), dtype=np.float32)
+    out = Augmentation(4, False).apply(images, np.random.default_rng(5))
+    # Some draw moves an image fully out of view: nothing but the 0 fill is left of it.
+    assert any(not image.any() for image in out)
+    assert set(np.unique(out)) <= {0.0, 1.0}
+
+
+def test_flip_horizontally_mirrors_columns_and_keeps_channels_together():
+    images = random_images()
+    np.testing.assert_array_equal(flip_horizontally(images), images[:, :, ::-1])
+    np.testing.assert_array_equal(flip_horizontally(flip_horizontally(images)), images)
