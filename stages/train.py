@@ -25,6 +25,7 @@ from numpynet.log import log_to_stderr
 from numpynet.nn.model import MLPConfig, build_mlp
 from numpynet.nn.schedule import learning_rate
 from numpynet.training import LOG_COLUMNS, fit, make_optimizer, steps_per_epoch
+from numpynet.whitening import fold_whitening, whiten, zca_whitening
 
 
 def main() -> None:
@@ -35,6 +36,12 @@ def main() -> None:
     meta = read_meta(args.data)
     train_set, val_set = read_split(args.data, "train"), read_split(args.data, "val")
     provenance = backend_provenance()
+    if config.whitening == "zca":
+        # Both splits whitened once, in memory; the model learns on them and, at the end, the
+        # whitening is folded into its first layer, so it takes the stored images as they are.
+        mean, matrix = zca_whitening(train_set[0])
+        train_set = (whiten(train_set[0], mean, matrix), train_set[1])
+        val_set = (whiten(val_set[0], mean, matrix), val_set[1])
 
     # Independent streams, so that changing e.g. the dropout rate leaves the shuffling alone.
     init_seed, shuffle_seed = np.random.SeedSequence(config.seed).spawn(2)
@@ -77,6 +84,8 @@ def main() -> None:
         label_smoothing=config.label_smoothing,
         select_by=config.select_by,
     )
+    if config.whitening == "zca":
+        fold_whitening(model.layers[1], mean, matrix)  # layers[0] is the Flatten
     selected = history[selected_epoch - 1]
     training = {
         "epochs": config.epochs,

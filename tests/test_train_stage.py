@@ -1,4 +1,5 @@
-"""The train stage chooses its model from the validation split and never reads the test split."""
+"""The train stage chooses its model from the validation split and never reads the test split;
+its whitening is folded into the saved model."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import sys
 import numpy as np
 
 from helpers.project import base_params, dvc_environment, make_project
-from numpynet.data.processed import write_processed
+from numpynet.checkpoint import load_model
+from numpynet.data.processed import read_split, write_processed
+from numpynet.evaluation import loss_and_accuracy, predict_logits
 
 NAME = "mnist"  # a built-in name, so params.yaml is valid; the data is made up here
 
@@ -18,7 +21,8 @@ def test_train_stage_selects_on_validation_and_needs_no_test_split(tmp_path):
     env = dvc_environment()
     params = base_params({NAME: {"data": {"format": "idx"}, "train": {}}}, epochs=3,
                          select_by="val_accuracy",
-                         normalization="batch", label_smoothing=0.1, augment_shift=1)
+                         normalization="batch", label_smoothing=0.1, augment_shift=1,
+                         whitening="zca")
     repo = make_project(tmp_path / "project", params, env)
     rng = np.random.default_rng(0)
     means = rng.standard_normal((3, 4, 4, 1)).astype(np.float32) * 2
@@ -43,3 +47,9 @@ def test_train_stage_selects_on_validation_and_needs_no_test_split(tmp_path):
     assert training["select_by"] == "val_accuracy"
     assert training["selected_epoch"] == accuracies.index(max(accuracies)) + 1
     assert training["val_accuracy"] == max(accuracies)
+    # The whitening folded into the first layer: the saved model takes the stored images as they
+    # are and scores what the kept epoch logged (up to a prediction that rounding may tip).
+    model, _ = load_model(repo / "models" / NAME)
+    x_val, y_val = read_split(repo / "data" / "processed" / NAME, "val")
+    _, accuracy = loss_and_accuracy(predict_logits(model, x_val, 100), y_val)
+    assert abs(accuracy - training["val_accuracy"]) <= 1 / 60

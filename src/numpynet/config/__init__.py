@@ -137,6 +137,9 @@ class TrainConfig:
     normalization: str = field(
         metadata=field_check(lambda v: v in ("none", "batch"), "'none' or 'batch'")
     )
+    whitening: str = field(
+        metadata=field_check(lambda v: v in ("none", "zca"), "'none' or 'zca'")
+    )
     label_smoothing: float = field(
         metadata=field_check(lambda v: 0 <= v < 1, "a number in [0, 1)")
     )

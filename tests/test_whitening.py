@@ -1,0 +1,70 @@
+"""ZCA whitening: decorrelated pixels of unit variance, block-wise sums, and an exact fold."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import numpynet.whitening as whitening
+from numpynet.nn.layers import Linear
+from numpynet.whitening import fold_whitening, whiten, zca_whitening
+
+
+def correlated_images(count=3000, seed=0):
+    """(count, 4, 4, 1) images whose 16 pixels are strongly correlated, with a non-zero mean."""
+    rng = np.random.default_rng(seed)
+    mixing = rng.standard_normal((16, 16)) * 0.3 + np.eye(16)
+    mixing[:, 0] += 2.0  # one dominant shared direction, like overall brightness
+    flat = rng.standard_normal((count, 16)) @ mixing.T + 0.5
+    return flat.reshape(count, 4, 4, 1).astype(np.float32)
+
+
+def test_whitened_pixels_are_uncorrelated_with_unit_variance():
+    images = correlated_images()
+    mean, matrix = zca_whitening(images, epsilon=1e-6)
+    white = whiten(images, mean, matrix).reshape(len(images), -1).astype(np.float64)
+    assert white.shape == (3000, 16)
+    np.testing.assert_allclose(white.mean(axis=0), 0, atol=1e-4)
+    np.testing.assert_allclose(np.cov(white, rowvar=False, bias=True), np.eye(16), atol=2e-3)
+
+
+def test_the_matrix_is_symmetric_and_epsilon_damps_weak_directions():
+    images = correlated_images()
+    _, matrix = zca_whitening(images, epsilon=1e-6)
+    np.testing.assert_allclose(matrix, matrix.T, atol=1e-5)  # ZCA: rotate, scale, rotate back
+    mean, damped = zca_whitening(images, epsilon=10.0)
+    white = whiten(images, mean, damped).reshape(3000, -1).astype(np.float64)
+    assert np.var(white, axis=0).mean() == pytest.approx(1.0, rel=1e-3)  # 1 on average
+    spectrum = np.linalg.eigvalsh(np.cov(white, rowvar=False, bias=True))
+    assert spectrum[-1] / spectrum[0] > 100  # but the weakest directions stay far weaker
+
+
+def test_block_sums_equal_the_sums_over_the_whole_set(monkeypatch):
+    images = correlated_images(count=1000)
+    whole = zca_whitening(images)
+    monkeypatch.setattr(whitening, "_BLOCK_ROWS", 64)  # 1000 = 15 * 64 + 40
+    blocks = zca_whitening(images)
+    for a, b in zip(whole, blocks):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(whiten(images, *whole), whiten(images, *blocks), atol=1e-4)
+
+
+def test_whitening_reads_a_memory_mapped_file(tmp_path):
+    images = correlated_images(count=500)
+    np.save(tmp_path / "x.npy", images)
+    mapped = np.load(tmp_path / "x.npy", mmap_mode="r")
+    mean, matrix = zca_whitening(mapped)
+    np.testing.assert_array_equal(whiten(mapped, mean, matrix), whiten(images, mean, matrix))
+
+
+def test_folding_into_the_first_layer_gives_the_same_outputs_on_raw_inputs():
+    images = correlated_images(count=200)
+    mean, matrix = zca_whitening(images)
+    layer = Linear(16, 5, np.random.default_rng(1), dtype=np.float64)
+    layer.bias[:] = np.arange(5)
+    flat = images.reshape(200, -1).astype(np.float64)
+    expected = whiten(images, mean, matrix).reshape(200, -1).astype(np.float64) @ layer.weight
+    expected += layer.bias
+    fold_whitening(layer, mean, matrix)
+    np.testing.assert_allclose(layer.forward(flat, training=False), expected, rtol=1e-5,
+                               atol=1e-5)
