@@ -36,12 +36,23 @@ def main() -> None:
     meta = read_meta(args.data)
     train_set, val_set = read_split(args.data, "train"), read_split(args.data, "val")
     provenance = backend_provenance()
+    # Black, a pixel of 0 before standardization, fills what augmentation uncovers.
+    black = np.broadcast_to(
+        -np.asarray(meta.mean) / np.asarray(meta.std), (1, *meta.image_shape)
+    ).astype(np.float32)
     if config.whitening == "zca":
         # Both splits whitened once, in memory; the model learns on them and, at the end, the
         # whitening is folded into its first layer, so it takes the stored images as they are.
         mean, matrix = zca_whitening(train_set[0])
         train_set = (whiten(train_set[0], mean, matrix), train_set[1])
         val_set = (whiten(val_set[0], mean, matrix), val_set[1])
+        black = whiten(black, mean, matrix)  # nearly flat per channel, as smooth images are
+    augmentation = Augmentation(
+        config.augment_shift,
+        config.augment_flip,
+        config.augment_elastic,
+        fill=tuple(black.mean(axis=(0, 1, 2)).tolist()),
+    )
 
     # Independent streams, so that changing e.g. the dropout rate leaves the shuffling alone.
     init_seed, shuffle_seed = np.random.SeedSequence(config.seed).spawn(2)
@@ -80,7 +91,7 @@ def main() -> None:
         batch_size=config.batch_size,
         learning_rate=schedule,
         rng=np.random.default_rng(shuffle_seed),
-        augmentation=Augmentation(config.augment_shift, config.augment_flip),
+        augmentation=augmentation,
         label_smoothing=config.label_smoothing,
         select_by=config.select_by,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from numpynet.augment import Augmentation, flip_horizontally
+from numpynet.augment import Augmentation, elastic_distort, flip_horizontally
 
 
 def numbered_images(count=64, height=8, width=8, channels=3):
@@ -110,3 +110,38 @@ def test_flip_horizontally_mirrors_columns_and_keeps_channels_together():
     images = random_images()
     np.testing.assert_array_equal(flip_horizontally(images), images[:, :, ::-1])
     np.testing.assert_array_equal(flip_horizontally(flip_horizontally(images)), images)
+
+
+def test_a_shift_uncovers_the_fill_value_of_each_channel():
+    images = np.ones((100, 5, 5, 2), dtype=np.float32)
+    out = Augmentation(2, False, fill=(-3.0, 7.0)).apply(images, np.random.default_rng(6))
+    assert set(np.unique(out[..., 0])) == {-3.0, 1.0}
+    assert set(np.unique(out[..., 1])) == {7.0, 1.0}
+
+
+def test_elastic_distortion_of_strength_zero_is_the_identity():
+    images = random_images()
+    np.testing.assert_allclose(elastic_distort(images, 0.0, np.random.default_rng(0)), images,
+                               atol=1e-6)
+
+
+def test_elastic_distortion_keeps_a_blank_image_blank_and_each_image_its_own():
+    rng = np.random.default_rng(9)
+    blank = np.full((10, 12, 12, 1), -0.5, dtype=np.float32)
+    np.testing.assert_allclose(elastic_distort(blank, 30.0, rng, fill=-0.5), blank, atol=1e-6)
+    # Pixels are blends of the image's own values and the fill: never another image's.
+    images = numbered_images(count=20, height=12, width=12, channels=1)
+    out = elastic_distort(images, 30.0, rng, fill=0.0)
+    assert np.all(out >= -1e-5)
+    assert np.all(out <= np.arange(1, 21)[:, None, None, None] + 1e-4)
+
+
+def test_elastic_distortion_moves_pixels_smoothly_and_by_the_seed():
+    images = random_images(count=8)
+    first = Augmentation(elastic=8.0).apply(images, np.random.default_rng(3))
+    again = Augmentation(elastic=8.0).apply(images, np.random.default_rng(3))
+    assert first.tobytes() == again.tobytes()
+    assert not np.allclose(first, images, atol=1e-3)
+    # A gentle field moves pixels by a fraction of a pixel: the result stays close to the input.
+    gentle = elastic_distort(images, 0.5, np.random.default_rng(3))
+    assert np.abs(gentle - images).mean() < 0.5 * np.abs(first - images).mean()

@@ -1,12 +1,15 @@
-"""Training-time augmentation: random translations and horizontal flips of a batch of images.
+"""Training-time augmentation: random shifts, flips and elastic distortions of a batch of images.
 
 An MLP sees each pixel as its own input, so it cannot learn on its own that a digit moved two
 pixels to the left is the same digit; showing it shifted (and, for natural images, mirrored)
-copies teaches that. Augmentation is applied to one mini-batch at a time, so the training set is
+copies teaches that. Elastic distortions (Simard et al., 2003) bend strokes the way different
+hands write them, for digits. Augmentation is applied to one mini-batch at a time, so the training set is
 never copied, and draws only from the generator it is given, so a seed fixes every shift.
 
-Images are (N, H, W, C) in the standardized scale, where 0 is the training mean: the border a
-translation uncovers is filled with 0, the mean, the value that carries the least information.
+Images are (N, H, W, C) in the standardized scale. What a shift or a distortion uncovers is filled
+with ``fill``, one value per channel: the train stage gives black (a pixel of 0 before
+standardization), the background of digits and what a camera sees beyond its frame; a fill of the
+mean (0) would draw a grey frame around every shifted digit.
 """
 
 from __future__ import annotations
@@ -18,28 +21,34 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Augmentation:
-    """What to do to each training image: shift it and maybe mirror it.
+    """What to do to each training image: mirror it, bend it, shift it.
 
     ``max_shift``: each image moves by a whole number of pixels drawn uniformly from
     ``[-max_shift, max_shift]``, independently along each axis (0: no translation).
     ``horizontal_flip``: each image is mirrored left-right with probability 1/2.
+    ``elastic``: the strength (alpha) of a random, smooth displacement of every pixel (0: off);
+    see :func:`elastic_distort`.
+    ``fill``: the value of each channel where a shift or a distortion uncovers the border.
     """
 
     max_shift: int = 0
     horizontal_flip: bool = False
+    elastic: float = 0.0
+    fill: tuple[float, ...] = (0.0,)
 
     @property
     def is_identity(self) -> bool:
         """Whether this augmentation leaves every image as it is."""
-        return self.max_shift == 0 and not self.horizontal_flip
+        return self.max_shift == 0 and not self.horizontal_flip and self.elastic == 0
 
     def apply(self, images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Return augmented copies of ``images`` (N, H, W, C); the input is not modified.
 
         Each image draws its own offsets ``(dy, dx)``, uniform in ``[-max_shift, max_shift]`` (a
         positive ``dy`` moves the content down, a positive ``dx`` to the right), then, with
-        horizontal flips on, whether it is mirrored (before the shift). The border a shift
-        uncovers is 0. With nothing to do, ``images`` itself is returned.
+        horizontal flips on, whether it is mirrored, then its elastic distortion; an image is
+        mirrored, distorted, then shifted. What is uncovered takes ``fill``. With nothing to do,
+        ``images`` itself is returned.
         """
         if self.is_identity:
             return images
@@ -51,7 +60,10 @@ class Augmentation:
             flipped = images.copy()
             flipped[mirrored] = flip_horizontally(images[mirrored])
             images = flipped
-        return _translate(images, shifts) if self.max_shift else images
+        fill = np.asarray(self.fill, dtype=images.dtype)
+        if self.elastic:
+            images = elastic_distort(images, self.elastic, rng, fill)
+        return _translate(images, shifts, fill) if self.max_shift else images
 
 
 def flip_horizontally(images: np.ndarray) -> np.ndarray:
@@ -64,10 +76,12 @@ def flip_horizontally(images: np.ndarray) -> np.ndarray:
     return rows[..., pixels.ravel()].reshape(images.shape)
 
 
-def _translate(images: np.ndarray, shifts: np.ndarray) -> np.ndarray:
-    """Move image i (N, H, W, C) by ``shifts[:, i]`` = (dy, dx) pixels into a zero-filled copy."""
+def _translate(images: np.ndarray, shifts: np.ndarray, fill: np.ndarray) -> np.ndarray:
+    """Move image i (N, H, W, C) by ``shifts[:, i]`` = (dy, dx) pixels into a copy filled with
+    ``fill`` (C,) where nothing moved in."""
     height, width = images.shape[1:3]
-    out = np.zeros_like(images)
+    out = np.empty_like(images)
+    out[...] = fill
     # One slice copy per distinct offset instead of one per image: every image sharing an
     # offset moves in one vectorized assignment.
     codes = shifts[0] * (2 * width + 1) + shifts[1]
@@ -79,3 +93,49 @@ def _translate(images: np.ndarray, shifts: np.ndarray) -> np.ndarray:
             group, max(-dy, 0) : height + min(-dy, 0), max(-dx, 0) : width + min(-dx, 0)
         ]
     return out
+
+
+ELASTIC_SIGMA = 4.0  # pixels: how smooth the displacement field is (Simard et al. use 4)
+
+
+def elastic_distort(
+    images: np.ndarray, alpha: float, rng: np.random.Generator, fill: np.ndarray | float = 0.0
+) -> np.ndarray:
+    """Displace every pixel of each image (N, H, W, C) along its own smooth random field.
+
+    Each image draws a displacement per pixel and axis, uniform in [-1, 1], smooths it with a
+    Gaussian of standard deviation :data:`ELASTIC_SIGMA` pixels (zero beyond the border) and
+    scales it by ``alpha``; the output pixel at p takes the bilinear interpolation of the input at
+    p + displacement, where the outside of the image has the value ``fill`` (per channel).
+    Returns a new float array of the same shape.
+    """
+    count, height, width, channels = images.shape
+    noise = rng.uniform(-1.0, 1.0, size=(2, count, height, width)).astype(images.dtype)
+    # A separable Gaussian filter as two matrix products: rows, then columns.
+    field = _gaussian_matrix(height, images.dtype) @ noise @ _gaussian_matrix(width, images.dtype)
+    field *= alpha
+    rows = field[0] + np.arange(height, dtype=images.dtype)[:, None]
+    cols = field[1] + np.arange(width, dtype=images.dtype)
+    top, left = np.floor(rows), np.floor(cols)
+    down, right = rows - top, cols - left  # the weights of the lower and right neighbours
+    top, left = top.astype(np.intp), left.astype(np.intp)
+    # Interpolating images - fill with zeros outside, then adding fill back, fills the outside.
+    flat = (images - fill).reshape(count, height * width, channels)
+    out = np.zeros_like(images)
+    for row, row_weight in ((top, 1 - down), (top + 1, down)):
+        for col, col_weight in ((left, 1 - right), (left + 1, right)):
+            inside = (row >= 0) & (row < height) & (col >= 0) & (col < width)
+            index = np.where(inside, row * width + col, 0).reshape(count, -1, 1)
+            weight = np.where(inside, row_weight * col_weight, 0).astype(images.dtype)
+            out += np.take_along_axis(flat, index, axis=1).reshape(out.shape) * weight[..., None]
+    out += fill
+    return out
+
+
+def _gaussian_matrix(size: int, dtype) -> np.ndarray:
+    """The symmetric (size, size) matrix that filters a line of ``size`` values with the Gaussian
+    of :data:`ELASTIC_SIGMA`, normalized over the whole kernel so the border fades to zero."""
+    offsets = np.arange(size)[:, None] - np.arange(size)
+    kernel = np.exp(-0.5 * (offsets / ELASTIC_SIGMA) ** 2)
+    reach = np.arange(-int(4 * ELASTIC_SIGMA), int(4 * ELASTIC_SIGMA) + 1)
+    return (kernel / np.exp(-0.5 * (reach / ELASTIC_SIGMA) ** 2).sum()).astype(dtype)

@@ -34,7 +34,7 @@ def base_params(datasets: dict, **train) -> dict:
         "weight_decay": 0.01, "optimizer": "adamw", "schedule": "cosine", "warmup_epochs": 0,
         "min_lr": 0.0, "momentum": 0.9, "nesterov": False, "betas": [0.9, 0.999], "eps": 1e-08,
         "seed": 0, "normalization": "none", "whitening": "none", "label_smoothing": 0.0, "augment_shift": 0,
-        "augment_flip": False, "select_by": "last",
+        "augment_flip": False, "augment_elastic": 0.0, "select_by": "last",
     }
     return {
         "train": {**shared, **train},

@@ -59,6 +59,7 @@ MAX_LAYER_SIZE = 65_536
 MAX_BATCH_SIZE = 65_536
 MAX_EPOCHS = 100_000
 MAX_SHIFT_PIXELS = 16
+MAX_ELASTIC_ALPHA = 100.0  # past this the displacement field tears images apart
 SELECTION_CRITERIA = ("val_accuracy", "val_loss", "last")
 MAX_TIMEOUT_S = 86_400.0  # a day; socket.settimeout raises OverflowError from about 1e10 s
 
@@ -149,6 +150,11 @@ class TrainConfig:
         )
     )
     augment_flip: bool = field(metadata={})
+    augment_elastic: float = field(
+        metadata=field_check(
+            lambda v: 0 <= v <= MAX_ELASTIC_ALPHA, f"a number from 0 to {MAX_ELASTIC_ALPHA:g}"
+        )
+    )
     select_by: str = field(
         metadata=field_check(
             lambda v: v in SELECTION_CRITERIA, " or ".join(map(repr, SELECTION_CRITERIA))
