@@ -3,8 +3,8 @@
 Reads ``--model`` (``models/<name>``), its ``--training-log``, ``--data``
 (``data/processed/<name>``) and from params.yaml ``evaluate`` and whether the dataset trains on
 mirrored images (``augment_flip``, for ``evaluate.test_time_flip``); writes ``--metrics``
-(``metrics/<name>.json``: test accuracy and loss under the dataset's name, so every dataset gets
-its own columns in ``dvc exp show``), ``--curves``
+(``metrics/<name>.json``: test accuracy and loss, and the epoch whose weights training kept, under
+the dataset's name, so every dataset gets its own columns in ``dvc exp show``), ``--curves``
 (the training log, published unchanged as a plot committed to git), ``--confusion`` (one
 actual,predicted row per test image, for DVC's confusion template) and ``--per-class``
 (each class's accuracy, a bar plot that ``dvc plots diff`` compares).
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from numpynet.checkpoint import load_model
+from numpynet.checkpoint import load_model, read_training_summary
 from numpynet.cli import run_stage, stage_arguments
 from numpynet.config import load_params
 from numpynet.data.processed import read_meta, read_split
@@ -78,7 +78,11 @@ def main() -> None:
         ],
     )
     write_text(args.curves, curves)
-    write_json(args.metrics, {args.dataset: {"accuracy": accuracy, "loss": loss}})
+    metrics = {"accuracy": accuracy, "loss": loss}
+    selected_epoch = read_training_summary(args.model).get("selected_epoch")
+    if selected_epoch is not None:
+        metrics["selected_epoch"] = selected_epoch
+    write_json(args.metrics, {args.dataset: metrics})
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ from numpynet.checkpoint import (
     ARCHITECTURE_FILE,
     PROVENANCE_FILE,
     WEIGHTS_FILE,
+    TRAINING_FILE,
     load_model,
+    read_training_summary,
     save_model,
 )
 from numpynet.errors import DataFormatError
@@ -228,3 +230,21 @@ def test_architecture_without_normalization_loads_as_none(saved_model):
     model, config = load_model(saved_model)
     assert config.normalization == "none"
     assert not model.buffers()
+
+
+def test_training_summary_round_trip_and_absence(tmp_path):
+    model, config = trained_looking_model()
+    summary = {"select_by": "val_accuracy", "selected_epoch": 7, "val_accuracy": 0.5}
+    save_model(tmp_path / "with", model, config, training=summary)
+    assert read_training_summary(tmp_path / "with") == summary
+    save_model(tmp_path / "without", model, config)
+    assert read_training_summary(tmp_path / "without") == {}  # a model saved before it existed
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", "{not json", ""])
+def test_a_damaged_training_summary_is_named(tmp_path, text):
+    model, config = trained_looking_model()
+    save_model(tmp_path / "model", model, config)
+    (tmp_path / "model" / TRAINING_FILE).write_text(text, encoding="utf-8")
+    with pytest.raises(DataFormatError, match="training.json.*rerun the train stage"):
+        read_training_summary(tmp_path / "model")

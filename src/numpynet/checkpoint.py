@@ -94,3 +94,23 @@ def load_model(directory: Path | str) -> tuple[Sequential, MLPConfig]:
             f"cannot load the model in {directory}: {error}; rerun the train stage (dvc repro)"
         ) from None
     return model, config
+
+
+def read_training_summary(directory: Path | str) -> dict:
+    """What ``training.json`` says (which epoch was kept and why), or {} for a model without one.
+
+    Raises :class:`DataFormatError` naming the file when it exists but is not a JSON object.
+    """
+    path = Path(directory) / TRAINING_FILE
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as error:
+        summary = error
+    if not isinstance(summary, dict):
+        raise DataFormatError(
+            f"cannot read {path}: expected a JSON object ({summary}); rerun the train stage "
+            f"(dvc repro)"
+        )
+    return summary
