@@ -108,3 +108,16 @@ def test_evaluate_model_matches_its_parts():
     expected = loss_and_accuracy(model.forward(images, training=False), labels)
     assert loss == pytest.approx(expected[0], rel=1e-5)
     assert accuracy == expected[1]
+
+
+def test_test_time_flip_averages_each_image_with_its_mirror():
+    model = build_mlp(MLPConfig(2 * 3 * 2, (8,), 4, 0.0), np.random.default_rng(0))
+    images = np.random.default_rng(1).standard_normal((7, 2, 3, 2)).astype(np.float32)
+    plain = predict_logits(model, images, batch_size=3)
+    mirrored = predict_logits(model, images[:, :, ::-1], batch_size=3)
+    voted = predict_logits(model, images, batch_size=3, test_time_flip=True)
+    np.testing.assert_allclose(voted, (plain + mirrored) / 2, rtol=1e-6, atol=1e-6)
+    # A mirror-symmetric image looks the same both ways: its vote changes nothing.
+    symmetric = images + images[:, :, ::-1]
+    np.testing.assert_allclose(predict_logits(model, symmetric, 3, test_time_flip=True),
+                               predict_logits(model, symmetric, 3), rtol=1e-6, atol=1e-6)
