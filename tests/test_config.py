@@ -299,3 +299,36 @@ def test_a_long_list_of_problems_is_cut_short(raw):
         raw[f"section{index}"] = {}
     message = _rejects(raw, "100 problem(s)", "... and 70 more")
     assert message.count("\n  - ") == 30
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("normalization", "layer", "'none' or 'batch'"),
+    ("whitening", "pca", "'none' or 'zca'"),
+    ("label_smoothing", 1.0, "a number in [0, 1)"),
+    ("augment_shift", -1, "an integer from 0 to 16"),
+    ("augment_shift", 17, "an integer from 0 to 16"),
+    ("augment_flip", "yes", "true or false"),
+    ("augment_elastic", 101, "a number from 0 to 100"),
+    ("select_by", "test_accuracy", "'val_accuracy' or 'val_loss' or 'last'"),
+])
+def test_accuracy_settings_are_checked(raw, key, value, expected):
+    raw["train"][key] = value
+    _rejects(raw, f"train.{key}", expected)
+
+
+def test_digits_are_never_flipped(raw):
+    raw["datasets"]["mnist"]["train"] = {"augment_flip": True}
+    _rejects(raw, "datasets.mnist.train.augment_flip", "MNIST must not be flipped")
+    raw["datasets"]["mnist"]["train"] = {}
+    raw["train"]["augment_flip"] = True  # shared: mnist inherits it
+    message = _rejects(raw, "train.augment_flip", "set datasets.mnist.train.augment_flip: false")
+    assert "cifar10" not in message
+    raw["datasets"]["mnist"]["train"] = {"augment_flip": False}
+    assert parse_params(raw).train_for("cifar10").augment_flip
+
+
+def test_batch_normalization_needs_two_samples_per_batch(raw):
+    raw["train"].update(normalization="batch", batch_size=1)
+    _rejects(raw, "train.batch_size", "batch_size >= 2")
+    raw["train"]["normalization"] = "none"
+    assert parse_params(raw).train.batch_size == 1
