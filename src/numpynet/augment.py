@@ -110,26 +110,34 @@ def elastic_distort(
     Returns a new float array of the same shape.
     """
     count, height, width, channels = images.shape
-    noise = rng.uniform(-1.0, 1.0, size=(2, count, height, width)).astype(images.dtype)
+    noise = rng.random(size=(2, count, height, width), dtype=np.float32)
+    noise = noise.astype(images.dtype, copy=False) * 2 - 1
     # A separable Gaussian filter as two matrix products: rows, then columns.
     field = _gaussian_matrix(height, images.dtype) @ noise @ _gaussian_matrix(width, images.dtype)
     field *= alpha
-    rows = field[0] + np.arange(height, dtype=images.dtype)[:, None]
-    cols = field[1] + np.arange(width, dtype=images.dtype)
+    # Sampling from a copy padded with 2 pixels of fill (0 once fill is taken away), at positions
+    # clipped to one pixel beyond the image, needs no bounds checks: whatever lies outside reads
+    # as fill, whichever of the four neighbours it is.
+    rows = np.clip(field[0] + np.arange(height, dtype=images.dtype)[:, None], -1, height)
+    cols = np.clip(field[1] + np.arange(width, dtype=images.dtype), -1, width)
     top, left = np.floor(rows), np.floor(cols)
-    down, right = rows - top, cols - left  # the weights of the lower and right neighbours
-    top, left = top.astype(np.intp), left.astype(np.intp)
-    # Interpolating images - fill with zeros outside, then adding fill back, fills the outside.
-    flat = (images - fill).reshape(count, height * width, channels)
-    out = np.zeros_like(images)
-    for row, row_weight in ((top, 1 - down), (top + 1, down)):
-        for col, col_weight in ((left, 1 - right), (left + 1, right)):
-            inside = (row >= 0) & (row < height) & (col >= 0) & (col < width)
-            index = np.where(inside, row * width + col, 0).reshape(count, -1, 1)
-            weight = np.where(inside, row_weight * col_weight, 0).astype(images.dtype)
-            out += np.take_along_axis(flat, index, axis=1).reshape(out.shape) * weight[..., None]
-    out += fill
-    return out
+    down, right = (rows - top)[..., None], (cols - left)[..., None]
+    padded_width = width + 4
+    corner = ((top.astype(np.intp) + 2) * padded_width + left.astype(np.intp) + 2).reshape(count, -1, 1)
+    padded = np.zeros((count, height + 4, padded_width, channels), dtype=images.dtype)
+    padded[:, 2:-2, 2:-2] = images - fill
+    flat = padded.reshape(count, -1, channels)
+
+    def at(offset):
+        return np.take_along_axis(flat, corner + offset, axis=1).reshape(images.shape)
+
+    upper = at(0)
+    upper += (at(1) - upper) * right
+    lower = at(padded_width)
+    lower += (at(padded_width + 1) - lower) * right
+    upper += (lower - upper) * down
+    upper += fill
+    return upper
 
 
 def _gaussian_matrix(size: int, dtype) -> np.ndarray:
