@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -63,6 +64,7 @@ def main() -> None:
     parser.add_argument("--image-folder", help="add --dataset as an image folder read from this path")
     parser.add_argument("--sha256", help="the image folder archive's sha256")
     parser.add_argument("--train-like", help="train the added dataset with this dataset's overrides")
+    parser.add_argument("--keep", type=Path, help="copy the run's metrics, plots and training.json here")
     args = parser.parse_args()
     if os.environ.get("NUMPYNET_MIRROR"):
         os.environ["NUMPYNET_MIRROR"] = os.path.abspath(os.environ["NUMPYNET_MIRROR"])
@@ -82,6 +84,11 @@ def main() -> None:
         rows += [(stage, *measure([*dvc, "repro", "-s", f"{stage}@{args.dataset}"], repo)) for stage in STAGES]
         rows.append(("no-op dvc repro", *measure([*dvc, "repro", f"evaluate@{args.dataset}"], repo)))
         metrics = json.loads((repo / "metrics" / f"{args.dataset}.json").read_text())
+        if args.keep:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(repo / "plots" / args.dataset, args.keep / "plots", dirs_exist_ok=True)
+            shutil.copy(repo / "metrics" / f"{args.dataset}.json", args.keep)
+            shutil.copy(repo / "models" / args.dataset / "training.json", args.keep)
     print(f"{args.dataset}: {'stage':<16}{'seconds':>9}{'peak MiB':>10}")
     for name, seconds, peak in rows:
         print(f"  {name:<26}{seconds:9.1f}{peak:10.0f}")
