@@ -1,0 +1,123 @@
+"""One training run from the validated ``train`` settings: the recipe, from data to kept weights.
+
+The train stage and the ablation benchmark both call :func:`train_mlp`, so what the benchmark
+measures is what the pipeline runs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from numpynet.augment import Augmentation
+from numpynet.log import Log, log_to_stderr
+from numpynet.nn.model import MLPConfig, Sequential, build_mlp
+from numpynet.nn.schedule import learning_rate
+from numpynet.training import fit, make_optimizer, steps_per_epoch
+from numpynet.whitening import fold_whitening, whiten, zca_whitening
+
+if TYPE_CHECKING:
+    from numpynet.config import TrainConfig
+    from numpynet.data.processed import DatasetMeta
+
+
+@dataclass
+class TrainedModel:
+    """What a run produced: the model with the kept epoch's weights, and how it got there."""
+
+    model: Sequential
+    architecture: MLPConfig
+    history: list[dict]
+    selected_epoch: int
+
+    def summary(self, config: TrainConfig) -> dict:
+        """Which epoch was kept, by what rule, and its validation scores (``training.json``)."""
+        selected = self.history[self.selected_epoch - 1]
+        return {
+            "epochs": config.epochs,
+            "select_by": config.select_by,
+            "selected_epoch": self.selected_epoch,
+            "val_accuracy": selected["val_accuracy"],
+            "val_loss": selected["val_loss"],
+        }
+
+
+def train_mlp(
+    config: TrainConfig,
+    meta: DatasetMeta,
+    train_set: tuple[np.ndarray, np.ndarray],
+    val_set: tuple[np.ndarray, np.ndarray],
+    log: Log = log_to_stderr,
+) -> TrainedModel:
+    """Build the MLP ``config`` describes for data shaped as ``meta`` says, train it, keep the best.
+
+    ``train_set`` and ``val_set`` are standardized images (N, H, W, C), possibly memory-mapped,
+    and their labels. Only these two splits are read: the test split is the evaluate stage's.
+    """
+    # Black, a pixel of 0 before standardization, fills what augmentation uncovers.
+    black = np.broadcast_to(
+        -np.asarray(meta.mean) / np.asarray(meta.std), (1, *meta.image_shape)
+    ).astype(np.float32)
+    if config.whitening == "zca":
+        # Both splits whitened once, in memory; the model learns on them and, at the end, the
+        # whitening is folded into its first layer, so it takes the stored images as they are.
+        mean, matrix = zca_whitening(train_set[0])
+        train_set = (whiten(train_set[0], mean, matrix), train_set[1])
+        val_set = (whiten(val_set[0], mean, matrix), val_set[1])
+        black = whiten(black, mean, matrix)  # nearly flat per channel, as smooth images are
+    augmentation = Augmentation(
+        config.augment_shift,
+        config.augment_flip,
+        config.augment_elastic,
+        fill=tuple(black.mean(axis=(0, 1, 2)).tolist()),
+    )
+
+    # Independent streams, so that changing e.g. the dropout rate leaves the shuffling alone.
+    init_seed, shuffle_seed = np.random.SeedSequence(config.seed).spawn(2)
+    architecture = MLPConfig(
+        input_size=math.prod(meta.image_shape),
+        hidden_sizes=config.hidden_sizes,
+        num_classes=len(meta.classes),
+        dropout=config.dropout,
+        normalization=config.normalization,
+    )
+    model = build_mlp(architecture, np.random.default_rng(init_seed))
+    optimizer = make_optimizer(
+        config.optimizer,
+        model.parameters(),
+        momentum=config.momentum,
+        nesterov=config.nesterov,
+        betas=config.betas,
+        eps=config.eps,
+        weight_decay=config.weight_decay,
+    )
+    steps = steps_per_epoch(train_set[0].shape[0], config.batch_size)
+    schedule = partial(
+        learning_rate,
+        base_lr=config.lr,
+        total_steps=config.epochs * steps,
+        warmup_steps=round(config.warmup_epochs * steps),
+        min_lr=config.min_lr,
+        kind=config.schedule,
+    )
+    history, selected_epoch = fit(
+        model,
+        optimizer,
+        train_set,
+        val_set,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        learning_rate=schedule,
+        rng=np.random.default_rng(shuffle_seed),
+        augmentation=augmentation,
+        label_smoothing=config.label_smoothing,
+        select_by=config.select_by,
+        log=log,
+    )
+    if config.whitening == "zca":
+        fold_whitening(model.layers[1], mean, matrix)  # layers[0] is the Flatten
+    return TrainedModel(model, architecture, history, selected_epoch)
