@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from numpynet.augment import Augmentation, elastic_distort, flip_horizontally
+from numpynet.augment import Augmentation, displace, elastic_distort, flip_horizontally
 
 
 def numbered_images(count=64, height=8, width=8, channels=3):
@@ -145,3 +145,55 @@ def test_elastic_distortion_moves_pixels_smoothly_and_by_the_seed():
     # A gentle field moves pixels by a fraction of a pixel: the result stays close to the input.
     gentle = elastic_distort(images, 0.5, np.random.default_rng(3))
     assert np.abs(gentle - images).mean() < 0.5 * np.abs(first - images).mean()
+
+
+def reference_displace(images, field, fill):
+    """Bilinear sampling one pixel at a time, written for clarity rather than speed."""
+    count, height, width, channels = images.shape
+
+    def pixel(i, y, x):
+        inside = 0 <= y < height and 0 <= x < width
+        return images[i, y, x] if inside else np.asarray(fill, dtype=np.float64)
+
+    out = np.zeros(images.shape)
+    for i in range(count):
+        for y in range(height):
+            for x in range(width):
+                sy, sx = y + field[0, i, y, x], x + field[1, i, y, x]
+                y0, x0 = int(np.floor(sy)), int(np.floor(sx))
+                dy, dx = sy - y0, sx - x0
+                out[i, y, x] = ((1 - dy) * (1 - dx) * pixel(i, y0, x0)
+                                + (1 - dy) * dx * pixel(i, y0, x0 + 1)
+                                + dy * (1 - dx) * pixel(i, y0 + 1, x0)
+                                + dy * dx * pixel(i, y0 + 1, x0 + 1))
+    return out
+
+
+def test_displace_matches_pixel_by_pixel_bilinear_sampling_with_a_per_channel_fill():
+    rng = np.random.default_rng(10)
+    images = rng.standard_normal((3, 5, 6, 2)).astype(np.float32)
+    # Fractional moves, whole-pixel moves and moves far outside the image, rows unlike columns.
+    field = rng.uniform(-3, 3, size=(2, 3, 5, 6))
+    field[0, 0] = 0.5
+    field[1, 0] = -1.0
+    field[:, 1, 0, 0] = (-40.0, 25.0)
+    fill = np.array([0.25, -2.0], dtype=np.float32)
+    np.testing.assert_allclose(displace(images, field, fill),
+                               reference_displace(images, field, fill), atol=1e-5)
+
+
+def test_a_whole_pixel_displacement_is_a_shift():
+    images = random_images(count=4)
+    field = np.zeros((2, 4, 6, 7))
+    field[0] = -1.0  # every pixel reads from the row above: the content moves down by one
+    expected = np.stack([shifted(image, 1, 0) for image in images])
+    np.testing.assert_allclose(displace(images, field), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("max_shift", [6, 9])
+def test_shifts_beyond_the_image_leave_only_fill(max_shift):
+    images = np.ones((60, 4, 5, 1), dtype=np.float32)
+    out = Augmentation(max_shift, fill=(-1.0,)).apply(images, np.random.default_rng(11))
+    assert out.shape == images.shape
+    assert set(np.unique(out)) <= {-1.0, 1.0}
+    assert any((image == -1.0).all() for image in out)

@@ -68,3 +68,17 @@ def test_folding_into_the_first_layer_gives_the_same_outputs_on_raw_inputs():
     fold_whitening(layer, mean, matrix)
     np.testing.assert_allclose(layer.forward(flat, training=False), expected, rtol=1e-5,
                                atol=1e-5)
+
+
+def test_mirror_symmetric_whitening_commutes_with_the_flip():
+    rng = np.random.default_rng(3)
+    # Images with a left-right asymmetry (brighter on the left), as photographs often have.
+    images = rng.standard_normal((2000, 4, 5, 3)).astype(np.float32)
+    images[:, :, :2] += 1.5 * images[:, :, 2:4] + 1.0
+    mirrored = images[:, :, ::-1]
+    mean, matrix = zca_whitening(images, mirror_symmetric=True)
+    np.testing.assert_allclose(whiten(mirrored, mean, matrix),
+                               whiten(images, mean, matrix)[:, :, ::-1], atol=1e-4)
+    mean, matrix = zca_whitening(images)  # the plain statistics do not commute with it
+    assert not np.allclose(whiten(mirrored, mean, matrix),
+                           whiten(images, mean, matrix)[:, :, ::-1], atol=1e-2)

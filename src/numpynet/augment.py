@@ -3,8 +3,9 @@
 An MLP sees each pixel as its own input, so it cannot learn on its own that a digit moved two
 pixels to the left is the same digit; showing it shifted (and, for natural images, mirrored)
 copies teaches that. Elastic distortions (Simard et al., 2003) bend strokes the way different
-hands write them, for digits. Augmentation is applied to one mini-batch at a time, so the training set is
-never copied, and draws only from the generator it is given, so a seed fixes every shift.
+hands write them, for digits. Augmentation is applied to one mini-batch at a time, so the
+training set is never copied, and draws only from the generator it is given, so a seed fixes
+every shift.
 
 Images are (N, H, W, C) in the standardized scale. What a shift or a distortion uncovers is filled
 with ``fill``, one value per channel: the train stage gives black (a pixel of 0 before
@@ -82,6 +83,8 @@ def _translate(images: np.ndarray, shifts: np.ndarray, fill: np.ndarray) -> np.n
     height, width = images.shape[1:3]
     out = np.empty_like(images)
     out[...] = fill
+    # A shift by the whole image or more leaves nothing but fill, as a shift by exactly its size.
+    shifts = np.stack([np.clip(shifts[0], -height, height), np.clip(shifts[1], -width, width)])
     # One slice copy per distinct offset instead of one per image: every image sharing an
     # offset moves in one vectorized assignment.
     codes = shifts[0] * (2 * width + 1) + shifts[1]
@@ -109,21 +112,33 @@ def elastic_distort(
     p + displacement, where the outside of the image has the value ``fill`` (per channel).
     Returns a new float array of the same shape.
     """
-    count, height, width, channels = images.shape
+    count, height, width = images.shape[:3]
     noise = rng.random(size=(2, count, height, width), dtype=np.float32)
     noise = noise.astype(images.dtype, copy=False) * 2 - 1
     # A separable Gaussian filter as two matrix products: rows, then columns.
     field = _gaussian_matrix(height, images.dtype) @ noise @ _gaussian_matrix(width, images.dtype)
     field *= alpha
+    return displace(images, field, fill)
+
+
+def displace(images: np.ndarray, field: np.ndarray, fill: np.ndarray | float = 0.0) -> np.ndarray:
+    """Output pixel (i, y, x) of ``images`` (N, H, W, C) is the bilinear interpolation of image i
+    at (y + field[0, i, y, x], x + field[1, i, y, x]), where outside the image is ``fill``.
+
+    ``field`` is (2, N, H, W). Returns a new array of the images' shape and dtype.
+    """
+    count, height, width, channels = images.shape
     # Sampling from a copy padded with 2 pixels of fill (0 once fill is taken away), at positions
     # clipped to one pixel beyond the image, needs no bounds checks: whatever lies outside reads
     # as fill, whichever of the four neighbours it is.
+    field = field.astype(images.dtype, copy=False)
     rows = np.clip(field[0] + np.arange(height, dtype=images.dtype)[:, None], -1, height)
     cols = np.clip(field[1] + np.arange(width, dtype=images.dtype), -1, width)
     top, left = np.floor(rows), np.floor(cols)
     down, right = (rows - top)[..., None], (cols - left)[..., None]
     padded_width = width + 4
-    corner = ((top.astype(np.intp) + 2) * padded_width + left.astype(np.intp) + 2).reshape(count, -1, 1)
+    corner = (top.astype(np.intp) + 2) * padded_width + left.astype(np.intp) + 2
+    corner = corner.reshape(count, -1, 1)
     padded = np.zeros((count, height + 4, padded_width, channels), dtype=images.dtype)
     padded[:, 2:-2, 2:-2] = images - fill
     flat = padded.reshape(count, -1, channels)

@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from numpynet.augment import Augmentation
+from numpynet.errors import ConfigError
 from numpynet.log import Log, log_to_stderr
+from numpynet.nn.layers import Linear
 from numpynet.nn.model import MLPConfig, Sequential, build_mlp
 from numpynet.nn.schedule import learning_rate
 from numpynet.training import fit, make_optimizer, steps_per_epoch
-from numpynet.whitening import fold_whitening, whiten, zca_whitening
+from numpynet.whitening import MAX_WHITENED_VALUES, fold_whitening, whiten, zca_whitening
 
 if TYPE_CHECKING:
     from numpynet.config import TrainConfig
@@ -58,6 +60,14 @@ def train_mlp(
     ``train_set`` and ``val_set`` are standardized images (N, H, W, C), possibly memory-mapped,
     and their labels. Only these two splits are read: the test split is the evaluate stage's.
     """
+    values = math.prod(meta.image_shape)
+    if config.whitening == "zca" and values > MAX_WHITENED_VALUES:
+        raise ConfigError(
+            f"whitening: zca takes images of at most {MAX_WHITENED_VALUES} values (height x width "
+            f"x channels), but these have {' x '.join(map(str, meta.image_shape))} = {values}: "
+            f"its matrix would need {values**2 * 8 * 3 / 2**30:.1f} GiB; set whitening: none "
+            f"or resize the images smaller (data.size)"
+        )
     # Black, a pixel of 0 before standardization, fills what augmentation uncovers.
     black = np.broadcast_to(
         -np.asarray(meta.mean) / np.asarray(meta.std), (1, *meta.image_shape)
@@ -65,7 +75,7 @@ def train_mlp(
     if config.whitening == "zca":
         # Both splits whitened once, in memory; the model learns on them and, at the end, the
         # whitening is folded into its first layer, so it takes the stored images as they are.
-        mean, matrix = zca_whitening(train_set[0])
+        mean, matrix = zca_whitening(train_set[0], mirror_symmetric=config.augment_flip)
         train_set = (whiten(train_set[0], mean, matrix), train_set[1])
         val_set = (whiten(val_set[0], mean, matrix), val_set[1])
         black = whiten(black, mean, matrix)  # nearly flat per channel, as smooth images are
@@ -76,10 +86,11 @@ def train_mlp(
         fill=tuple(black.mean(axis=(0, 1, 2)).tolist()),
     )
 
-    # Independent streams, so that changing e.g. the dropout rate leaves the shuffling alone.
-    init_seed, shuffle_seed = np.random.SeedSequence(config.seed).spawn(2)
+    # Independent streams, so that changing e.g. the dropout rate or the augmentation leaves the
+    # batch order alone.
+    init_seed, shuffle_seed, augment_seed = np.random.SeedSequence(config.seed).spawn(3)
     architecture = MLPConfig(
-        input_size=math.prod(meta.image_shape),
+        input_size=values,
         hidden_sizes=config.hidden_sizes,
         num_classes=len(meta.classes),
         dropout=config.dropout,
@@ -114,10 +125,12 @@ def train_mlp(
         learning_rate=schedule,
         rng=np.random.default_rng(shuffle_seed),
         augmentation=augmentation,
+        augment_rng=np.random.default_rng(augment_seed),
         label_smoothing=config.label_smoothing,
         select_by=config.select_by,
         log=log,
     )
     if config.whitening == "zca":
-        fold_whitening(model.layers[1], mean, matrix)  # layers[0] is the Flatten
+        first = next(layer for layer in model.layers if isinstance(layer, Linear))
+        fold_whitening(first, mean, matrix)
     return TrainedModel(model, architecture, history, selected_epoch)

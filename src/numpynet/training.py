@@ -57,6 +57,7 @@ def fit(
     learning_rate: Callable[[int], float],
     rng: np.random.Generator,
     augmentation: Augmentation = NO_AUGMENTATION,
+    augment_rng: np.random.Generator | None = None,
     label_smoothing: float = 0.0,
     select_by: str = "last",
     eval_batch_size: int = 1000,
@@ -67,7 +68,8 @@ def fit(
     whose weights the model ends with.
 
     ``learning_rate(step)`` gives the rate for each optimizer step, counted from 0 across epochs.
-    ``rng`` draws the batch order and the ``augmentation`` of each batch. The loss is
+    ``rng`` draws the batch order, and ``augment_rng`` (``rng`` when not given) the
+    ``augmentation`` of each batch. The loss is
     cross-entropy against labels smoothed by ``label_smoothing``.
 
     Model selection uses the validation split only: ``select_by`` 'val_accuracy' (highest) or
@@ -78,6 +80,11 @@ def fit(
     per-batch progress bar on or off (``None``: only when stderr is a terminal).
     A NaN or infinite loss stops training at once with :class:`TrainingDiverged`.
     """
+    augment_rng = rng if augment_rng is None else augment_rng
+    if select_by not in ("val_accuracy", "val_loss", "last"):
+        raise ValueError(
+            f"select_by must be 'val_accuracy', 'val_loss' or 'last', got {select_by!r}"
+        )
     x_train, y_train = train_set
     num_samples = x_train.shape[0]
     batches_per_epoch = steps_per_epoch(num_samples, batch_size)
@@ -101,7 +108,7 @@ def fit(
             last = batch == batches_per_epoch - 1
             index = order[batch * batch_size : None if last else (batch + 1) * batch_size]
             # Gathering one batch at a time keeps memory flat even for memory-mapped inputs.
-            x, y = augmentation.apply(np.asarray(x_train[index]), rng), y_train[index]
+            x, y = augmentation.apply(np.asarray(x_train[index]), augment_rng), y_train[index]
             logits = model.forward(x, training=True)
             loss = loss_fn.forward(logits, y)
             lr = learning_rate(step)

@@ -21,16 +21,26 @@ from numpynet.nn.layers import Linear
 # directions with less variance than this (noise, JPEG artefacts) are damped instead of being
 # blown up to unit variance.
 ZCA_EPSILON = 0.1
+# The largest image (height * width * channels values) whitening takes: its matrix and the
+# covariance behind it grow with the square (4096 values: 64x64 grey; 3 x 128 MiB in float64),
+# and their eigendecomposition with the cube.
+MAX_WHITENED_VALUES = 4096
 # Rows per block when reading the (memory-mapped) training images.
 _BLOCK_ROWS = 4096
 
 
-def zca_whitening(images: np.ndarray, epsilon: float = ZCA_EPSILON) -> tuple[np.ndarray, np.ndarray]:
-    """The mean (D,) and whitening matrix (D, D) of ``images`` (N, ...), D = the pixels per image.
+def zca_whitening(
+    images: np.ndarray, epsilon: float = ZCA_EPSILON, mirror_symmetric: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """The mean (D,) and whitening matrix (D, D) of ``images`` (N, H, W, C), D = H * W * C.
 
     The matrix is ``U diag(1 / sqrt(lambda + epsilon)) U^T`` for the eigenvalues ``lambda`` and
     eigenvectors ``U`` of the pixel covariance, scaled so that the whitened pixels have variance
     1 on average (the scale the first layer's initialization expects). Both float32.
+
+    With ``mirror_symmetric``, the statistics are those of the images and their mirror images
+    together, so whitening a mirrored image gives the mirrored whitened image, exactly: flipping
+    (in training, and at test time) means the same before and after whitening.
     """
     count = images.shape[0]
     flat = images.reshape(count, -1)
@@ -44,6 +54,11 @@ def zca_whitening(images: np.ndarray, epsilon: float = ZCA_EPSILON) -> tuple[np.
         total += block.sum(axis=0, dtype=np.float64)
     mean = total / count
     covariance = products / count - np.outer(mean, mean)
+    if mirror_symmetric:
+        height, width, channels = images.shape[1:]
+        mirror = np.arange(pixels).reshape(height, width, channels)[:, ::-1].ravel()
+        covariance = (covariance + covariance[np.ix_(mirror, mirror)]) / 2
+        mean = (mean + mean[mirror]) / 2
     eigenvalues, eigenvectors = np.linalg.eigh(covariance)
     eigenvalues = np.clip(eigenvalues, 0.0, None)  # rounding can leave tiny negative ones
     gains = 1.0 / np.sqrt(eigenvalues + epsilon)
