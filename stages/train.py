@@ -2,10 +2,10 @@
 
 Reads ``--data`` (``data/processed/<name>``: the training and validation splits only) and from
 params.yaml ``train`` with the overrides in ``datasets.<name>.train``; writes the model into
-``--model`` (``models/<name>``: architecture, weights, the numeric backend that computed them and
-which epoch's weights were kept) and the per-epoch log into ``--log``
-(``logs/<name>/training.csv``; evaluate publishes it as a plot). The recipe itself is
-:func:`numpynet.recipe.train_mlp`.
+``--model`` (``models/<name>``: architecture, weights, the numeric backend that computed them,
+which epoch's weights were kept, and the dataset's classes, image shape and standardization) and
+the per-epoch log into ``--log`` (``logs/<name>/training.csv``; evaluate publishes it as a plot).
+The recipe itself is :func:`numpynet.recipe.train_mlp`.
 """
 
 import _bootstrap  # noqa: I001  (first: this tree's code, on a pinned numeric backend)
@@ -38,6 +38,14 @@ def main() -> None:
         run.architecture,
         provenance=provenance,
         training=run.summary(config),
+        dataset={
+            "name": args.dataset,
+            "classes": meta.classes,
+            "image_shape": meta.image_shape,
+            "layout": meta.layout,
+            "mean": meta.mean,
+            "std": meta.std,
+        },
     )
     write_csv(args.log, list(LOG_COLUMNS), run.history)
     # ru_maxrss is in KiB on Linux. Memory-mapped inputs count once touched: one copy at most.

@@ -4,8 +4,9 @@ A model directory holds ``architecture.json`` (the :class:`MLPConfig` to build),
 (the arrays of :meth:`Sequential.state_dict`: the parameters and, with batch normalization, its
 running statistics; written with a fixed timestamp so equal weights give equal bytes) and, when
 the caller gives one, ``provenance.json`` (what computed it: the numeric backend, see
-:func:`numpynet.backend.backend_provenance`) and ``training.json`` (how training ended: which
-epoch's weights were kept and why).
+:func:`numpynet.backend.backend_provenance`), ``training.json`` (how training ended: which
+epoch's weights were kept and why) and ``dataset.json`` (what the model takes: the dataset it was
+trained on, its class names, the input shape and the standardization its inputs went through).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ ARCHITECTURE_FILE = "architecture.json"
 WEIGHTS_FILE = "weights.npz"
 PROVENANCE_FILE = "provenance.json"
 TRAINING_FILE = "training.json"
+DATASET_FILE = "dataset.json"
 # Written into architecture.json beside the config, so a different kind of model, should one be
 # added, is told apart from an MLP. Unchanged from earlier files, which therefore still load.
 MODEL_TYPE = "mlp"
@@ -35,11 +37,12 @@ def save_model(
     config: MLPConfig,
     provenance: dict | None = None,
     training: dict | None = None,
+    dataset: dict | None = None,
 ) -> None:
     """Write the model into ``directory``, replacing it only once everything is written.
 
-    ``provenance`` and ``training``, if given, must be JSON-able; they are written key-sorted,
-    like the rest.
+    ``provenance``, ``training`` and ``dataset``, if given, must be JSON-able; they are written
+    key-sorted, like the rest.
     """
     with atomic_directory(directory) as tmp:
         write_json(tmp / ARCHITECTURE_FILE, {"type": MODEL_TYPE, **config.to_dict()})
@@ -48,6 +51,8 @@ def save_model(
             write_json(tmp / PROVENANCE_FILE, provenance)
         if training is not None:
             write_json(tmp / TRAINING_FILE, training)
+        if dataset is not None:
+            write_json(tmp / DATASET_FILE, dataset)
 
 
 def _read_config(path: Path) -> MLPConfig:
@@ -101,16 +106,25 @@ def read_training_summary(directory: Path | str) -> dict:
 
     Raises :class:`DataFormatError` naming the file when it exists but is not a JSON object.
     """
-    path = Path(directory) / TRAINING_FILE
+    return read_record(directory, TRAINING_FILE)
+
+
+def read_record(directory: Path | str, file_name: str) -> dict:
+    """The JSON object in ``directory/file_name``, or {} when the file does not exist (a model
+    saved before it was written).
+
+    Raises :class:`DataFormatError` naming the file when it exists but is not a JSON object.
+    """
+    path = Path(directory) / file_name
     try:
-        summary = json.loads(path.read_text(encoding="utf-8"))
+        record = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as error:
-        summary = error
-    if not isinstance(summary, dict):
+        record = error
+    if not isinstance(record, dict):
         raise DataFormatError(
-            f"cannot read {path}: expected a JSON object ({summary}); rerun the train stage "
+            f"cannot read {path}: expected a JSON object ({record}); rerun the train stage "
             f"(dvc repro)"
         )
-    return summary
+    return record

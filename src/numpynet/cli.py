@@ -1,4 +1,5 @@
-"""Command-line plumbing: the ``numpynet`` console command and the stages' error handling."""
+"""Command-line plumbing shared by the stages and the ``numpynet`` command: arguments, paths,
+and turning a user-facing error into a message and an exit code."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from numpynet.config import check_dataset_name, load_params
+from numpynet.config import check_dataset_name
 from numpynet.errors import ConfigError, NumpynetError
 
 EXIT_USER_ERROR = 2
@@ -59,19 +60,3 @@ def run_stage(main: Callable[[], None]) -> None:
     except KeyboardInterrupt:
         print("interrupted: nothing was written", file=sys.stderr)
         sys.exit(130)
-
-
-def _check_params(args: argparse.Namespace) -> None:
-    params = load_params(args.params)
-    print(f"{args.params} is valid; datasets: {', '.join(params.datasets)}")
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``numpynet`` console command."""
-    parser = argparse.ArgumentParser(prog="numpynet", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    check = commands.add_parser("check", help="validate params.yaml without running anything")
-    check.add_argument("--params", default="params.yaml")
-    check.set_defaults(handler=_check_params)
-    args = parser.parse_args(argv)
-    run_stage(lambda: args.handler(args))

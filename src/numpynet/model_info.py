@@ -1,0 +1,99 @@
+"""What ``numpynet info`` prints about a saved model: network, size, data, training, backend."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+
+from numpynet.checkpoint import (
+    DATASET_FILE,
+    PROVENANCE_FILE,
+    TRAINING_FILE,
+    load_model,
+    read_record,
+)
+from numpynet.errors import DataFormatError
+
+_MAX_LISTED_CLASSES = 10
+
+
+def describe_model(directory: Path | str, metrics: Path | str | None = None) -> list[str]:
+    """Lines describing the model saved in ``directory``, one fact per line.
+
+    ``metrics`` is a metrics JSON written by the evaluate stage; when not given,
+    ``metrics/<dataset>.json`` is used if it exists (relative to the current directory, the
+    project root in a DVC project). Facts a model saved by an older version does not record are
+    left out. Raises :class:`DataFormatError` naming the file when the model cannot be read.
+    """
+    directory = Path(directory)
+    model, config = load_model(directory)
+    sizes = [config.input_size, *config.hidden_sizes, config.num_classes]
+    extras = ["batch normalization"] if config.normalization == "batch" else []
+    extras.append(f"dropout {config.dropout:g}")
+    parameters = sum(param.size for _, param, _ in model.parameters())
+    lines = [
+        f"model       {directory}",
+        f"network     {' -> '.join(map(str, sizes))} ({', '.join(extras)})",
+        f"parameters  {parameters:,} (float32, {parameters * 4 / 2**20:.1f} MiB)",
+    ]
+    dataset = read_record(directory, DATASET_FILE)
+    name = str(dataset.get("name", directory.name))
+    with _reading(directory / DATASET_FILE):
+        if dataset:
+            classes = [str(c) for c in dataset["classes"]]
+            listed = ", ".join(classes[:_MAX_LISTED_CLASSES])
+            if len(classes) > _MAX_LISTED_CLASSES:
+                listed += f", ... ({len(classes)} in all)"
+            shape = "x".join(map(str, dataset["image_shape"]))
+            lines.append(
+                f"trained on  {name}: {shape} images ({dataset['layout']}), classes {listed}"
+            )
+    training = read_record(directory, TRAINING_FILE)
+    with _reading(directory / TRAINING_FILE):
+        if training:
+            lines.append(
+                f"training    {training['epochs']} epochs; kept epoch "
+                f"{training['selected_epoch']} (by {training['select_by']}: validation accuracy "
+                f"{training['val_accuracy']:.2%})"
+            )
+    provenance = read_record(directory, PROVENANCE_FILE)
+    with _reading(directory / PROVENANCE_FILE):
+        if provenance:
+            lines.append(
+                f"computed    kernel class {provenance['kernel_class']} (OpenBLAS "
+                f"{provenance['blas_kernel']} kernel, {provenance['blas_threads']} threads), "
+                f"NumPy {provenance['numpy']}, {provenance['blas']}"
+            )
+    metrics_path = Path(metrics) if metrics is not None else Path("metrics") / f"{name}.json"
+    if metrics is not None or metrics_path.is_file():
+        scores = _read_metrics(metrics_path).get(name, {})
+        with _reading(metrics_path):
+            if scores:
+                lines.append(
+                    f"test        accuracy {scores['accuracy']:.2%}, loss {scores['loss']:.4f} "
+                    f"(from {metrics_path})"
+                )
+    return lines
+
+
+@contextlib.contextmanager
+def _reading(path: Path):
+    """Turn a record missing a key, or holding a value of the wrong type, into a message."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise DataFormatError(
+            f"{path} is not as numpynet writes it ({type(error).__name__}: {error}); rerun the "
+            f"stage that writes it (dvc repro)"
+        ) from None
+
+
+def _read_metrics(path: Path) -> dict:
+    try:
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise DataFormatError(f"cannot read the metrics file {path}: {error}") from None
+    if not isinstance(metrics, dict):
+        raise DataFormatError(f"{path} is not a metrics file written by the evaluate stage")
+    return metrics

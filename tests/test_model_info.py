@@ -1,0 +1,86 @@
+"""`numpynet info` and `--version`: what a saved model says about itself, and clear failures."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from numpynet import __version__
+from numpynet.checkpoint import DATASET_FILE, save_model
+from numpynet.console import main
+from numpynet.errors import DataFormatError
+from numpynet.model_info import describe_model
+from numpynet.nn import MLPConfig, build_mlp
+
+PROVENANCE = {"blas": "scipy-openblas 0.3.31", "blas_kernel": "SkylakeX", "blas_threads": 2,
+              "kernel_class": "avx512", "numpy": "2.4.6", "numpy_simd": "X86_V4"}
+TRAINING = {"epochs": 12, "select_by": "val_accuracy", "selected_epoch": 9,
+            "val_accuracy": 0.91234, "val_loss": 0.3}
+
+
+def saved_model(directory, classes=("cat", "dog", "eel"), **records):
+    config = MLPConfig(2 * 2 * 3, (5,), len(classes), 0.1, normalization="batch")
+    model = build_mlp(config, np.random.default_rng(0))
+    dataset = {"name": "pets", "classes": list(classes), "image_shape": [2, 2, 3],
+               "layout": "NHWC", "mean": [0.5] * 3, "std": [0.2] * 3}
+    save_model(directory, model, config, **{"provenance": PROVENANCE, "training": TRAINING,
+                                            "dataset": dataset, **records})
+    return directory
+
+
+def test_everything_a_model_records_is_described(tmp_path):
+    model = saved_model(tmp_path / "pets")
+    metrics = tmp_path / "pets.json"
+    metrics.write_text(json.dumps({"pets": {"accuracy": 0.875, "loss": 0.4321}}))
+    text = "\n".join(describe_model(model, metrics))
+    assert "12 -> 5 -> 3 (batch normalization, dropout 0.1)" in text
+    # 12*5 + 5 weights and biases, 5 + 5 normalization scales and shifts, 5*3 + 3 output.
+    assert "parameters  93 " in text
+    assert "trained on  pets: 2x2x3 images (NHWC), classes cat, dog, eel" in text
+    assert "12 epochs; kept epoch 9 (by val_accuracy: validation accuracy 91.23%)" in text
+    assert "kernel class avx512 (OpenBLAS SkylakeX kernel, 2 threads), NumPy 2.4.6" in text
+    assert "test        accuracy 87.50%, loss 0.4321" in text
+
+
+def test_metrics_are_found_under_the_dataset_name_from_the_project_root(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    saved_model(tmp_path / "models" / "pets")
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics" / "pets.json").write_text('{"pets": {"accuracy": 0.5, "loss": 1.0}}')
+    assert any("accuracy 50.00%" in line for line in describe_model("models/pets"))
+
+
+def test_many_classes_are_listed_up_to_ten(tmp_path):
+    model = saved_model(tmp_path / "m", classes=[f"c{i}" for i in range(25)])
+    line = next(line for line in describe_model(model) if line.startswith("trained on"))
+    assert "c9, ... (25 in all)" in line and "c10" not in line
+
+
+def test_a_model_from_before_these_records_is_described_with_what_it_has(tmp_path):
+    config = MLPConfig(4, (3,), 2, 0.0)
+    save_model(tmp_path / "old", build_mlp(config, np.random.default_rng(0)), config)
+    lines = describe_model(tmp_path / "old")
+    assert [line.split()[0] for line in lines] == ["model", "network", "parameters"]
+
+
+@pytest.mark.parametrize("text", ['{"name": "pets"}', '{"classes": 3, "image_shape": [1]}'])
+def test_a_damaged_record_is_named(tmp_path, text):
+    model = saved_model(tmp_path / "pets")
+    (model / DATASET_FILE).write_text(text)
+    with pytest.raises(DataFormatError, match=r"dataset.json is not as numpynet writes it"):
+        describe_model(model)
+
+
+def test_cli_version_info_and_a_missing_model(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out == f"numpynet {__version__}\n"
+    main(["info", str(saved_model(tmp_path / "pets"))])
+    assert "parameters  93 " in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        main(["info", str(tmp_path / "nothing")])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert "cannot load the model" in error and "Traceback" not in error
