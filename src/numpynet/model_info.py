@@ -37,44 +37,54 @@ def describe_model(directory: Path | str, metrics: Path | str | None = None) -> 
         f"network     {' -> '.join(map(str, sizes))} ({', '.join(extras)})",
         f"parameters  {parameters:,} (float32, {parameters * 4 / 2**20:.1f} MiB)",
     ]
-    dataset = read_record(directory, DATASET_FILE)
-    name = str(dataset.get("name", directory.name))
-    with _reading(directory / DATASET_FILE):
-        if dataset:
-            classes = [str(c) for c in dataset["classes"]]
-            listed = ", ".join(classes[:_MAX_LISTED_CLASSES])
-            if len(classes) > _MAX_LISTED_CLASSES:
-                listed += f", ... ({len(classes)} in all)"
-            shape = "x".join(map(str, dataset["image_shape"]))
-            lines.append(
-                f"trained on  {name}: {shape} images ({dataset['layout']}), classes {listed}"
-            )
-    training = read_record(directory, TRAINING_FILE)
-    with _reading(directory / TRAINING_FILE):
-        if training:
-            lines.append(
-                f"training    {training['epochs']} epochs; kept epoch "
-                f"{training['selected_epoch']} (by {training['select_by']}: validation accuracy "
-                f"{training['val_accuracy']:.2%})"
-            )
-    provenance = read_record(directory, PROVENANCE_FILE)
-    with _reading(directory / PROVENANCE_FILE):
-        if provenance:
-            lines.append(
-                f"computed    kernel class {provenance['kernel_class']} (OpenBLAS "
-                f"{provenance['blas_kernel']} kernel, {provenance['blas_threads']} threads), "
-                f"NumPy {provenance['numpy']}, {provenance['blas']}"
-            )
+    name = str(read_record(directory, DATASET_FILE).get("name", directory.name))
+    for file_name, describe in _RECORDS:
+        record = read_record(directory, file_name)
+        if record:
+            with _reading(directory / file_name):
+                lines.append(describe(record))
     metrics_path = Path(metrics) if metrics is not None else Path("metrics") / f"{name}.json"
     if metrics is not None or metrics_path.is_file():
         scores = _read_metrics(metrics_path).get(name, {})
-        with _reading(metrics_path):
-            if scores:
+        if scores:
+            with _reading(metrics_path):
                 lines.append(
                     f"test        accuracy {scores['accuracy']:.2%}, loss {scores['loss']:.4f} "
                     f"(from {metrics_path})"
                 )
     return lines
+
+
+def _describe_dataset(dataset: dict) -> str:
+    classes = [str(c) for c in dataset["classes"]]
+    listed = ", ".join(classes[:_MAX_LISTED_CLASSES])
+    if len(classes) > _MAX_LISTED_CLASSES:
+        listed += f", ... ({len(classes)} in all)"
+    shape = "x".join(map(str, dataset["image_shape"]))
+    return f"trained on  {dataset['name']}: {shape} images ({dataset['layout']}), classes {listed}"
+
+
+def _describe_training(training: dict) -> str:
+    return (
+        f"training    {training['epochs']} epochs; kept epoch {training['selected_epoch']} "
+        f"(by {training['select_by']}: validation accuracy {training['val_accuracy']:.2%})"
+    )
+
+
+def _describe_provenance(provenance: dict) -> str:
+    return (
+        f"computed    kernel class {provenance['kernel_class']} (OpenBLAS "
+        f"{provenance['blas_kernel']} kernel, {provenance['blas_threads']} threads), "
+        f"NumPy {provenance['numpy']}, {provenance['blas']}"
+    )
+
+
+# The records a model folder may hold, each with the line that describes it, in print order.
+_RECORDS = (
+    (DATASET_FILE, _describe_dataset),
+    (TRAINING_FILE, _describe_training),
+    (PROVENANCE_FILE, _describe_provenance),
+)
 
 
 @contextlib.contextmanager
