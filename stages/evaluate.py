@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from numpynet.checkpoint import load_model, read_training_summary
+from numpynet.checkpoint import TRAINING_FILE, load_model, read_record
 from numpynet.cli import run_stage, stage_arguments
 from numpynet.config import load_params
 from numpynet.data.processed import read_meta, read_split
@@ -79,7 +79,7 @@ def main() -> None:
     )
     write_text(args.curves, curves)
     metrics = {"accuracy": accuracy, "loss": loss}
-    selected_epoch = read_training_summary(args.model).get("selected_epoch")
+    selected_epoch = read_record(args.model, TRAINING_FILE).get("selected_epoch")
     if selected_epoch is not None:
         metrics["selected_epoch"] = selected_epoch
     write_json(args.metrics, {args.dataset: metrics})

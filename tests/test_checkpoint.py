@@ -11,7 +11,7 @@ from numpynet.checkpoint import (
     WEIGHTS_FILE,
     TRAINING_FILE,
     load_model,
-    read_training_summary,
+    read_record,
     save_model,
 )
 from numpynet.errors import DataFormatError
@@ -236,9 +236,9 @@ def test_training_summary_round_trip_and_absence(tmp_path):
     model, config = trained_looking_model()
     summary = {"select_by": "val_accuracy", "selected_epoch": 7, "val_accuracy": 0.5}
     save_model(tmp_path / "with", model, config, training=summary)
-    assert read_training_summary(tmp_path / "with") == summary
+    assert read_record(tmp_path / "with", TRAINING_FILE) == summary
     save_model(tmp_path / "without", model, config)
-    assert read_training_summary(tmp_path / "without") == {}  # a model saved before it existed
+    assert read_record(tmp_path / "without", TRAINING_FILE) == {}  # saved before
 
 
 @pytest.mark.parametrize("text", ["[1, 2]", "{not json", ""])
@@ -247,4 +247,4 @@ def test_a_damaged_training_summary_is_named(tmp_path, text):
     save_model(tmp_path / "model", model, config)
     (tmp_path / "model" / TRAINING_FILE).write_text(text, encoding="utf-8")
     with pytest.raises(DataFormatError, match="training.json.*rerun the train stage"):
-        read_training_summary(tmp_path / "model")
+        read_record(tmp_path / "model", TRAINING_FILE)

@@ -101,14 +101,6 @@ def load_model(directory: Path | str) -> tuple[Sequential, MLPConfig]:
     return model, config
 
 
-def read_training_summary(directory: Path | str) -> dict:
-    """What ``training.json`` says (which epoch was kept and why), or {} for a model without one.
-
-    Raises :class:`DataFormatError` naming the file when it exists but is not a JSON object.
-    """
-    return read_record(directory, TRAINING_FILE)
-
-
 def read_record(directory: Path | str, file_name: str) -> dict:
     """The JSON object in ``directory/file_name``, or {} when the file does not exist (a model
     saved before it was written).

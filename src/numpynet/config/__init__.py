@@ -18,7 +18,9 @@ later, mid-run:
   ``evaluate.batch_size`` at most :data:`MAX_LAYER_SIZE`/:data:`MAX_BATCH_SIZE`, ``epochs`` at
   most :data:`MAX_EPOCHS`, and the hidden layers' weights, with their gradients, two AdamW moments
   and scratch, within 16 GiB (see :mod:`numpynet.config.rules`).
-* ``warmup_epochs`` may not exceed ``epochs``; ``min_lr`` may not exceed ``lr``.
+* ``warmup_epochs`` may not exceed ``epochs``; ``min_lr`` may not exceed ``lr``; batch
+  normalization needs ``batch_size`` >= 2; the built-in MNIST is never flipped
+  (``augment_flip``), since a mirrored digit is another symbol.
 * ``download.timeout_s`` is at most :data:`MAX_TIMEOUT_S`, a day (from about 1e10 s on, the
   socket layer raises OverflowError).
 
