@@ -1,21 +1,19 @@
-"""evaluate stage: score the trained model on the test split.
+"""evaluate stage: score the trained model on the test split and draw what it learned.
 
-Reads ``--model`` (``models/<name>``), its ``--training-log``, ``--data``
-(``data/processed/<name>``) and from params.yaml ``evaluate`` and whether the dataset trains on
-mirrored images (``augment_flip``, for ``evaluate.test_time_flip``); writes ``--metrics``
-(``metrics/<name>.json``: test accuracy and loss, and the epoch whose weights training kept, under
-the dataset's name, so every dataset gets its own columns in ``dvc exp show``), ``--curves``
-(the training log, published unchanged as a plot committed to git), ``--confusion`` (one
-actual,predicted row per test image, for DVC's confusion template) and ``--per-class``
-(each class's accuracy, a bar plot that ``dvc plots diff`` compares).
+Reads ``--model`` (``models/<name>``), its training log ``--live`` (``dvclive/<name>``, DVCLive's
+files), ``--data`` (``data/processed/<name>``) and from params.yaml ``evaluate`` and whether the
+dataset trains on mirrored images (``augment_flip``, for ``evaluate.test_time_flip``); writes
+``--metrics`` (``metrics/<name>.json``: test accuracy and loss, and the epoch whose weights
+training kept, under the dataset's name, so every dataset gets its own columns in
+``dvc exp show``) and ``--pictures`` (``plots/<name>/``, PNG files drawn with matplotlib:
+learning curves, the confusion matrix, per-class accuracy and the most confident mistakes).
 """
 
 import _bootstrap  # noqa: I001  (first: this tree's code, on a pinned numeric backend)
 
-from pathlib import Path
-
 import numpy as np
 
+from _dvclive_log import read_log
 from numpynet.checkpoint import TRAINING_FILE, load_model, read_record
 from numpynet.cli import run_stage, stage_arguments
 from numpynet.config import load_params
@@ -26,60 +24,74 @@ from numpynet.evaluation import (
     per_class_accuracy,
     predict_logits,
 )
-from numpynet.errors import DataFormatError
-from numpynet.files import write_csv, write_json, write_text
+from numpynet.files import atomic_directory, write_json
+from numpynet.nn.loss import log_softmax
+from numpynet.pictures import (
+    LearningCurves,
+    displayable,
+    draw_confusion_matrix,
+    draw_learning_curves,
+    draw_mistakes,
+    draw_per_class_accuracy,
+    most_confident_mistakes,
+)
 
-
-def read_training_log(path: Path) -> str:
-    """The train stage's per-epoch log, as text."""
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise DataFormatError(
-            f"cannot read the training log {path} ({error}); rerun the train stage (dvc repro)"
-        ) from None
+MISTAKES_SHOWN = 20
 
 
 def main() -> None:
     args = stage_arguments(
         __doc__,
         _bootstrap.PROJECT_ROOT,
-        inputs=["data", "model", "training_log"],
-        outputs=["metrics", "curves", "confusion", "per_class"],
+        inputs=["data", "model", "live"],
+        outputs=["metrics", "pictures"],
     )
     params = load_params(args.params)
     # An unknown name fails here, with the configured ones listed. Only a model trained on
     # mirrored images is asked about mirrored ones: a mirrored digit is not the same digit.
     test_time_flip = params.evaluate.test_time_flip and params.train_for(args.dataset).augment_flip
-    classes = read_meta(args.data).classes
+    meta = read_meta(args.data)
+    classes = meta.classes
     x_test, y_test = read_split(args.data, "test")
     model, _ = load_model(args.model)
-    curves = read_training_log(args.training_log)
+    selected_epoch = read_record(args.model, TRAINING_FILE).get("selected_epoch")
+    steps, epochs, steps_per_epoch = read_log(args.live)
+    curves = LearningCurves(
+        epoch=np.arange(1, len(epochs["val_accuracy"]) + 1),
+        train_loss=epochs["train_loss"],
+        val_loss=epochs["val_loss"],
+        train_accuracy=epochs["train_accuracy"],
+        val_accuracy=epochs["val_accuracy"],
+        step_epoch=np.arange(1, len(steps["lr"]) + 1) / steps_per_epoch,
+        step_lr=steps["lr"],
+        step_loss=steps["train/batch_loss"],
+        selected_epoch=selected_epoch,
+    )
 
     logits = predict_logits(model, x_test, params.evaluate.batch_size, test_time_flip)
     loss, accuracy = loss_and_accuracy(logits, y_test)
-    predictions = logits.argmax(axis=1)
-    recall = per_class_accuracy(confusion_matrix(y_test, predictions, len(classes)))
-    write_csv(
-        args.confusion,
-        ["actual", "predicted"],
-        [
-            {"actual": classes[actual], "predicted": classes[predicted]}
-            for actual, predicted in zip(y_test.tolist(), predictions.tolist())
-        ],
-    )
-    # A class absent from the test set has no accuracy: an empty cell.
-    write_csv(
-        args.per_class,
-        ["class", "accuracy"],
-        [
-            {"class": name, "accuracy": "" if np.isnan(r) else float(r)}
-            for name, r in zip(classes, recall)
-        ],
-    )
-    write_text(args.curves, curves)
+    probabilities = np.exp(log_softmax(logits))
+    predictions = probabilities.argmax(axis=1)
+    confusion = confusion_matrix(y_test, predictions, len(classes))
+    mistakes = most_confident_mistakes(probabilities, y_test, MISTAKES_SHOWN)
+
+    title = f"{args.dataset}: test accuracy {accuracy:.2%}"
+    with atomic_directory(args.pictures) as out:
+        draw_learning_curves(curves, out / "learning_curves.png", f"{args.dataset}: training")
+        draw_confusion_matrix(confusion, classes, out / "confusion_matrix.png", title)
+        draw_per_class_accuracy(
+            per_class_accuracy(confusion), classes, out / "per_class_accuracy.png", title
+        )
+        draw_mistakes(
+            displayable(np.asarray(x_test[mistakes]), meta.mean, meta.std),
+            y_test[mistakes],
+            predictions[mistakes],
+            probabilities[mistakes, predictions[mistakes]],
+            classes,
+            out / "misclassified.png",
+            f"{args.dataset}: the most confident mistakes on the test set",
+        )
     metrics = {"accuracy": accuracy, "loss": loss}
-    selected_epoch = read_record(args.model, TRAINING_FILE).get("selected_epoch")
     if selected_epoch is not None:
         metrics["selected_epoch"] = selected_epoch
     write_json(args.metrics, {args.dataset: metrics})

@@ -158,7 +158,8 @@ def test_a_stage_never_writes_outside_the_project(tmp_path):
     (victim / "keep.txt").write_text("precious", encoding="utf-8")
     result = subprocess.run(
         [sys.executable, "stages/train.py", NAME, "--data", f"data/processed/{NAME}",
-         "--model", str(victim), "--log", f"logs/{NAME}/training.csv"],
+         "--model", str(victim), "--live", f"dvclive/{NAME}",
+         "--checkpoint", f"checkpoints/{NAME}.npz"],
         cwd=repo, capture_output=True, text=True, env=env,
     )
     assert result.returncode == 2, result.stderr
@@ -201,16 +202,19 @@ def test_training_bytes_do_not_depend_on_runs_or_blas_threads(project, environme
     assert threads_used == [2, 2, 2]
 
 
-def test_exp_show_in_a_120_column_terminal_shows_the_metrics_and_the_changed_params(
+def test_exp_show_in_a_170_column_terminal_shows_the_metrics_and_the_changed_params(
     project, environment
 ):
     """What `dvc exp show` puts on screen: in a terminal it draws the whole table and pages it
-    with `less -S`, so a 120-column window shows the first 120 characters of every line."""
+    with `less -S`, so a 170-column window shows the first 170 characters of every line. The
+    training's live progress (epoch, validation accuracy, DVCLive's step) comes first and takes
+    about 40 of them."""
     dvc("exp", "run", "-S", "train.lr=0.003", "-S", "train.epochs=2", cwd=project, env=environment)
     table = dvc("exp", "show", "--no-pager", cwd=project, env={**environment, "COLUMNS": "1024"})
-    screen = [line[:120] for line in table.stdout.splitlines()]
+    screen = [line[:170] for line in table.stdout.splitlines()]
     header = next(line for line in screen if "Experiment" in line)
-    for column in (f"{NAME}.accuracy", f"{NAME}.loss", "train.lr", "train.epochs"):
+    for column in (f"{NAME}.epoch", f"{NAME}.val_accuracy", f"{NAME}.accuracy", f"{NAME}.loss",
+                   "train.lr", "train.epochs"):
         assert column in header, "\n".join(screen)
     experiment = next(line for line in screen if "└──" in line)
     assert "0.003" in experiment and " 2 " in experiment, "\n".join(screen)

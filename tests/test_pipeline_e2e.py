@@ -10,6 +10,7 @@ import json
 import shutil
 
 import pytest
+from PIL import Image
 
 from helpers.project import (
     PROJECT,
@@ -33,6 +34,8 @@ DATASET = "digits"
 OTHER = "blobs"  # a second dataset, to show that the chains are independent
 STAGE_NAMES = ("download", "preprocess", "train", "evaluate")
 STAGES = [f"{stage}@{DATASET}" for stage in STAGE_NAMES]
+PICTURES = ("learning_curves.png", "confusion_matrix.png", "per_class_accuracy.png",
+            "misclassified.png")
 
 
 @pytest.fixture(scope="module")
@@ -71,17 +74,46 @@ def test_repro_runs_every_stage_and_writes_metrics(built):
         assert f"Running stage '{stage}'" in first.stdout
     metrics = json.loads((repo / "metrics" / f"{DATASET}.json").read_text())
     assert metrics[DATASET]["accuracy"] > 0.5, "the synthetic classes are easy to separate"
-    per_class = (repo / "plots" / DATASET / "per_class_accuracy.csv").read_text().splitlines()
-    assert per_class[0] == "class,accuracy" and [row.split(",")[0] for row in per_class[1:]] == [
-        str(c) for c in range(10)
-    ]
+    assert metrics[DATASET]["selected_epoch"] in (1, 2, 3)
     assert (repo / "models" / DATASET / "weights.npz").is_file()
-    log = (repo / "plots" / DATASET / "training.csv").read_text().splitlines()
-    assert log[0] == "epoch,lr,train_loss,train_accuracy,val_loss,val_accuracy" and len(log) == 4
     provenance = json.loads((repo / "models" / DATASET / "provenance.json").read_text())
     assert {"kernel_class", "numpy", "blas"} <= set(provenance)
-    confusion = (repo / "plots" / DATASET / "confusion.csv").read_text().splitlines()
-    assert confusion[0] == "actual,predicted" and len(confusion) == 201
+    live = repo / "dvclive" / DATASET
+    summary = json.loads((live / "metrics.json").read_text())
+    assert summary == {DATASET: {"epoch": 3, "val_accuracy": summary[DATASET]["val_accuracy"]},
+                       "step": summary["step"]}
+    assert 0 <= summary[DATASET]["val_accuracy"] <= 1
+    val_accuracy = (live / "plots" / "metrics" / "val" / "accuracy.tsv").read_text().splitlines()
+    assert val_accuracy[0] == "step\taccuracy" and len(val_accuracy) == 4
+    lr = (live / "plots" / "metrics" / "lr.tsv").read_text().splitlines()
+    assert lr[0] == "step\tlr" and len(lr) == 1 + int(val_accuracy[-1].split("\t")[0])
+    for picture in PICTURES:
+        with Image.open(repo / "plots" / DATASET / picture) as image:
+            assert image.format == "PNG" and image.size[0] >= 400
+
+
+def test_plots_show_renders_every_picture_and_log_of_every_dataset(project, environment):
+    """Both datasets join every plot, though dvc.yaml names neither."""
+    shown = dvc("plots", "show", "--json", cwd=project, env=environment)
+    rendered = json.loads(shown.stdout)["data"]
+    dvc("plots", "show", "-o", "page", cwd=project, env=environment)
+    page = (project / "page" / "index.html").read_text()
+    for dataset in (DATASET, OTHER):
+        for picture in PICTURES:
+            (image,) = rendered[f"plots/{dataset}/{picture}"]
+            assert image["type"] == "image"
+            # The page shows its own copy of each PNG, beside it: no network needed.
+            copy = f"static/workspace_plots_{dataset}_{picture}"
+            assert f'src="{copy}"' in page and (project / "page" / copy).is_file()
+        assert f"dvclive/{dataset}/plots/metrics/val/accuracy.tsv" in rendered
+
+
+def test_exp_show_lists_the_live_training_metrics(project, environment):
+    table = dvc("exp", "show", "--json", cwd=project, env=environment)
+    workspace = json.loads(table.stdout)[0]
+    metrics = workspace["data"]["metrics"]
+    live = metrics[f"dvclive/{DATASET}/metrics.json"]["data"]
+    assert live[DATASET]["epoch"] == 3 and "val_accuracy" in live[DATASET]
 
 
 def test_second_repro_is_a_noop_and_status_is_clean(project, environment):
@@ -116,7 +148,7 @@ def test_dataset_override_reruns_only_that_dataset(project, environment):
     architecture = json.loads((project / "models" / OTHER / "architecture.json").read_text())
     assert architecture["hidden_sizes"] == [16]
     metrics_diff = json.loads(dvc("metrics", "diff", "--json", cwd=project, env=environment).stdout)
-    assert set(metrics_diff) == {f"metrics/{OTHER}.json"}
+    assert set(metrics_diff) == {f"metrics/{OTHER}.json", f"dvclive/{OTHER}/metrics.json"}
 
 
 def test_shared_train_setting_reruns_every_dataset(project, environment):

@@ -1,7 +1,7 @@
 """Every project module a stage imports is one of its dependencies in dvc.yaml.
 
-The imports are read from the code (every ``import``, at any depth, of ``numpynet`` or of the
-stage's ``_bootstrap``), followed module by module; a module counts as covered when dvc.yaml lists
+The imports are read from the code (every ``import``, at any depth, of ``numpynet`` or of a
+stage helper beside the stages, such as ``_bootstrap``), followed module by module; a module counts as covered when dvc.yaml lists
 its file or a folder holding it. Only download may leave out the code that moves bytes: what it
 stores is fixed by the pins it does list (see the comment at the top of dvc.yaml).
 """
@@ -62,8 +62,9 @@ def imported_files(script: Path) -> set[Path]:
                 # `from numpynet.data import processed` may name a submodule.
                 names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
             for name in names:
-                if name == "_bootstrap":
-                    pending.append(script.parent / "_bootstrap.py")
+                helper = script.parent / f"{name}.py"
+                if name.startswith("_") and helper.is_file():  # _bootstrap, _dvclive_log
+                    pending.append(helper)
                     continue
                 parts = name.split(".")
                 # Importing a.b.c runs a/__init__.py and a/b/__init__.py first.

@@ -37,13 +37,15 @@ def test_train_stage_selects_on_validation_and_needs_no_test_split(tmp_path):
                     ["a", "b", "c"], np.zeros(1), np.ones(1))
     result = subprocess.run(
         [sys.executable, "stages/train.py", NAME, "--data", f"data/processed/{NAME}",
-         "--model", f"models/{NAME}", "--log", f"logs/{NAME}/training.csv"],
+         "--model", f"models/{NAME}", "--live", f"dvclive/{NAME}",
+         "--checkpoint", f"checkpoints/{NAME}.npz"],
         cwd=repo, capture_output=True, text=True, env=env,
     )
     assert result.returncode == 0, result.stderr
     training = json.loads((repo / "models" / NAME / "training.json").read_text())
-    log = (repo / "logs" / NAME / "training.csv").read_text().splitlines()
-    accuracies = [float(line.split(",")[-1]) for line in log[1:]]
+    log = (repo / "dvclive" / NAME / "plots" / "metrics" / "val" / "accuracy.tsv").read_text()
+    accuracies = [float(line.split("\t")[-1]) for line in log.splitlines()[1:]]
+    assert not (repo / "checkpoints" / f"{NAME}.npz").exists()  # removed once the model is saved
     assert training["select_by"] == "val_accuracy"
     assert training["selected_epoch"] == accuracies.index(max(accuracies)) + 1
     assert training["val_accuracy"] == max(accuracies)

@@ -19,7 +19,8 @@ from numpynet.log import Log, log_to_stderr
 from numpynet.nn.layers import Linear
 from numpynet.nn.model import MLPConfig, Sequential, build_mlp
 from numpynet.nn.schedule import learning_rate
-from numpynet.training import fit, make_optimizer, steps_per_epoch
+from numpynet.resume import CheckpointStore, Progress, Snapshot
+from numpynet.training import MetricsLogger, fit, make_optimizer, steps_per_epoch
 from numpynet.whitening import MAX_WHITENED_VALUES, fold_whitening, whiten, zca_whitening
 
 if TYPE_CHECKING:
@@ -37,11 +38,14 @@ class TrainedModel:
     selected_epoch: int
 
     def summary(self, config: TrainConfig) -> dict:
-        """Which epoch was kept, by what rule, and its validation scores (``training.json``)."""
+        """Which epoch was kept, by what rule, its validation scores and whether training mirrored
+        images (``training.json``)."""
         selected = self.history[self.selected_epoch - 1]
         return {
             "epochs": config.epochs,
             "select_by": config.select_by,
+            # Read by predict: a model trained on mirrored images also sees each one mirrored.
+            "augment_flip": config.augment_flip,
             "selected_epoch": self.selected_epoch,
             "val_accuracy": selected["val_accuracy"],
             "val_loss": selected["val_loss"],
@@ -54,11 +58,19 @@ def train_mlp(
     train_set: tuple[np.ndarray, np.ndarray],
     val_set: tuple[np.ndarray, np.ndarray],
     log: Log = log_to_stderr,
+    metrics_logger: MetricsLogger | None = None,
+    checkpoints: CheckpointStore | None = None,
 ) -> TrainedModel:
     """Build the MLP ``config`` describes for data shaped as ``meta`` says, train it, keep the best.
 
     ``train_set`` and ``val_set`` are standardized images (N, H, W, C), possibly memory-mapped,
     and their labels. Only these two splits are read: the test split is the evaluate stage's.
+    ``metrics_logger`` receives the numbers of every step and epoch (see :func:`fit`).
+
+    With ``checkpoints``, the run's state is saved there after every epoch, and a run that finds
+    a checkpoint of its own (same fingerprint) continues from it, to the same bytes an
+    uninterrupted run gives. Removing the checkpoint once the results are saved is the caller's
+    part.
     """
     values = math.prod(meta.image_shape)
     if config.whitening == "zca" and values > MAX_WHITENED_VALUES:
@@ -96,7 +108,13 @@ def train_mlp(
         dropout=config.dropout,
         normalization=config.normalization,
     )
-    model = build_mlp(architecture, np.random.default_rng(init_seed))
+    # The init generator goes on to draw the dropout masks.
+    generators = {
+        "init": np.random.default_rng(init_seed),
+        "shuffle": np.random.default_rng(shuffle_seed),
+        "augment": np.random.default_rng(augment_seed),
+    }
+    model = build_mlp(architecture, generators["init"])
     optimizer = make_optimizer(
         config.optimizer,
         model.parameters(),
@@ -115,6 +133,10 @@ def train_mlp(
         min_lr=config.min_lr,
         kind=config.schedule,
     )
+    progress, on_epoch_end = None, None
+    if checkpoints is not None:
+        progress = _restore(checkpoints, model, optimizer, generators, log)
+        on_epoch_end = partial(_save, checkpoints, model, optimizer, generators)
     history, selected_epoch = fit(
         model,
         optimizer,
@@ -123,14 +145,39 @@ def train_mlp(
         epochs=config.epochs,
         batch_size=config.batch_size,
         learning_rate=schedule,
-        rng=np.random.default_rng(shuffle_seed),
+        rng=generators["shuffle"],
         augmentation=augmentation,
-        augment_rng=np.random.default_rng(augment_seed),
+        augment_rng=generators["augment"],
         label_smoothing=config.label_smoothing,
         select_by=config.select_by,
         log=log,
+        metrics_logger=metrics_logger,
+        progress=progress,
+        on_epoch_end=on_epoch_end,
     )
     if config.whitening == "zca":
         first = next(layer for layer in model.layers if isinstance(layer, Linear))
         fold_whitening(first, mean, matrix)
     return TrainedModel(model, architecture, history, selected_epoch)
+
+
+def _save(checkpoints, model, optimizer, generators, progress: Progress) -> None:
+    """Checkpoint the run: its objects' state now, and ``progress``."""
+    generator_states = {name: rng.bit_generator.state for name, rng in generators.items()}
+    checkpoints.save(
+        Snapshot(model.state_dict(), optimizer.state_dict(), generator_states, progress)
+    )
+
+
+def _restore(checkpoints, model, optimizer, generators, log: Log) -> Progress | None:
+    """Put a run's saved state back into its objects; its progress, or None to start afresh."""
+    snapshot = checkpoints.load()
+    if snapshot is None:
+        return None
+    model.load_state_dict(snapshot.model)
+    optimizer.load_state_dict(snapshot.optimizer)
+    for name, rng in generators.items():
+        rng.bit_generator.state = snapshot.generators[name]
+    progress = snapshot.progress
+    log(f"resuming after epoch {progress.epochs_done}, from the checkpoint {checkpoints.path}")
+    return progress

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Callable
+from typing import Callable, Protocol
 
 import numpy as np
 from tqdm import tqdm
@@ -14,9 +14,20 @@ from numpynet.evaluation import evaluate_model
 from numpynet.log import Log, log_to_stderr
 from numpynet.nn.loss import SoftmaxCrossEntropy
 from numpynet.nn.optim import SGD, AdamW
+from numpynet.resume import Progress
 
 LOG_COLUMNS = ("epoch", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy")
 NO_AUGMENTATION = Augmentation()
+
+
+class MetricsLogger(Protocol):
+    """Where :func:`fit` reports its numbers as it goes (the train stage passes DVCLive's)."""
+
+    def log_step(self, step: int, lr: float, loss: float) -> None:
+        """After optimizer step ``step`` (from 1): its learning rate and batch loss."""
+
+    def log_epoch(self, step: int, row: dict) -> None:
+        """After an epoch, whose last optimizer step was ``step``: its ``LOG_COLUMNS`` row."""
 
 
 def steps_per_epoch(num_samples: int, batch_size: int) -> int:
@@ -63,6 +74,9 @@ def fit(
     eval_batch_size: int = 1000,
     show_progress: bool | None = None,
     log: Log = log_to_stderr,
+    metrics_logger: MetricsLogger | None = None,
+    progress: Progress | None = None,
+    on_epoch_end: Callable[[Progress], None] | None = None,
 ) -> tuple[list[dict], int]:
     """Train ``model`` in place; return one log row per epoch (see ``LOG_COLUMNS``) and the epoch
     whose weights the model ends with.
@@ -79,6 +93,12 @@ def fit(
     Each epoch ends with one summary line sent to ``log``; ``show_progress`` switches the
     per-batch progress bar on or off (``None``: only when stderr is a terminal).
     A NaN or infinite loss stops training at once with :class:`TrainingDiverged`.
+
+    ``metrics_logger`` receives every step's learning rate and loss and every epoch's row.
+    To continue an interrupted run, pass its ``progress`` with the model, optimizer and random
+    generators restored to their state at that point: training goes on from the next epoch,
+    and the steps and epochs already done are reported to ``metrics_logger`` again first, so
+    its log is whole. ``on_epoch_end(progress)`` is called after every epoch (to checkpoint).
     """
     augment_rng = rng if augment_rng is None else augment_rng
     if select_by not in ("val_accuracy", "val_loss", "last"):
@@ -89,10 +109,11 @@ def fit(
     num_samples = x_train.shape[0]
     batches_per_epoch = steps_per_epoch(num_samples, batch_size)
     loss_fn = SoftmaxCrossEntropy(label_smoothing)
-    history = []
-    step = 0
-    best_score, best_epoch, best_state = None, epochs, None
-    for epoch in range(1, epochs + 1):
+    progress = Progress() if progress is None else progress
+    if metrics_logger is not None:
+        _replay(progress, batches_per_epoch, metrics_logger)
+    step = progress.epochs_done * batches_per_epoch
+    for epoch in range(progress.epochs_done + 1, epochs + 1):
         order = rng.permutation(num_samples)
         loss_sum = correct = 0.0
         batches = tqdm(
@@ -121,6 +142,10 @@ def fit(
             model.backward(loss_fn.backward(), need_input_grad=False)
             optimizer.step(lr)
             step += 1
+            progress.step_lr.append(lr)
+            progress.step_loss.append(float(loss))
+            if metrics_logger is not None:
+                metrics_logger.log_step(step, lr, float(loss))
             loss_sum += loss * y.shape[0]
             correct += np.count_nonzero(logits.argmax(axis=1) == y)
         val_loss, val_accuracy = evaluate_model(model, *val_set, batch_size=eval_batch_size)
@@ -132,17 +157,33 @@ def fit(
             "val_loss": val_loss,
             "val_accuracy": val_accuracy,
         }
-        history.append(row)
+        progress.history.append(row)
+        progress.epochs_done = epoch
         if select_by != "last":
             score = val_accuracy if select_by == "val_accuracy" else -val_loss
-            if best_score is None or score > best_score:
+            if progress.best_score is None or score > progress.best_score:
                 # A copy kept in memory (weights and normalization statistics): one more model.
-                best_score, best_epoch, best_state = score, epoch, model.state_dict()
+                progress.best_score, progress.best_epoch = score, epoch
+                progress.best_state = model.state_dict()
+        if metrics_logger is not None:
+            metrics_logger.log_epoch(step, row)
+        if on_epoch_end is not None:
+            on_epoch_end(progress)
         log(
             f"epoch {epoch:>3}/{epochs}  lr {lr:.2e}  train loss {row['train_loss']:.4f} "
             f"acc {row['train_accuracy']:.4f}  val loss {val_loss:.4f} acc {val_accuracy:.4f}"
         )
-    if best_state is not None and best_epoch != epochs:
-        model.load_state_dict(best_state)
+    best_epoch = epochs if progress.best_state is None else progress.best_epoch
+    if best_epoch != epochs:
+        model.load_state_dict(progress.best_state)
         log(f"kept the weights of epoch {best_epoch}, the best by {select_by}")
-    return history, best_epoch
+    return progress.history, best_epoch
+
+
+def _replay(progress: Progress, steps_per_epoch: int, metrics_logger: MetricsLogger) -> None:
+    """Report the steps and epochs of ``progress`` in the order training reported them."""
+    for epoch, row in enumerate(progress.history, start=1):
+        first, last = (epoch - 1) * steps_per_epoch, epoch * steps_per_epoch
+        for step in range(first, last):
+            metrics_logger.log_step(step + 1, progress.step_lr[step], progress.step_loss[step])
+        metrics_logger.log_epoch(last, row)

@@ -118,6 +118,15 @@ def read_meta(directory: Path | str) -> DatasetMeta:
         ) from None
 
 
+def split_files(directory: Path | str, splits: tuple[str, ...]) -> list[Path]:
+    """The files that hold ``splits`` of the processed dataset in ``directory``, and its meta."""
+    directory = Path(directory)
+    files = [directory / META_FILE]
+    for split in splits:
+        files += [directory / f"x_{split}.npy", directory / f"y_{split}.npy"]
+    return files
+
+
 def read_split(directory: Path | str, split: str) -> tuple[np.ndarray, np.ndarray]:
     """The ``(images, labels)`` of one split; the images memory-mapped read-only."""
     directory = Path(directory)

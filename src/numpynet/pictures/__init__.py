@@ -1,0 +1,25 @@
+"""The evaluate stage's pictures, drawn with matplotlib (Agg, no display) into PNG files.
+
+Each ``draw_*`` function takes plain arrays, a path and a title and writes one PNG whose bytes
+depend only on its inputs (see :mod:`numpynet.pictures.png`).
+
+* :mod:`~numpynet.pictures.curves`: loss, accuracy and learning rate over training.
+* :mod:`~numpynet.pictures.classes`: the row-normalized confusion matrix, accuracy per class.
+* :mod:`~numpynet.pictures.gallery`: the most confident mistakes on the test set.
+"""
+
+from numpynet.pictures.classes import draw_confusion_matrix, draw_per_class_accuracy
+from numpynet.pictures.curves import LearningCurves, draw_learning_curves
+from numpynet.pictures.gallery import displayable, draw_mistakes, most_confident_mistakes
+from numpynet.pictures.png import save_figure
+
+__all__ = [
+    "LearningCurves",
+    "displayable",
+    "draw_confusion_matrix",
+    "draw_learning_curves",
+    "draw_mistakes",
+    "draw_per_class_accuracy",
+    "most_confident_mistakes",
+    "save_figure",
+]

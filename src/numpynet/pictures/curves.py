@@ -1,0 +1,173 @@
+"""Learning curves: loss, accuracy and learning rate over training, in one picture."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from matplotlib.ticker import MaxNLocator, PercentFormatter
+
+from numpynet.pictures.png import new_figure, plain_style, save_figure
+
+# One colour per split in every panel, so the legend of the first serves all of them.
+TRAIN_COLOUR = "tab:blue"
+VAL_COLOUR = "tab:orange"
+KEPT_COLOUR = "tab:green"
+
+# Beyond this many epochs, a marker per epoch would blur the lines into a thick band.
+_MAX_EPOCHS_WITH_MARKERS = 40
+
+_PER_EPOCH = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")
+_PER_STEP = ("step_epoch", "step_lr", "step_loss")
+
+
+@dataclass(frozen=True)
+class LearningCurves:
+    """What training recorded, as arrays: E epochs and S optimizer steps.
+
+    ``epoch``: (E,) epoch numbers 1..E. ``train_loss``, ``train_accuracy``: (E,) means over each
+    epoch's batches, as training saw them (label-smoothed targets, augmentation, dropout).
+    ``val_loss``, ``val_accuracy``: (E,) plain cross-entropy and accuracy on the validation split
+    at the end of each epoch. ``step_epoch``: (S,) each optimizer step's position in epochs (step
+    k of n in epoch e is at ``e - 1 + k / n``). ``step_lr``, ``step_loss``: (S,) the learning rate
+    and batch loss of each step. ``selected_epoch``: the epoch whose weights were kept, if known.
+    """
+
+    epoch: np.ndarray
+    train_loss: np.ndarray
+    val_loss: np.ndarray
+    train_accuracy: np.ndarray
+    val_accuracy: np.ndarray
+    step_epoch: np.ndarray
+    step_lr: np.ndarray
+    step_loss: np.ndarray
+    selected_epoch: int | None = None
+
+    def __post_init__(self):
+        # Lists are accepted too; a frozen dataclass is written through object.__setattr__.
+        object.__setattr__(self, "epoch", np.asarray(self.epoch, dtype=np.int64))
+        for name in _PER_EPOCH + _PER_STEP:
+            object.__setattr__(self, name, np.asarray(getattr(self, name), dtype=np.float64))
+        for names, reference in ((_PER_EPOCH, "epoch"), (_PER_STEP[1:], "step_epoch")):
+            shape = getattr(self, reference).shape
+            if len(shape) != 1:
+                raise ValueError(f"{reference} must be one-dimensional, not of shape {shape}")
+            for name in names:
+                if getattr(self, name).shape != shape:
+                    raise ValueError(
+                        f"{name} has shape {getattr(self, name).shape}, {reference} {shape}"
+                    )
+
+
+def _percent(fraction: float) -> str:
+    return f"{100 * fraction:.1f}%"
+
+
+def _epoch_axis(axes, last_epoch: int) -> None:
+    """Epochs 0..E on x, integer ticks; a little room on the right for the last marker."""
+    axes.set_xlim(0, last_epoch * 1.02 + 0.05)
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set_xlabel("epoch")
+    axes.grid(alpha=0.3)
+
+
+def _draw_loss(axes, curves: LearningCurves, marker: str | None) -> None:
+    axes.plot(
+        curves.step_epoch,
+        curves.step_loss,
+        color=TRAIN_COLOUR,
+        alpha=0.25,
+        linewidth=0.5,
+        label="train, each batch (smoothed targets)",
+    )
+    # An epoch mean covers the whole epoch, so it sits at the epoch's middle, over its batches;
+    # the validation loss is measured after the epoch's last step.
+    axes.plot(
+        curves.epoch - 0.5,
+        curves.train_loss,
+        color=TRAIN_COLOUR,
+        marker=marker,
+        markersize=3,
+        label="train, epoch mean (smoothed targets)",
+    )
+    axes.plot(
+        curves.epoch,
+        curves.val_loss,
+        color=VAL_COLOUR,
+        marker=marker,
+        markersize=3,
+        label="validation, end of epoch",
+    )
+    axes.set_ylim(bottom=0)
+    axes.set_ylabel("cross-entropy loss")
+    axes.set_title("loss")
+    legend = axes.legend(fontsize="small")
+    # The faint per-batch line would be invisible in the legend at its own width.
+    legend.get_lines()[0].set(linewidth=2, alpha=0.4)
+
+
+def _draw_accuracy(axes, curves: LearningCurves, marker: str | None) -> None:
+    axes.plot(
+        curves.epoch - 0.5,
+        curves.train_accuracy,
+        color=TRAIN_COLOUR,
+        marker=marker,
+        markersize=3,
+        label="train, epoch mean",
+    )
+    axes.plot(
+        curves.epoch,
+        curves.val_accuracy,
+        color=VAL_COLOUR,
+        marker=marker,
+        markersize=3,
+        label="validation, end of epoch",
+    )
+    kept = curves.selected_epoch
+    if kept is not None:
+        position = np.flatnonzero(curves.epoch == kept)
+        label = f"kept: epoch {kept}"
+        if position.size:
+            val_accuracy = float(curves.val_accuracy[position[0]])
+            label += f" (validation {_percent(val_accuracy)})"
+            axes.plot(kept, val_accuracy, "o", color=KEPT_COLOUR, markersize=6, zorder=3)
+        axes.axvline(kept, color=KEPT_COLOUR, linestyle=":", linewidth=1.5, label=label)
+    axes.yaxis.set_major_formatter(PercentFormatter(xmax=1))
+    axes.set_ylabel("accuracy")
+    axes.set_title("accuracy")
+    axes.legend(fontsize="small", loc="lower right")
+
+
+def _draw_learning_rate(axes, curves: LearningCurves) -> None:
+    if curves.step_epoch.size:
+        axes.plot(curves.step_epoch, curves.step_lr, color="tab:purple", linewidth=1)
+        axes.set_ylim(bottom=0)
+    else:
+        axes.text(0.5, 0.5, "no steps recorded", ha="center", va="center", transform=axes.transAxes)
+    # Rates are small numbers; an offset "1e-3" above the axis is easy to miss, so write them out.
+    axes.ticklabel_format(axis="y", style="plain", useOffset=False)
+    axes.set_ylabel("learning rate")
+    axes.set_title("learning rate, each optimizer step")
+
+
+def draw_learning_curves(curves: LearningCurves, path: Path | str, title: str) -> None:
+    """Draw loss, accuracy and learning rate against epochs side by side, and save as PNG.
+
+    The train loss is against label-smoothed targets and the validation loss plain
+    cross-entropy, so the two are labelled as such rather than presented as one quantity.
+    """
+    epochs = np.asarray(curves.epoch)
+    last_epoch = int(epochs.max()) if epochs.size else 1
+    # Lines through one or a few points are invisible without markers.
+    marker = "o" if epochs.size <= _MAX_EPOCHS_WITH_MARKERS else None
+    with plain_style():
+        figure = new_figure(16, 4.8)
+        loss_axes, accuracy_axes, lr_axes = figure.subplots(1, 3, sharex=True)
+        _draw_loss(loss_axes, curves, marker)
+        _draw_accuracy(accuracy_axes, curves, marker)
+        _draw_learning_rate(lr_axes, curves)
+        for axes in (loss_axes, accuracy_axes, lr_axes):
+            _epoch_axis(axes, last_epoch)
+        figure.suptitle(title)
+        save_figure(figure, path)

@@ -1,0 +1,64 @@
+"""Saving matplotlib figures as PNG files whose bytes depend only on what was drawn.
+
+Figures are built from :class:`matplotlib.figure.Figure` directly, never through pyplot: pyplot
+keeps every open figure in a global registry (a leak in a long process) and picks a GUI backend
+when a display exists. Rendering goes through Agg, which needs no display.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Iterator
+
+import matplotlib
+import matplotlib.style
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from numpynet.files import atomic_path
+
+# One resolution for every picture, so a figure's size in inches fixes its size in pixels.
+DPI = 100
+
+# PNG text chunks the files would otherwise carry: "Software" names the matplotlib version, so
+# upgrading it would change every picture's bytes. Agg writes no timestamp of its own.
+_NO_METADATA = {"Software": None}
+
+
+@contextlib.contextmanager
+def plain_style() -> Iterator[None]:
+    """Matplotlib's built-in defaults while drawing and saving, whatever a matplotlibrc says.
+
+    A user's or a machine's matplotlibrc would otherwise change fonts, colours and sizes, and so
+    the bytes of every picture.
+    """
+    with matplotlib.style.context("default"):
+        yield
+
+
+def new_figure(width: float, height: float) -> Figure:
+    """An empty figure of ``width`` x ``height`` inches that lays its axes out without overlap.
+
+    Call it inside :func:`plain_style`: the style in force when an artist is created is the one
+    it keeps.
+    """
+    figure = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def save_figure(figure: Figure, path: Path | str) -> None:
+    """Write ``figure`` to ``path`` as a PNG atomically, then free what the figure holds.
+
+    The same figure gives the same bytes in any process: the resolution is fixed and the PNG
+    carries no software version.
+    """
+    try:
+        with plain_style(), atomic_path(path) as tmp:
+            # A figure made elsewhere may have no canvas or a GUI one; Agg renders any figure.
+            FigureCanvasAgg(figure)
+            figure.savefig(tmp, format="png", dpi=DPI, metadata=_NO_METADATA)
+    finally:
+        # Drops the axes and artists (and the arrays they reference) even if saving failed.
+        figure.clear()

@@ -1,0 +1,161 @@
+"""Checkpoints that let an interrupted training run continue exactly where it stopped.
+
+After every epoch the run's whole state goes into one file, replaced atomically: the model's
+arrays, the optimizer's, every random generator's state and the :class:`Progress` (epochs done,
+the log so far, the best epoch and its weights). Continuing from it repeats none of the random
+draws and skips none, so the finished model has the bytes an uninterrupted run gives.
+
+A checkpoint carries the fingerprint of what produced it (parameters, code, data, numeric
+backend, each a digest). It is used only by a run with the same fingerprint; any other run
+deletes it and starts from epoch 1, saying which part changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from numpynet.files import load_npz, save_npz
+from numpynet.log import Log, log_to_stderr
+
+# Raised whenever the file's layout changes, so an older checkpoint is discarded, not misread.
+CHECKPOINT_FORMAT = 1
+_RECORD = "record"  # the JSON part, stored as bytes beside the arrays
+_GROUPS = ("model", "optimizer", "best", "progress")
+
+
+@dataclass
+class Progress:
+    """How far a run has got: the part of its state that is not in a model or optimizer array."""
+
+    epochs_done: int = 0
+    history: list[dict] = field(default_factory=list)  # one row per finished epoch
+    step_lr: list[float] = field(default_factory=list)  # one value per optimizer step
+    step_loss: list[float] = field(default_factory=list)
+    best_score: float | None = None  # higher is better; None before the first epoch
+    best_epoch: int | None = None
+    best_state: dict[str, np.ndarray] | None = None  # the best epoch's model arrays
+
+
+@dataclass
+class Snapshot:
+    """Everything needed to continue a run: the arrays of its objects and its progress."""
+
+    model: dict[str, np.ndarray]
+    optimizer: dict
+    generators: dict[str, dict]  # name -> numpy bit generator state
+    progress: Progress
+
+
+def digest_files(paths: list[Path], root: Path | None = None) -> str:
+    """SHA-256 over the names (relative to ``root`` when given) and contents of ``paths``."""
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        name = path.relative_to(root) if root is not None else Path(path.name)
+        digest.update(f"{name.as_posix()}\0{path.stat().st_size}\0".encode())
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 22):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def digest_json(value) -> str:
+    """SHA-256 of ``value`` written as canonical JSON."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
+
+
+class CheckpointStore:
+    """The checkpoint file of one run, valid only for the run whose ``fingerprint`` it carries.
+
+    ``fingerprint`` maps a part's name ('params', 'code', 'data', ...) to its digest.
+    """
+
+    def __init__(self, path: Path | str, fingerprint: dict[str, str], log: Log = log_to_stderr):
+        self.path = Path(path)
+        self.fingerprint = dict(fingerprint)
+        self.log = log
+
+    def load(self) -> Snapshot | None:
+        """The saved state if it belongs to this run; otherwise delete the file and return None."""
+        if not self.path.exists():
+            return None
+        try:
+            record, groups = _read(self.path)
+        # Whatever a damaged or foreign file makes the reader trip on, it is not this run's state.
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as error:
+            self._discard(f"it cannot be read ({type(error).__name__}: {error})")
+            return None
+        if record.get("format") != CHECKPOINT_FORMAT:
+            self._discard("it was written by another version of numpynet")
+            return None
+        saved = record.get("fingerprint", {})
+        changed = sorted(
+            part
+            for part in self.fingerprint.keys() | saved.keys()
+            if self.fingerprint.get(part) != saved.get(part)
+        )
+        if changed:
+            self._discard(f"its {', '.join(changed)} differ from this run's")
+            return None
+        progress = Progress(
+            epochs_done=record["epochs_done"],
+            history=record["history"],
+            step_lr=groups["progress"]["step_lr"].tolist(),
+            step_loss=groups["progress"]["step_loss"].tolist(),
+            best_score=record["best_score"],
+            best_epoch=record["best_epoch"],
+            best_state=groups["best"] or None,
+        )
+        return Snapshot(groups["model"], groups["optimizer"], record["generators"], progress)
+
+    def save(self, snapshot: Snapshot) -> None:
+        """Replace the checkpoint with ``snapshot`` in one rename: never a half-written file."""
+        progress = snapshot.progress
+        record = {
+            "format": CHECKPOINT_FORMAT,
+            "fingerprint": self.fingerprint,
+            "epochs_done": progress.epochs_done,
+            "history": progress.history,
+            "best_score": progress.best_score,
+            "best_epoch": progress.best_epoch,
+            "generators": snapshot.generators,
+        }
+        arrays = {_RECORD: np.frombuffer(json.dumps(record).encode("utf-8"), dtype=np.uint8)}
+        steps = {
+            "step_lr": np.asarray(progress.step_lr, dtype=np.float64),
+            "step_loss": np.asarray(progress.step_loss, dtype=np.float64),
+        }
+        for group, state in (
+            ("model", snapshot.model),
+            ("optimizer", snapshot.optimizer),
+            ("best", progress.best_state or {}),
+            ("progress", steps),
+        ):
+            arrays.update({f"{group}:{name}": np.asarray(value) for name, value in state.items()})
+        save_npz(self.path, arrays)
+
+    def remove(self) -> None:
+        """Delete the checkpoint: the run it belongs to has finished."""
+        self.path.unlink(missing_ok=True)
+
+    def _discard(self, reason: str) -> None:
+        self.log(f"starting from epoch 1: discarded the checkpoint {self.path}, as {reason}")
+        self.path.unlink(missing_ok=True)
+
+
+def _read(path: Path) -> tuple[dict, dict[str, dict[str, np.ndarray]]]:
+    """The JSON record and the arrays, by group, of a checkpoint file."""
+    arrays = load_npz(path)
+    record = json.loads(arrays.pop(_RECORD).tobytes().decode("utf-8"))
+    if not isinstance(record, dict):
+        raise ValueError("the record is not a JSON object")
+    groups: dict[str, dict[str, np.ndarray]] = {group: {} for group in _GROUPS}
+    for key, array in arrays.items():
+        group, name = key.split(":", 1)
+        groups[group][name] = array
+    return record, groups

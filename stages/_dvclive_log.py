@@ -1,0 +1,86 @@
+"""The training log in DVCLive's files: written live by train, read back by evaluate.
+
+The library knows nothing of DVCLive: :func:`numpynet.training.fit` reports to any
+:class:`~numpynet.training.MetricsLogger`, and :class:`LiveLogger` is the one the train stage
+passes. DVCLive's step is the optimizer step (from 1): every step logs ``lr`` and
+``train/batch_loss``; every epoch, at its last step, logs ``train/loss``, ``train/accuracy``,
+``val/loss`` and ``val/accuracy``, each into its own ``.tsv`` file under ``plots/metrics/``.
+
+After every epoch ``metrics.json`` is rewritten: what ``dvc exp show`` lists while a run trains.
+It holds the progress only, under the dataset's name (``{"mnist": {"epoch": 12,
+"val_accuracy": 0.99}, "step": 5064}``): every dataset's columns get their own names, and the
+table stays narrow enough to show the test metrics and the parameters beside them.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from numpynet.errors import DataFormatError
+
+STEP_METRICS = ("lr", "train/batch_loss")
+EPOCH_METRICS = {  # DVCLive's name -> the column of numpynet.training.LOG_COLUMNS
+    "train/loss": "train_loss",
+    "train/accuracy": "train_accuracy",
+    "val/loss": "val_loss",
+    "val/accuracy": "val_accuracy",
+}
+
+
+class LiveLogger:
+    """Logs :func:`~numpynet.training.fit`'s numbers with DVCLive into ``directory``."""
+
+    def __init__(self, directory: Path, dataset: str):
+        from dvclive import Live  # only the train stage needs DVCLive (and DVC) loaded
+
+        self.dataset = dataset
+        # No report, no dvc.yaml of DVCLive's own and no experiment saved by DVCLive: dvc.yaml
+        # declares these files, and `dvc exp run` makes the experiment.
+        self.live = Live(str(directory), report=None, save_dvc_exp=False, dvcyaml=None)
+
+    def log_step(self, step: int, lr: float, loss: float) -> None:
+        self.live.step = step
+        self.live.log_metric("lr", lr)
+        self.live.log_metric("train/batch_loss", loss)
+
+    def log_epoch(self, step: int, row: dict) -> None:
+        self.live.step = step
+        for name, column in EPOCH_METRICS.items():
+            self.live.log_metric(name, row[column])
+        # DVCLive's summary holds every metric's latest value; DVCLive lets it be replaced.
+        self.live.summary = {
+            self.dataset: {"epoch": row["epoch"], "val_accuracy": row["val_accuracy"]}
+        }
+        self.live.make_summary()  # adds DVCLive's "step"
+
+
+def read_metric(directory: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The ``(steps, values)`` DVCLive logged for the metric ``name`` in ``directory``."""
+    path = Path(directory) / "plots" / "metrics" / f"{name}.tsv"
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            rows = list(csv.DictReader(f, delimiter="\t"))
+        leaf = name.rsplit("/", 1)[-1]
+        steps = np.array([int(row["step"]) for row in rows], dtype=np.int64)
+        values = np.array([float(row[leaf]) for row in rows], dtype=np.float64)
+    except (OSError, KeyError, ValueError, TypeError) as error:
+        raise DataFormatError(
+            f"cannot read the training log {path} ({error}); rerun the train stage (dvc repro)"
+        ) from None
+    return steps, values
+
+
+def read_log(directory: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], int]:
+    """A run's whole log: the per-step metrics and the per-epoch ones (``LOG_COLUMNS`` names),
+    as arrays in order, and the number of steps in an epoch."""
+    steps = {name: read_metric(directory, name)[1] for name in STEP_METRICS}
+    epoch_end, _ = read_metric(directory, "train/loss")
+    epochs = {column: read_metric(directory, name)[1] for name, column in EPOCH_METRICS.items()}
+    if not (len(epoch_end) and all(len(v) == epoch_end[-1] for v in steps.values())):
+        raise DataFormatError(
+            f"the training log in {directory} is incomplete; rerun the train stage (dvc repro)"
+        )
+    return steps, epochs, int(epoch_end[0])  # every epoch has as many steps

@@ -1,0 +1,281 @@
+"""The evaluate stage's pictures: byte-stable PNGs, every picture renders, mistake selection."""
+
+import os
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+from PIL import Image
+
+from numpynet.pictures import (
+    LearningCurves,
+    displayable,
+    draw_confusion_matrix,
+    draw_learning_curves,
+    draw_mistakes,
+    draw_per_class_accuracy,
+    most_confident_mistakes,
+    save_figure,
+)
+from numpynet.pictures.png import DPI
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+DIGITS = [str(digit) for digit in range(10)]
+
+# Draws one picture with text, colours and a colour bar into sys.argv[1]; run in this process
+# and in a fresh one, the bytes must agree.
+EXAMPLE = """
+import sys
+import numpy as np
+from numpynet.pictures import draw_confusion_matrix
+confusion = np.arange(16, dtype=np.int64).reshape(4, 4) + 10 * np.eye(4, dtype=np.int64)
+draw_confusion_matrix(confusion, ["cat", "dog", "ship", "truck"], sys.argv[1], "example")
+"""
+
+
+def run_example(path):
+    namespace = {}
+    saved_argv = sys.argv
+    sys.argv = ["example", str(path)]
+    try:
+        exec(EXAMPLE, namespace)
+    finally:
+        sys.argv = saved_argv
+
+
+def png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    """(type, payload) of every chunk of a PNG file."""
+    assert data[:8] == PNG_SIGNATURE
+    chunks, offset = [], 8
+    while offset < len(data):
+        length = int.from_bytes(data[offset : offset + 4], "big")
+        kind = data[offset + 4 : offset + 8]
+        chunks.append((kind, data[offset + 8 : offset + 8 + length]))
+        offset += 12 + length
+    return chunks
+
+
+def open_png(path):
+    """The picture as an RGB array, after Pillow checked the file's structure."""
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        image.verify()
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+@pytest.fixture
+def strict():
+    """Any warning (matplotlib's, NumPy's division by zero) fails the test."""
+    with warnings.catch_warnings(), np.errstate(all="raise"):
+        warnings.simplefilter("error")
+        yield
+
+
+def curves(epochs: int, steps_per_epoch: int, selected_epoch):
+    steps = epochs * steps_per_epoch
+    step = np.arange(steps)
+    epoch = np.arange(1, epochs + 1)
+    return LearningCurves(
+        epoch=epoch,
+        train_loss=1.0 / epoch,
+        val_loss=0.8 / epoch,
+        train_accuracy=1 - 0.5 / epoch,
+        val_accuracy=1 - 0.4 / epoch,
+        step_epoch=step // steps_per_epoch + (step % steps_per_epoch + 1) / steps_per_epoch,
+        step_lr=np.minimum((step + 1) / steps_per_epoch, 1.0) * 0.1,
+        step_loss=2.0 / (1 + step / steps_per_epoch),
+        selected_epoch=selected_epoch,
+    )
+
+
+# --- byte-stable PNG files ---------------------------------------------------------------------
+
+
+def test_same_picture_gives_same_bytes_in_this_process_and_another(tmp_path):
+    first, second, other_process = tmp_path / "1.png", tmp_path / "2.png", tmp_path / "3.png"
+    run_example(first)
+    run_example(second)
+    # Another hash seed too: nothing may depend on set or dict ordering of strings.
+    env = dict(os.environ, PYTHONHASHSEED="12345")
+    subprocess.run(
+        [sys.executable, "-c", EXAMPLE, str(other_process)], check=True, env=env, timeout=60
+    )
+    assert first.read_bytes() == second.read_bytes()
+    assert first.read_bytes() == other_process.read_bytes()
+
+
+def test_png_carries_no_software_version_or_time(tmp_path):
+    path = tmp_path / "example.png"
+    run_example(path)
+    chunks = png_chunks(path.read_bytes())
+    kinds = [kind for kind, _ in chunks]
+    assert kinds[0] == b"IHDR" and kinds[-1] == b"IEND"
+    assert b"tIME" not in kinds
+    text = b"".join(payload for kind, payload in chunks if kind in (b"tEXt", b"iTXt", b"zTXt"))
+    assert b"Software" not in text and b"matplotlib" not in text
+    with Image.open(path) as image:
+        assert "Software" not in image.info
+
+
+def test_save_figure_writes_atomically_at_the_fixed_resolution_and_frees_the_figure(tmp_path):
+    figure = Figure(figsize=(3, 2))
+    figure.subplots().plot([0, 1], [1, 0])
+    path = tmp_path / "sub" / "line.png"
+    save_figure(figure, path)
+    assert open_png(path).shape == (2 * DPI, 3 * DPI, 3)
+    assert figure.axes == []
+    # Only the picture: no temporary file left beside it.
+    assert [entry.name for entry in path.parent.iterdir()] == ["line.png"]
+
+
+# --- learning curves ---------------------------------------------------------------------------
+
+
+def test_learning_curves_render_at_a_plausible_size(tmp_path, strict):
+    path = tmp_path / "curves.png"
+    draw_learning_curves(curves(60, 20, selected_epoch=41), path, "MNIST: learning curves")
+    pixels = open_png(path)
+    assert pixels.shape == (round(4.8 * DPI), 16 * DPI, 3)
+    assert 20_000 < path.stat().st_size < 2_000_000
+    # Lines in several colours, not a blank canvas.
+    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 50
+
+
+def test_learning_curves_of_one_epoch_without_a_selected_epoch(tmp_path, strict):
+    path = tmp_path / "one.png"
+    draw_learning_curves(curves(1, 5, selected_epoch=None), path, "one epoch")
+    assert open_png(path).shape[2] == 3
+
+
+def test_learning_curves_reject_arrays_of_different_lengths():
+    with pytest.raises(ValueError, match="val_loss"):
+        LearningCurves([1, 2], [1, 1], [1], [0, 0], [0, 0], [1], [0.1], [1.0], None)
+    with pytest.raises(ValueError, match="step_lr"):
+        LearningCurves([1], [1], [1], [0], [0], [0.5, 1.0], [0.1], [1.0, 1.0], 1)
+
+
+# --- per-class pictures ------------------------------------------------------------------------
+
+
+def test_confusion_matrix_with_a_class_without_test_images(tmp_path, strict):
+    confusion = np.diag(np.arange(10, 20)).astype(np.int64)
+    confusion[3] = 0  # no test image of class 3
+    confusion[5, 3] = 4  # but class 3 was predicted
+    path = tmp_path / "confusion.png"
+    draw_confusion_matrix(confusion, DIGITS, path, "confusion")
+    pixels = open_png(path)
+    # The empty row is a band of grey (0.85 of white), a colour the Blues map does not have;
+    # antialiased text makes a few such pixels, not thousands.
+    assert np.count_nonzero(np.all(pixels == 216, axis=2)) > 5_000
+
+
+def test_confusion_matrix_of_two_classes(tmp_path, strict):
+    path = tmp_path / "two.png"
+    draw_confusion_matrix(np.array([[50, 3], [7, 40]]), ["negative", "positive"], path, "two")
+    open_png(path)
+
+
+def test_confusion_matrix_of_a_hundred_classes(tmp_path, strict):
+    rng = np.random.default_rng(0)
+    confusion = rng.integers(0, 3, size=(100, 100)) + 50 * np.eye(100, dtype=np.int64)
+    path = tmp_path / "hundred.png"
+    draw_confusion_matrix(confusion, [f"class {k}" for k in range(100)], path, "hundred")
+    height, width, _ = open_png(path).shape
+    assert 2000 < width < 4000 and 2000 < height < 4000
+
+
+def test_confusion_matrix_rejects_a_shape_that_does_not_match_the_classes(tmp_path):
+    with pytest.raises(ValueError, match="3 classes"):
+        draw_confusion_matrix(np.zeros((2, 2), np.int64), ["a", "b", "c"], tmp_path / "x.png", "")
+
+
+def test_per_class_accuracy_with_an_absent_class(tmp_path, strict):
+    accuracy = np.array([0.99, 0.5, np.nan, 0.0, 1.0])
+    path = tmp_path / "per_class.png"
+    draw_per_class_accuracy(accuracy, ["zero", "one", "two", "three", "four"], path, "per class")
+    open_png(path)
+
+
+def test_per_class_accuracy_with_no_class_present(tmp_path, strict):
+    path = tmp_path / "none.png"
+    draw_per_class_accuracy(np.full(3, np.nan), ["a", "b", "c"], path, "nothing to show")
+    open_png(path)
+
+
+# --- most confident mistakes -------------------------------------------------------------------
+
+
+def test_most_confident_mistakes_known_answer_with_ties():
+    probabilities = np.array(
+        [
+            [0.9, 0.1],  # 0: wrong (label 1), 0.9
+            [0.2, 0.8],  # 1: right
+            [0.3, 0.7],  # 2: wrong (label 0), 0.7
+            [0.9, 0.1],  # 3: wrong, 0.9: ties with 0, so after it
+            [0.6, 0.4],  # 4: wrong, 0.6
+        ]
+    )
+    labels = np.array([1, 1, 0, 1, 1])
+    chosen = most_confident_mistakes(probabilities, labels, count=3)
+    assert chosen.dtype == np.int64
+    np.testing.assert_array_equal(chosen, [0, 3, 2])
+
+
+def test_most_confident_mistakes_returns_fewer_when_there_are_fewer_mistakes():
+    probabilities = np.array([[0.7, 0.3], [0.4, 0.6], [0.45, 0.55]])
+    labels = np.array([0, 0, 0])
+    np.testing.assert_array_equal(most_confident_mistakes(probabilities, labels, 10), [1, 2])
+    assert most_confident_mistakes(probabilities, labels, 0).shape == (0,)
+
+
+def test_most_confident_mistakes_with_no_mistakes():
+    probabilities = np.eye(3)
+    chosen = most_confident_mistakes(probabilities, np.arange(3), count=5)
+    assert chosen.shape == (0,) and chosen.dtype == np.int64
+
+
+# --- the mistakes gallery ----------------------------------------------------------------------
+
+
+def test_displayable_undoes_standardization_and_clips():
+    mean, std = np.array([0.5, 0.25, 0.0]), np.array([0.25, 0.5, 0.1])
+    # One 2x2 image: each pixel's channels, and what x * std + mean clipped to 0..1 gives.
+    images = np.array(
+        [[[[0.0, 0.0, 0.0], [2.0, 1.5, 10.0]], [[-2.0, -0.5, 5.0], [1.0, -1.0, 3.0]]]]
+    )
+    expected = np.array(
+        [[[[0.5, 0.25, 0.0], [1.0, 1.0, 1.0]], [[0.0, 0.0, 0.5], [0.75, 0.0, 0.3]]]]
+    )
+    restored = displayable(images.astype(np.float32), mean, std)
+    assert restored.dtype == np.float32 and restored.shape == images.shape
+    np.testing.assert_allclose(restored, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(7, 28, 28, 1), (2, 32, 32, 3)])
+def test_mistakes_gallery_renders_gray_and_colour_images(tmp_path, strict, shape):
+    rng = np.random.default_rng(1)
+    count = shape[0]
+    classes = ["airplane", "a class with a rather long name indeed"] + DIGITS[2:]
+    path = tmp_path / "mistakes.png"
+    draw_mistakes(
+        rng.random(shape, dtype=np.float32),
+        labels=np.arange(count) % 10,
+        predictions=(np.arange(count) + 1) % 10,
+        confidences=np.linspace(0.99999, 0.5, count),
+        classes=classes,
+        path=path,
+        title="most confident mistakes",
+    )
+    assert open_png(path).shape[2] == 3
+
+
+def test_mistakes_gallery_without_mistakes_says_so(tmp_path, strict):
+    path = tmp_path / "none.png"
+    draw_mistakes(np.zeros((0, 28, 28, 1)), [], [], [], DIGITS, path, "no mistakes")
+    pixels = open_png(path)
+    # Some dark text on the white page.
+    assert (pixels < 128).any()
