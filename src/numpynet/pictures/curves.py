@@ -99,7 +99,14 @@ def _draw_loss(axes, curves: LearningCurves, marker: str | None) -> None:
         markersize=3,
         label="validation, end of epoch",
     )
-    axes.set_ylim(bottom=0)
+    # The first batches' losses (about ln(classes)) would squash the epochs into a flat band;
+    # the frame holds the per-epoch values, and the earliest batches run off its top.
+    epoch_values = np.concatenate([curves.train_loss, curves.val_loss])
+    finite = epoch_values[np.isfinite(epoch_values)]
+    if finite.size:
+        axes.set_ylim(0, 1.15 * finite.max() or 1.0)
+    else:
+        axes.set_ylim(bottom=0)
     axes.set_ylabel("cross-entropy loss")
     axes.set_title("loss")
     legend = axes.legend(fontsize="small")
@@ -133,10 +140,30 @@ def _draw_accuracy(axes, curves: LearningCurves, marker: str | None) -> None:
             label += f" (validation {_percent(val_accuracy)})"
             axes.plot(kept, val_accuracy, "o", color=KEPT_COLOUR, markersize=6, zorder=3)
         axes.axvline(kept, color=KEPT_COLOUR, linestyle=":", linewidth=1.5, label=label)
+    axes.set_ylim(*_accuracy_range(curves))
     axes.yaxis.set_major_formatter(PercentFormatter(xmax=1))
     axes.set_ylabel("accuracy")
     axes.set_title("accuracy")
     axes.legend(fontsize="small", loc="lower right")
+
+
+def _accuracy_range(curves: LearningCurves) -> tuple[float, float]:
+    """The accuracies worth reading: from the second epoch on when there are three or more.
+
+    The first epoch's accuracy is often far below the rest, and a frame that held it would
+    flatten the differences the later epochs make (98.9% against 99.4% on MNIST); it runs off
+    the bottom instead.
+    """
+    values = np.concatenate([curves.train_accuracy, curves.val_accuracy])
+    if curves.epoch.size >= 3:
+        later = curves.epoch >= 2
+        values = np.concatenate([curves.train_accuracy[later], curves.val_accuracy[later]])
+    values = values[np.isfinite(values)]
+    if not values.size:
+        return 0.0, 1.0
+    low, high = float(values.min()), float(values.max())
+    margin = max(0.1 * (high - low), 0.002)
+    return max(0.0, low - margin), min(1.0, high + margin)
 
 
 def _draw_learning_rate(axes, curves: LearningCurves) -> None:
