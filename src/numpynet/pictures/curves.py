@@ -81,24 +81,7 @@ def _draw_loss(axes, curves: LearningCurves, marker: str | None) -> None:
         linewidth=0.5,
         label="train, each batch (smoothed targets)",
     )
-    # An epoch mean covers the whole epoch, so it sits at the epoch's middle, over its batches;
-    # the validation loss is measured after the epoch's last step.
-    axes.plot(
-        curves.epoch - 0.5,
-        curves.train_loss,
-        color=TRAIN_COLOUR,
-        marker=marker,
-        markersize=3,
-        label="train, epoch mean (smoothed targets)",
-    )
-    axes.plot(
-        curves.epoch,
-        curves.val_loss,
-        color=VAL_COLOUR,
-        marker=marker,
-        markersize=3,
-        label="validation, end of epoch",
-    )
+    _plot_epochs(axes, curves, curves.train_loss, curves.val_loss, marker, " (smoothed targets)")
     # The first batches' losses (about ln(classes)) would squash the epochs into a flat band;
     # the frame holds the per-epoch values, and the earliest batches run off its top.
     epoch_values = np.concatenate([curves.train_loss, curves.val_loss])
@@ -114,23 +97,18 @@ def _draw_loss(axes, curves: LearningCurves, marker: str | None) -> None:
     legend.get_lines()[0].set(linewidth=2, alpha=0.4)
 
 
+def _plot_epochs(axes, curves, train, val, marker: str | None, train_note: str = "") -> None:
+    """One value per epoch for each split: ``train`` (epoch means) and ``val``."""
+    # An epoch mean covers the whole epoch, so it sits at the epoch's middle, over its batches;
+    # validation is measured after the epoch's last step.
+    axes.plot(curves.epoch - 0.5, train, color=TRAIN_COLOUR, marker=marker, markersize=3,
+              label=f"train, epoch mean{train_note}")
+    axes.plot(curves.epoch, val, color=VAL_COLOUR, marker=marker, markersize=3,
+              label="validation, end of epoch")
+
+
 def _draw_accuracy(axes, curves: LearningCurves, marker: str | None) -> None:
-    axes.plot(
-        curves.epoch - 0.5,
-        curves.train_accuracy,
-        color=TRAIN_COLOUR,
-        marker=marker,
-        markersize=3,
-        label="train, epoch mean",
-    )
-    axes.plot(
-        curves.epoch,
-        curves.val_accuracy,
-        color=VAL_COLOUR,
-        marker=marker,
-        markersize=3,
-        label="validation, end of epoch",
-    )
+    _plot_epochs(axes, curves, curves.train_accuracy, curves.val_accuracy, marker)
     kept = curves.selected_epoch
     if kept is not None:
         position = np.flatnonzero(curves.epoch == kept)
