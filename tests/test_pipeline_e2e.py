@@ -148,7 +148,9 @@ def test_dataset_override_reruns_only_that_dataset(project, environment):
     architecture = json.loads((project / "models" / OTHER / "architecture.json").read_text())
     assert architecture["hidden_sizes"] == [16]
     metrics_diff = json.loads(dvc("metrics", "diff", "--json", cwd=project, env=environment).stdout)
-    assert set(metrics_diff) == {f"metrics/{OTHER}.json", f"dvclive/{OTHER}/metrics.json"}
+    # Only this dataset's files may move (its live summary may end on the same numbers).
+    assert f"metrics/{OTHER}.json" in metrics_diff
+    assert set(metrics_diff) <= {f"metrics/{OTHER}.json", f"dvclive/{OTHER}/metrics.json"}
 
 
 def test_shared_train_setting_reruns_every_dataset(project, environment):
