@@ -29,6 +29,7 @@ from numpynet.checkpoint import (
     load_model,
     read_record,
 )
+from numpynet.config.fields import is_int, is_number
 from numpynet.data.archive_listing import ListedFile
 from numpynet.data.image_decode import decode_images
 from numpynet.data.preprocess import standardize
@@ -135,7 +136,7 @@ def _record_problem(record: dict, config: MLPConfig) -> str | None:
         return "classes: expected a list of class names"
     if len(classes) != config.num_classes:
         return f"{len(classes)} classes, but {ARCHITECTURE_FILE} has {config.num_classes} outputs"
-    if not (isinstance(shape, list) and len(shape) == 3 and all(_is_int(n) and n > 0 for n in shape)
+    if not (isinstance(shape, list) and len(shape) == 3 and all(is_int(n) and n > 0 for n in shape)
             and shape[2] in (1, 3)):
         return "image_shape: expected [height, width, channels] with 1 or 3 channels"
     if math.prod(shape) != config.input_size:
@@ -145,7 +146,7 @@ def _record_problem(record: dict, config: MLPConfig) -> str | None:
     for key in ("mean", "std"):
         values = record.get(key)
         if not (isinstance(values, list) and len(values) == shape[2]
-                and all(_is_finite_number(v) for v in values)):
+                and all(is_number(v) for v in values)):
             return f"{key}: expected {shape[2]} finite number(s), one per channel"
     if not all(v > 0 for v in record["std"]):
         return "std: expected positive numbers"
@@ -154,17 +155,6 @@ def _record_problem(record: dict, config: MLPConfig) -> str | None:
 
 def _is_name(value) -> bool:
     return isinstance(value, str) and bool(value)
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_finite_number(value) -> bool:
-    if isinstance(value, float):
-        return math.isfinite(value)
-    # An int too large for a float (JSON allows any) would overflow math.isfinite.
-    return _is_int(value) and abs(value) < 2**1023
 
 
 def read_images(paths: list[str], spec: InputSpec) -> np.ndarray:
