@@ -14,12 +14,14 @@ table stays narrow enough to show the test metrics and the parameters beside the
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import math
 from pathlib import Path
 
 import numpy as np
 
-from numpynet.errors import DataFormatError
+from numpynet.errors import DataFormatError, OutputError, environment_problem
 
 STEP_METRICS = ("lr", "train/batch_loss")
 EPOCH_METRICS = {  # DVCLive's name -> the column of numpynet.training.LOG_COLUMNS
@@ -37,24 +39,60 @@ class LiveLogger:
         from dvclive import Live  # only the train stage needs DVCLive (and DVC) loaded
 
         self.dataset = dataset
+        self.directory = Path(directory)
         # No report, no dvc.yaml of DVCLive's own and no experiment saved by DVCLive: dvc.yaml
         # declares these files, and `dvc exp run` makes the experiment.
-        self.live = Live(str(directory), report=None, save_dvc_exp=False, dvcyaml=None)
+        with self._writing():
+            self.live = Live(str(directory), report=None, save_dvc_exp=False, dvcyaml=None)
 
     def log_step(self, step: int, lr: float, loss: float) -> None:
-        self.live.step = step
-        self.live.log_metric("lr", lr)
-        self.live.log_metric("train/batch_loss", loss)
+        self._check_finite(step, {"lr": lr, "train/batch_loss": loss})
+        with self._writing():
+            self.live.step = step
+            self.live.log_metric("lr", lr)
+            self.live.log_metric("train/batch_loss", loss)
 
     def log_epoch(self, step: int, row: dict) -> None:
-        self.live.step = step
-        for name, column in EPOCH_METRICS.items():
-            self.live.log_metric(name, row[column])
-        # DVCLive's summary holds every metric's latest value; DVCLive lets it be replaced.
-        self.live.summary = {
-            self.dataset: {"epoch": row["epoch"], "val_accuracy": row["val_accuracy"]}
-        }
-        self.live.make_summary()  # adds DVCLive's "step"
+        self._check_finite(step, {name: row[column] for name, column in EPOCH_METRICS.items()})
+        with self._writing():
+            self.live.step = step
+            for name, column in EPOCH_METRICS.items():
+                self.live.log_metric(name, row[column])
+            # DVCLive's summary holds every metric's latest value; DVCLive lets it be replaced.
+            self.live.summary = {
+                self.dataset: {"epoch": row["epoch"], "val_accuracy": row["val_accuracy"]}
+            }
+            self.live.make_summary()  # adds DVCLive's "step"
+
+    @contextlib.contextmanager
+    def _writing(self):
+        """DVCLive writes its files in place: a full disk or a forbidden folder becomes a message
+        naming the log (the model is saved only after training, so no model is half-written)."""
+        try:
+            yield
+        except OSError as error:
+            problem = environment_problem(error)
+            if problem is None:
+                raise
+            what, fix = problem
+            where = f" ({error.filename})" if error.filename else ""
+            raise OutputError(
+                f"cannot write the training log in {self.directory}{where}: {what}; {fix}, "
+                f"then run the train stage again (dvc repro)"
+            ) from None
+
+    def _check_finite(self, step: int, values: dict) -> None:
+        """Refuse NaN and infinity before DVCLive writes them: its metrics.json would hold
+        ``NaN``, which is no JSON, and its plots a gap that looks like a value."""
+        for name, value in values.items():
+            if not math.isfinite(value):
+                raise OutputError(
+                    f"refusing to log {name} = {value} at step {step} into "
+                    f"{self.directory / 'plots' / 'metrics' / name}.tsv and "
+                    f"{self.directory / 'metrics.json'}: training produced a value that is not "
+                    f"a finite number; check the inputs (dvc repro --force preprocess@"
+                    f"{self.dataset}) or lower train.lr, then run it again"
+                )
 
 
 def read_metric(directory: Path, name: str) -> tuple[np.ndarray, np.ndarray]:

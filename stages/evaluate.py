@@ -14,11 +14,13 @@ import _bootstrap  # noqa: I001  (first: this tree's code, on a pinned numeric b
 import numpy as np
 
 from _dvclive_log import read_log
-from numpynet.checkpoint import TRAINING_FILE, load_model, read_record
+from numpynet.checkpoint import DATASET_FILE, TRAINING_FILE, load_model, read_record
 from numpynet.cli import run_stage, stage_arguments
 from numpynet.config import load_params
 from numpynet.data.processed import read_meta, read_split
 from numpynet.evaluation import (
+    check_finite_outputs,
+    check_model_fits_data,
     confusion_matrix,
     loss_and_accuracy,
     per_class_accuracy,
@@ -51,9 +53,13 @@ def main() -> None:
     # mirrored images is asked about mirrored ones: a mirrored digit is not the same digit.
     test_time_flip = params.evaluate.test_time_flip and params.train_for(args.dataset).augment_flip
     meta = read_meta(args.data)
-    classes = meta.classes
-    x_test, y_test = read_split(args.data, "test")
-    model, _ = load_model(args.model)
+    # Matplotlib reads a text between two dollar signs as a formula (and fails on a bad one): a
+    # class name shows as it is written only with its dollar signs escaped.
+    classes = [name.replace("$", r"\$") for name in meta.classes]
+    x_test, y_test = read_split(args.data, "test", meta)
+    model, config = load_model(args.model)
+    check_model_fits_data(args.model, config, read_record(args.model, DATASET_FILE), args.data,
+                          meta)
     selected_epoch = read_record(args.model, TRAINING_FILE).get("selected_epoch")
     steps, epochs, steps_per_epoch = read_log(args.live)
     curves = LearningCurves(
@@ -69,12 +75,16 @@ def main() -> None:
     )
 
     logits = predict_logits(model, x_test, params.evaluate.batch_size, test_time_flip)
+    check_finite_outputs(logits, args.model, args.data / "x_test.npy")
     loss, accuracy = loss_and_accuracy(logits, y_test)
     probabilities = np.exp(log_softmax(logits))
     predictions = probabilities.argmax(axis=1)
     confusion = confusion_matrix(y_test, predictions, len(classes))
     mistakes = most_confident_mistakes(probabilities, y_test, MISTAKES_SHOWN)
 
+    metrics = {"accuracy": accuracy, "loss": loss}
+    if selected_epoch is not None:
+        metrics["selected_epoch"] = selected_epoch
     title = f"{args.dataset}: test accuracy {accuracy:.2%}"
     with atomic_directory(args.pictures) as out:
         draw_learning_curves(curves, out / "learning_curves.png", f"{args.dataset}: training")
@@ -91,10 +101,9 @@ def main() -> None:
             out / "misclassified.png",
             f"{args.dataset}: the most confident mistakes on the test set",
         )
-    metrics = {"accuracy": accuracy, "loss": loss}
-    if selected_epoch is not None:
-        metrics["selected_epoch"] = selected_epoch
-    write_json(args.metrics, {args.dataset: metrics})
+        # Inside the pictures' block: a metrics file that cannot be written (a full disk) keeps
+        # the old pictures too, so the two outputs never tell different runs' results.
+        write_json(args.metrics, {args.dataset: metrics})
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ def main() -> None:
     )
     config = load_params(args.params).train_for(args.dataset)
     meta = read_meta(args.data)
-    train_set, val_set = read_split(args.data, "train"), read_split(args.data, "val")
+    train_set, val_set = read_split(args.data, "train", meta), read_split(args.data, "val", meta)
     provenance = backend_provenance()
     code = [*(_bootstrap.PROJECT_ROOT / "src").rglob("*.py"), *Path(__file__).parent.glob("*.py")]
     checkpoints = CheckpointStore(

@@ -8,11 +8,10 @@ import zipfile
 import numpy as np
 import pytest
 
+from numpynet.arrays import load_npy, load_npz
 from numpynet.files import (
     atomic_directory,
     atomic_path,
-    load_npy,
-    load_npz,
     save_npy,
     save_npz,
     write_csv,

@@ -12,13 +12,13 @@ trained on, its class names, the input shape and the standardization its inputs 
 from __future__ import annotations
 
 import json
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from numpynet.errors import DataFormatError
-from numpynet.files import atomic_directory, load_npz, save_npz, write_json
+from numpynet.arrays import load_npz
+from numpynet.errors import DataFormatError, environment_problem
+from numpynet.files import atomic_directory, parse_json, save_npz, write_json
 from numpynet.nn.model import MLPConfig, Sequential, build_mlp
 
 ARCHITECTURE_FILE = "architecture.json"
@@ -67,34 +67,51 @@ def _read_config(path: Path) -> MLPConfig:
         raise ValueError(f"{path.name}: {error}") from None
 
 
-def _read_weights(path: Path) -> dict[str, np.ndarray]:
-    """The arrays in ``weights.npz``; ``ValueError`` naming the file if it cannot be read."""
-    try:
-        return load_npz(path)
-    # EOFError: an empty file. Missing files (OSError) keep NumPy's message, which names them.
-    except (ValueError, EOFError, zipfile.BadZipFile):
-        # NumPy's own messages for a damaged file advise loading it with unsafe deserialization
-        # switched on, which is the wrong fix: the file must be written again.
+def _check_weights_size(config: MLPConfig, path: Path) -> None:
+    """Refuse an architecture whose parameters alone outweigh ``weights.npz``, before anything
+    is built: absurd sizes in ``architecture.json`` would otherwise allocate terabytes."""
+    sizes = [config.input_size, *config.hidden_sizes, config.num_classes]
+    count = sum(fan_in * fan_out + fan_out for fan_in, fan_out in zip(sizes, sizes[1:]))
+    held = path.stat().st_size
+    if 4 * count > held:
         raise ValueError(
-            f"{path.name} is not an archive of plain numeric arrays "
-            f"(truncated, corrupt or holding Python objects)"
-        ) from None
+            f"the layer shapes in {ARCHITECTURE_FILE} need {count:,} float32 numbers "
+            f"({4 * count:,} bytes), more than the {held:,} bytes of {WEIGHTS_FILE}: that file is "
+            f"truncated, or the two do not belong together"
+        )
+
+
+def _read_weights(path: Path, model: Sequential) -> dict[str, np.ndarray]:
+    """The arrays in ``weights.npz``, exactly the names, shapes and dtypes ``model`` holds, all
+    finite; ``ValueError`` naming the file otherwise (headers are checked before any data is
+    read, so memory stays bounded by what the model needs)."""
+    expected = {name: (param.shape, param.dtype) for name, param, _ in model.parameters()}
+    expected.update((name, (array.shape, array.dtype)) for name, array in model.buffers())
+    weights = load_npz(path, expected)  # its ArrayFileError is a ValueError naming the file
+    for name, array in weights.items():
+        if not np.isfinite(array).all():
+            raise ValueError(f"{path.name}: array {name!r} holds NaN or infinite values")
+    return weights
 
 
 def load_model(directory: Path | str) -> tuple[Sequential, MLPConfig]:
     """Rebuild a model saved by :func:`save_model`; return it with its config.
 
     Raises :class:`DataFormatError` naming the directory and the fix when a file is missing,
-    truncated or corrupt, or the weights do not fit the architecture.
+    truncated or corrupt, or the weights do not fit the architecture (names, shapes, float32
+    dtype), or hold NaN. An ``OSError`` of the machine (no permission, ...) is left to the
+    caller, whose fix is not retraining.
     """
     directory = Path(directory)
     try:
         config = _read_config(directory / ARCHITECTURE_FILE)
-        weights = _read_weights(directory / WEIGHTS_FILE)
+        _check_weights_size(config, directory / WEIGHTS_FILE)
         # The rng only seeds initial weights, which load_state_dict overwrites at once.
         model = build_mlp(config, np.random.default_rng(0))
-        model.load_state_dict(weights)
+        model.load_state_dict(_read_weights(directory / WEIGHTS_FILE, model))
     except (OSError, ValueError) as error:
+        if environment_problem(error):
+            raise
         raise DataFormatError(
             f"cannot load the model in {directory}: {error}; rerun the train stage (dvc repro)"
         ) from None
@@ -109,10 +126,12 @@ def read_record(directory: Path | str, file_name: str) -> dict:
     """
     path = Path(directory) / file_name
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
+        record = parse_json(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as error:
+        if environment_problem(error):
+            raise
         record = error
     if not isinstance(record, dict):
         raise DataFormatError(

@@ -1,5 +1,8 @@
 """Command-line plumbing shared by the stages and the ``numpynet`` command: arguments, paths,
-and turning a user-facing error into a message and an exit code."""
+and turning a user-facing error into a message and an exit code.
+
+Imported before NumPy is loaded (see stages/_bootstrap.py), so nothing here may import it.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from numpynet.config import check_dataset_name
-from numpynet.errors import ConfigError, NumpynetError
+from numpynet.errors import ConfigError, NumpynetError, environment_problem
 
 EXIT_USER_ERROR = 2
 
@@ -50,13 +53,47 @@ def stage_arguments(
     return args
 
 
-def run_stage(main: Callable[[], None]) -> None:
-    """Run a stage; turn a user-facing error into a one-paragraph message and a non-zero exit."""
+def run_stage(main: Callable[[], None], name: str | None = None) -> None:
+    """Run a stage; turn a user-facing error into a one-paragraph message and exit code 2.
+
+    User-facing are :class:`NumpynetError`, an ``OSError`` of the machine (full disk, quota,
+    read-only or forbidden file: see :func:`numpynet.errors.environment_problem`) and
+    ``MemoryError`` (an input too large, or a damaged one declaring a huge size). Any other
+    exception is a bug and keeps its traceback. ``name`` is what the message calls the command;
+    by default the stage and dataset from the command line (``train@mnist``).
+    """
     try:
         main()
     except NumpynetError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(EXIT_USER_ERROR)
+        _fail(str(error))
     except KeyboardInterrupt:
         print("interrupted: nothing was written", file=sys.stderr)
         sys.exit(130)
+    except MemoryError as error:
+        # NumPy's own text says how much it asked for: "Unable to allocate 4.00 TiB for ...".
+        detail = f" ({error})" if str(error) else ""
+        _fail(
+            f"{name or _command_name()} ran out of memory{detail}: an input is larger than this "
+            f"machine's free memory, or damaged so that it declares a huge size; check the "
+            f"inputs it reads (rerun the stages that write them) or run it where more memory is "
+            f"free"
+        )
+    except OSError as error:
+        problem = environment_problem(error)
+        if problem is None:
+            raise
+        what, fix = problem
+        where = f": {error.filename}" if error.filename else ""
+        _fail(f"{name or _command_name()}: {what}{where}; {fix}, then run it again")
+
+
+def _fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(EXIT_USER_ERROR)
+
+
+def _command_name() -> str:
+    """``train@mnist`` for ``stages/train.py mnist ...``; the script's name without a dataset."""
+    script = Path(sys.argv[0]).stem if sys.argv and sys.argv[0] else "numpynet"
+    first = sys.argv[1] if len(sys.argv) > 1 else ""
+    return f"{script}@{first}" if first and not first.startswith("-") else script

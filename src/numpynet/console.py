@@ -96,4 +96,4 @@ def main(argv: list[str] | None = None) -> None:
     )
     predict_command.set_defaults(handler=_predict)
     args = parser.parse_args(argv)
-    run_stage(lambda: args.handler(args))
+    run_stage(lambda: args.handler(args), name=f"numpynet {args.command}")

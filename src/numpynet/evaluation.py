@@ -1,11 +1,21 @@
-"""Scoring a trained model: loss, accuracy, per-class accuracy and the confusion matrix."""
+"""Scoring a trained model: loss, accuracy, per-class accuracy and the confusion matrix; and
+checking first that the model and the data belong together."""
 
 from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from numpynet.augment import flip_horizontally
+from numpynet.errors import DataFormatError
 from numpynet.nn.loss import log_softmax
+
+if TYPE_CHECKING:
+    from numpynet.data.processed import DatasetMeta
+    from numpynet.nn.model import MLPConfig
 
 
 def predict_logits(
@@ -35,7 +45,9 @@ def loss_and_accuracy(logits: np.ndarray, labels: np.ndarray) -> tuple[float, fl
     return float(loss), float(accuracy)
 
 
-def evaluate_model(model, images: np.ndarray, labels: np.ndarray, batch_size: int) -> tuple[float, float]:
+def evaluate_model(
+    model, images: np.ndarray, labels: np.ndarray, batch_size: int
+) -> tuple[float, float]:
     """Loss and accuracy of ``model`` on a labelled set."""
     return loss_and_accuracy(predict_logits(model, images, batch_size), labels)
 
@@ -51,3 +63,59 @@ def per_class_accuracy(confusion: np.ndarray) -> np.ndarray:
     totals = confusion.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.diag(confusion) / totals
+
+
+def _listed(classes) -> str:
+    shown = ", ".join(repr(c) for c in list(classes)[:5])
+    return f"[{shown}{', ...' if len(classes) > 5 else ''}]"
+
+
+def check_model_fits_data(
+    model_dir: Path | str, config: MLPConfig, record: dict, data_dir: Path | str,
+    meta: DatasetMeta,
+) -> None:
+    """Raise :class:`DataFormatError` naming both sides when the model in ``model_dir`` (its
+    ``config`` and ``dataset.json`` ``record``, {} for a model saved without one) does not take
+    the dataset in ``data_dir`` (``meta``): another input size, image shape, class count, class
+    names or standardization. Scoring it anyway would fail deep in a matrix product, or worse,
+    give a number that means nothing."""
+    values = math.prod(meta.image_shape)
+    differ = []
+    if config.input_size != values or record.get("image_shape", meta.image_shape) != (
+        meta.image_shape
+    ):
+        differ.append("input shape")
+    if config.num_classes != len(meta.classes):
+        differ.append("number of classes")
+    elif record.get("classes", meta.classes) != meta.classes:
+        differ.append("class names")
+    if (record.get("mean", meta.mean), record.get("std", meta.std)) != (meta.mean, meta.std):
+        differ.append("standardization (mean, std)")
+    if not differ:
+        return
+    shape = record.get("image_shape")
+    takes = f"{'x'.join(map(str, shape))} images, " if isinstance(shape, list) else ""
+    names = f" {_listed(record['classes'])}" if isinstance(record.get("classes"), list) else ""
+    scaled = ""
+    if differ[-1].startswith("standardization"):
+        scaled = (f"; the model's inputs were standardized with mean {record['mean']}, std "
+                  f"{record['std']}, the data's with mean {meta.mean}, std {meta.std}")
+    verb = "differ" if len(differ) > 1 else "differs"
+    raise DataFormatError(
+        f"the model in {model_dir} does not fit the data in {data_dir} ({', '.join(differ)} "
+        f"{verb}): the model takes {takes}{config.input_size} values and tells "
+        f"{config.num_classes} classes{names}; the data holds "
+        f"{'x'.join(map(str, meta.image_shape))} images, {values} values, of "
+        f"{len(meta.classes)} classes {_listed(meta.classes)}{scaled}; pass the model trained "
+        f"on this data, or retrain it (dvc repro train@{Path(data_dir).name})"
+    )
+
+
+def check_finite_outputs(logits: np.ndarray, model_dir: Path | str, data: Path | str) -> None:
+    """Raise :class:`DataFormatError` when the model's outputs hold NaN or infinity: finite
+    weights and inputs give finite logits unless the weights are absurdly large."""
+    if not np.isfinite(logits).all():
+        raise DataFormatError(
+            f"the model in {model_dir} computes NaN or infinite outputs on {data}: its weights "
+            f"are damaged or far too large; rerun the train stage (dvc repro)"
+        )

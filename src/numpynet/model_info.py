@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 from pathlib import Path
 
 from numpynet.checkpoint import (
@@ -13,7 +12,9 @@ from numpynet.checkpoint import (
     load_model,
     read_record,
 )
-from numpynet.errors import DataFormatError
+from numpynet.errors import DataFormatError, environment_problem
+from numpynet.files import parse_json
+from numpynet.predict import dataset_record_problem, one_line
 
 _MAX_LISTED_CLASSES = 10
 
@@ -37,7 +38,16 @@ def describe_model(directory: Path | str, metrics: Path | str | None = None) -> 
         f"network     {' -> '.join(map(str, sizes))} ({', '.join(extras)})",
         f"parameters  {parameters:,} (float32, {parameters * 4 / 2**20:.1f} MiB)",
     ]
-    name = str(read_record(directory, DATASET_FILE).get("name", directory.name))
+    dataset = read_record(directory, DATASET_FILE)
+    # A model saved before dataset.json existed has none; one that has it must agree with itself.
+    problem = dataset_record_problem(dataset, config) if dataset else None
+    if problem:
+        raise DataFormatError(
+            f"{directory / DATASET_FILE} is not as numpynet writes it for the model in "
+            f"{directory} ({problem}): the file was changed or comes from another model; retrain "
+            f"it (dvc repro train@{directory.name})"
+        )
+    name = str(dataset.get("name", directory.name))
     for file_name, describe in _RECORDS:
         record = read_record(directory, file_name)
         if record:
@@ -56,7 +66,7 @@ def describe_model(directory: Path | str, metrics: Path | str | None = None) -> 
 
 
 def _describe_dataset(dataset: dict) -> str:
-    classes = [str(c) for c in dataset["classes"]]
+    classes = [one_line(str(c)) for c in dataset["classes"]]
     listed = ", ".join(classes[:_MAX_LISTED_CLASSES])
     if len(classes) > _MAX_LISTED_CLASSES:
         listed += f", ... ({len(classes)} in all)"
@@ -101,9 +111,14 @@ def _reading(path: Path):
 
 def _read_metrics(path: Path) -> dict:
     try:
-        metrics = json.loads(path.read_text(encoding="utf-8"))
+        metrics = parse_json(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
-        raise DataFormatError(f"cannot read the metrics file {path}: {error}") from None
+        if environment_problem(error):
+            raise
+        raise DataFormatError(
+            f"cannot read the metrics file {path}: {error}; rerun the evaluate stage (dvc repro) "
+            f"or pass another file with --metrics"
+        ) from None
     if not isinstance(metrics, dict):
         raise DataFormatError(f"{path} is not a metrics file written by the evaluate stage")
     return metrics

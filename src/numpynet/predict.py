@@ -34,7 +34,7 @@ from numpynet.data.archive_listing import ListedFile
 from numpynet.data.image_decode import decode_images
 from numpynet.data.preprocess import standardize
 from numpynet.errors import ConfigError, DataFormatError
-from numpynet.evaluation import predict_logits
+from numpynet.evaluation import check_finite_outputs, predict_logits
 from numpynet.nn.loss import log_softmax
 from numpynet.nn.model import MLPConfig, Sequential
 
@@ -111,7 +111,7 @@ def read_input_spec(directory: Path, config: MLPConfig) -> InputSpec:
             f"{directory} has no {DATASET_FILE}: the model predates self-contained models, which "
             f"record their classes, input shape and standardization; {retrain}"
         )
-    problem = _record_problem(record, config)
+    problem = dataset_record_problem(record, config)
     if problem:
         raise DataFormatError(
             f"{directory / DATASET_FILE} is not as numpynet writes it ({problem}): the model "
@@ -127,8 +127,10 @@ def read_input_spec(directory: Path, config: MLPConfig) -> InputSpec:
     )
 
 
-def _record_problem(record: dict, config: MLPConfig) -> str | None:
-    """What is wrong with a ``dataset.json`` record, or None when it is usable."""
+def dataset_record_problem(record: dict, config: MLPConfig) -> str | None:
+    """What is wrong with a ``dataset.json`` record, or None when it is usable: its own values,
+    or a class count or input shape that contradicts the architecture (``numpynet info`` checks
+    a model folder with it too)."""
     if not isinstance(record.get("name"), str):
         return "name: expected the dataset's name"
     classes, shape = record.get("classes"), record.get("image_shape")
@@ -207,7 +209,8 @@ def predict(
     to :data:`DEFAULT_TOP_K` (or every class, when there are fewer), and must lie between 1 and
     the number of classes. Everything is checked before the model runs.
     """
-    model, spec = load_predictor(find_model() if model_dir is None else model_dir)
+    directory = find_model() if model_dir is None else model_dir
+    model, spec = load_predictor(directory)
     count = len(spec.classes)
     if top_k is None:
         top_k = min(DEFAULT_TOP_K, count)
@@ -219,6 +222,7 @@ def predict(
     if not paths:
         return []
     probs = probabilities(model, prepare_images(paths, spec), spec.mirrored)
+    check_finite_outputs(probs, directory, paths[0] if len(paths) == 1 else f"{len(paths)} images")
     # Stable sort: equal probabilities keep the classes' order.
     order = np.argsort(-probs, axis=1, kind="stable")[:, :top_k]
     return [
@@ -232,9 +236,15 @@ def format_text(predictions: list[Prediction]) -> str:
     width = max((len(p.image) for p in predictions), default=0) + 1
     return "\n".join(
         f"{p.image + ':':<{width}} "
-        + ", ".join(f"{name} ({_percent(prob)})" for name, prob in p.top)
+        + ", ".join(f"{one_line(name)} ({_percent(prob)})" for name, prob in p.top)
         for p in predictions
     )
+
+
+def one_line(name: str) -> str:
+    """``name`` with line breaks, tabs and other control characters written as escapes
+    (``\\n``), so a class name from a folder name never breaks one-line-per-fact output."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
 
 
 def _percent(probability: float) -> str:
@@ -251,4 +261,5 @@ def format_json(predictions: list[Prediction]) -> str:
             for p in predictions
         ],
         indent=2,
+        allow_nan=False,  # probabilities are finite (checked above): never a NaN that JSON lacks
     )

@@ -171,7 +171,8 @@ def _save(checkpoints, model, optimizer, generators, progress: Progress) -> None
 
 def _restore(checkpoints, model, optimizer, generators, log: Log) -> Progress | None:
     """Put a run's saved state back into its objects; its progress, or None to start afresh."""
-    snapshot = checkpoints.load()
+    # With this run's shapes, a checkpoint shaped for another model is discarded, not loaded.
+    snapshot = checkpoints.load({name: a.shape for name, a in model.state_dict().items()})
     if snapshot is None:
         return None
     model.load_state_dict(snapshot.model)

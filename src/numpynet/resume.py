@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import zipfile
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from numpynet.files import load_npz, save_npz
+from numpynet.arrays import load_npz
+from numpynet.errors import environment_problem
+from numpynet.files import save_npz
 from numpynet.log import Log, log_to_stderr
 
 # Raised whenever the file's layout changes, so an older checkpoint is discarded, not misread.
@@ -80,20 +82,30 @@ class CheckpointStore:
         self.fingerprint = dict(fingerprint)
         self.log = log
 
-    def load(self) -> Snapshot | None:
-        """The saved state if it belongs to this run; otherwise delete the file and return None."""
+    def load(self, model_shapes: dict[str, tuple[int, ...]] | None = None) -> Snapshot | None:
+        """The saved state if it belongs to this run; otherwise delete the file and return None.
+
+        Its arrays are checked (float32, the best epoch's and the optimizer's shaped as the
+        model's, and, with ``model_shapes``, the model's as this run's model), so that restoring
+        a damaged file discards it instead of failing half-way.
+        """
         if not self.path.exists():
             return None
         try:
             record, groups = _read(self.path)
         # Whatever a damaged or foreign file makes the reader trip on, it is not this run's state.
-        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as error:
+        # (Its headers are checked before any array is read: a huge declared size costs nothing.)
+        except (OSError, ValueError, KeyError, TypeError, EOFError) as error:
+            if environment_problem(error):  # unreadable, not damaged: deleting would not help
+                raise
             self._discard(f"it cannot be read ({type(error).__name__}: {error})")
             return None
         if record.get("format") != CHECKPOINT_FORMAT:
             self._discard("it was written by another version of numpynet")
             return None
         saved = record.get("fingerprint", {})
+        if not isinstance(saved, dict):
+            saved = {}
         changed = sorted(
             part
             for part in self.fingerprint.keys() | saved.keys()
@@ -102,16 +114,12 @@ class CheckpointStore:
         if changed:
             self._discard(f"its {', '.join(changed)} differ from this run's")
             return None
-        progress = Progress(
-            epochs_done=record["epochs_done"],
-            history=record["history"],
-            step_lr=groups["progress"]["step_lr"].tolist(),
-            step_loss=groups["progress"]["step_loss"].tolist(),
-            best_score=record["best_score"],
-            best_epoch=record["best_epoch"],
-            best_state=groups["best"] or None,
-        )
-        return Snapshot(groups["model"], groups["optimizer"], record["generators"], progress)
+        try:
+            return _snapshot(record, groups, model_shapes)
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            detail = f"no {error}" if isinstance(error, KeyError) else str(error)
+            self._discard(f"its content is not as numpynet writes it ({detail})")
+            return None
 
     def save(self, snapshot: Snapshot) -> None:
         """Replace the checkpoint with ``snapshot`` in one rename: never a half-written file."""
@@ -159,3 +167,52 @@ def _read(path: Path) -> tuple[dict, dict[str, dict[str, np.ndarray]]]:
         group, name = key.split(":", 1)
         groups[group][name] = array
     return record, groups
+
+
+def _snapshot(
+    record: dict, groups: dict[str, dict[str, np.ndarray]], model_shapes: dict | None
+) -> Snapshot:
+    """The :class:`Snapshot` in a checkpoint of this run's fingerprint, its types checked, so
+    that restoring it cannot fail half-way: ``ValueError`` (or ``TypeError``/``KeyError``) else."""
+    model, best, optimizer = groups["model"], groups["best"], dict(groups["optimizer"])
+    step = optimizer.pop("step")
+    for group, arrays in (("model", model), ("best", best), ("optimizer", optimizer)):
+        odd = [name for name, array in arrays.items() if array.dtype != np.float32]
+        if odd:
+            raise ValueError(f"{group} array {odd[0]!r} is {arrays[odd[0]].dtype}, not float32")
+    shapes = {name: array.shape for name, array in model.items()}
+    if model_shapes is not None and shapes != {k: tuple(v) for k, v in model_shapes.items()}:
+        raise ValueError("its model arrays are not shaped as this run's model")
+    if best and {name: array.shape for name, array in best.items()} != shapes:
+        raise ValueError("the best epoch's arrays do not match the model's")
+    for key, array in optimizer.items():  # "<buffer>.<parameter name>"
+        if shapes.get(key.split(".", 1)[-1]) != array.shape:
+            raise ValueError(f"the optimizer array {key!r} fits no model array")
+    if step.shape != () or step.dtype.kind not in "iu":
+        raise ValueError(f"the optimizer step is a {step.dtype} array of shape {step.shape}")
+    steps = [groups["progress"][name] for name in ("step_lr", "step_loss")]
+    if any(a.dtype != np.float64 or a.ndim != 1 or a.shape != steps[0].shape for a in steps):
+        raise ValueError("the per-step learning rates and losses are not two float64 lists")
+    epochs_done, best_score, best_epoch = (record[k] for k in ("epochs_done", "best_score",
+                                                                 "best_epoch"))
+    if not (isinstance(epochs_done, int) and epochs_done >= 0
+            and isinstance(record["history"], list)
+            and (best_score is None or isinstance(best_score, numbers.Real))
+            and (best_epoch is None or isinstance(best_epoch, int))):
+        raise ValueError("its progress record has values of the wrong type")
+    for state in record["generators"].values():
+        # Loading the state into a generator of its kind checks it whole; only NumPy's kinds.
+        kind = state["bit_generator"]
+        if kind not in ("PCG64", "PCG64DXSM", "Philox", "SFC64", "MT19937"):
+            raise ValueError(f"unknown random generator {kind!r}")
+        getattr(np.random, kind)().state = state
+    progress = Progress(
+        epochs_done=epochs_done,
+        history=record["history"],
+        step_lr=steps[0].tolist(),
+        step_loss=steps[1].tolist(),
+        best_score=best_score,
+        best_epoch=best_epoch,
+        best_state=best or None,
+    )
+    return Snapshot(model, {"step": step, **optimizer}, record["generators"], progress)

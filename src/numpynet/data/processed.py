@@ -10,7 +10,7 @@ The one place that spells the layout of ``data/processed/<name>/``:
 
 from __future__ import annotations
 
-import json
+import math
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,14 +18,16 @@ from typing import Protocol
 
 import numpy as np
 
-from numpynet.errors import DataFormatError
-from numpynet.files import atomic_directory, load_npy, save_npy, write_json
+from numpynet.arrays import ArrayFileError, load_npy, npy_header
+from numpynet.errors import DataFormatError, environment_problem
+from numpynet.files import atomic_directory, parse_json, save_npy, write_json
 
 META_FILE = "meta.json"
 
 
 class ImageBlocks(Protocol):
-    """Images that come a block of rows at a time, so they can be written without being held whole.
+    """Images that come a block at a time, so they can be written without being held whole: each
+    block a C-contiguous run of their values, in order (whole rows, or pieces of a large row).
 
     :class:`numpynet.data.preprocess.StandardizedImages` is one.
     """
@@ -95,27 +97,67 @@ def _save_blocks(path: Path, images: ImageBlocks) -> None:
     with open(path, "wb") as stream:
         np.lib.format.write_array_header_1_0(stream, header)
         for block in images.blocks():
-            # Blocks are C-contiguous rows in native byte order, what the header's descr states.
+            # Blocks are C-contiguous runs of values (whole rows, or pieces of one) in native byte
+            # order, what the header's descr states.
             stream.write(np.ascontiguousarray(block, dtype=images.dtype).data)
-            written += block.shape[0]
-    if written != images.shape[0]:
-        raise ValueError(f"{path}: {written} rows written, but the shape says {images.shape[0]}")
+            written += block.size
+    if written != math.prod(images.shape):
+        raise ValueError(f"{path}: {written} values written, but the shape says {images.shape}")
+
+
+def _rerun(directory: Path) -> str:
+    return f"rerun the preprocess stage: dvc repro --force preprocess@{Path(directory).name}"
 
 
 def read_meta(directory: Path | str) -> DatasetMeta:
-    """The ``meta.json`` of a processed dataset."""
+    """The ``meta.json`` of a processed dataset, its values checked (:class:`DataFormatError`
+    naming the file and the fix otherwise)."""
     path = Path(directory) / META_FILE
     try:
-        return DatasetMeta(**json.loads(path.read_text(encoding="utf-8")))
+        data = parse_json(path.read_text(encoding="utf-8"))
+        meta = DatasetMeta(**data) if isinstance(data, dict) else None
+        problem = _meta_problem(meta) if meta else "not a JSON object"
     except FileNotFoundError:
         raise DataFormatError(
             f"{path} not found: the preprocess stage has not run; run `dvc repro`"
         ) from None
-    except (ValueError, TypeError) as error:
+    except (OSError, ValueError, TypeError) as error:
+        if environment_problem(error):
+            raise
+        problem = str(error)
+    if problem:
         raise DataFormatError(
-            f"{path} is not a meta.json written by the preprocess stage ({error}); "
-            f"rerun it with `dvc repro --force preprocess@<name>`"
-        ) from None
+            f"{path} is not a meta.json written by the preprocess stage ({problem}); "
+            f"{_rerun(path.parent)}"
+        )
+    return meta
+
+
+def _meta_problem(meta: DatasetMeta) -> str | None:
+    """What is wrong with the values of a ``meta.json``, or None."""
+    def numbers(values, count):
+        return isinstance(values, list) and len(values) == count and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            for v in values)
+
+    def whole(value):
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+    shape = meta.image_shape
+    if not (isinstance(meta.classes, list) and meta.classes
+            and all(isinstance(c, str) for c in meta.classes)):
+        return "classes: expected a list of class names"
+    if not (isinstance(shape, list) and len(shape) == 3 and all(whole(n) and n for n in shape)
+            and shape[2] in (1, 3)):
+        return "image_shape: expected [height, width, channels] with 1 or 3 channels"
+    if not (isinstance(meta.sizes, dict) and all(whole(n) for n in meta.sizes.values())):
+        return "sizes: expected a count of images per split"
+    if not (numbers(meta.mean, shape[2]) and numbers(meta.std, shape[2])
+            and all(v > 0 for v in meta.std)):
+        return f"mean, std: expected {shape[2]} finite number(s) each, std positive"
+    if meta.layout != "NHWC":
+        return 'layout: expected "NHWC"'
+    return None
 
 
 def split_files(directory: Path | str, splits: tuple[str, ...]) -> list[Path]:
@@ -127,13 +169,64 @@ def split_files(directory: Path | str, splits: tuple[str, ...]) -> list[Path]:
     return files
 
 
-def read_split(directory: Path | str, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """The ``(images, labels)`` of one split; the images memory-mapped read-only."""
+def read_split(
+    directory: Path | str, split: str, meta: DatasetMeta | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``(images, labels)`` of one split; the images memory-mapped read-only.
+
+    Both files are checked against ``meta`` (read from ``directory`` when not given) before
+    they are used: float32 images of the recorded shape, one int64 label per image, each a
+    class of ``meta.json``, and no NaN or infinity among the images. Raises
+    :class:`DataFormatError` naming the file and the fix.
+    """
     directory = Path(directory)
+    meta = read_meta(directory) if meta is None else meta
+    x_path, y_path = directory / f"x_{split}.npy", directory / f"y_{split}.npy"
     try:
-        images = load_npy(directory / f"x_{split}.npy", mmap=True)
-        return images, load_npy(directory / f"y_{split}.npy")
+        problem = _split_problem(x_path, y_path, split, meta)
+        if problem is None:
+            images, labels = load_npy(x_path, mmap=True), load_npy(y_path)
+            problem = _values_problem(x_path, images, y_path, labels, len(meta.classes))
     except FileNotFoundError as error:
         raise DataFormatError(
             f"{error.filename} not found: the preprocess stage has not run; run `dvc repro`"
         ) from None
+    except ArrayFileError as error:
+        problem = str(error)
+    if problem:
+        raise DataFormatError(f"{problem}; {_rerun(directory)}")
+    return images, labels
+
+
+def _split_problem(x_path: Path, y_path: Path, split: str, meta: DatasetMeta) -> str | None:
+    """What the headers of a split's two files contradict (each other or meta.json), or None."""
+    (x_shape, x_dtype), (y_shape, y_dtype) = npy_header(x_path), npy_header(y_path)
+    if x_dtype != np.float32 or list(x_shape[1:]) != meta.image_shape:
+        return (f"{x_path} holds {x_dtype} images of shape {x_shape}, but the preprocess stage "
+                f"writes float32 images of shape (N, {', '.join(map(str, meta.image_shape))}), "
+                f"as {META_FILE} says")
+    if y_dtype != np.int64 or len(y_shape) != 1:
+        return (f"{y_path} holds {y_dtype} labels of shape {y_shape}, but the preprocess stage "
+                f"writes int64 labels of shape (N,)")
+    if x_shape[0] != y_shape[0] or meta.sizes.get(split, x_shape[0]) != x_shape[0]:
+        return (f"{x_path} holds {x_shape[0]} images and {y_path} {y_shape[0]} labels, where "
+                f"{META_FILE} says {meta.sizes.get(split, 'nothing')}: the files do not belong "
+                f"together")
+    if x_shape[0] == 0:
+        return f"{x_path} holds no images: the {split} split is empty"
+    return None
+
+
+def _values_problem(x_path, images, y_path, labels, num_classes: int) -> str | None:
+    """A label outside the classes or a non-finite pixel, or None. Images are scanned a block
+    at a time, so a memory-mapped split is never copied whole."""
+    outside = np.flatnonzero((labels < 0) | (labels >= num_classes))
+    if outside.size:
+        return (f"{y_path}: label {labels[outside[0]]} (sample {outside[0]}) is no class of "
+                f"{META_FILE}, which lists {num_classes} (labels 0 to {num_classes - 1})")
+    rows = max(1, (1 << 24) // max(1, math.prod(images.shape[1:])))
+    for start in range(0, images.shape[0], rows):
+        if not np.isfinite(images[start : start + rows]).all():
+            last = min(start + rows, images.shape[0]) - 1
+            return f"{x_path}: an image among samples {start} to {last} holds NaN or infinity"
+    return None
