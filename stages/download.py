@@ -2,7 +2,9 @@
 
 Reads ``datasets.<name>.data`` and ``download`` from params.yaml and the NUMPYNET_MIRROR
 environment variable (a URL or a directory tried before the official sources); writes the
-verified files into ``--out`` (``data/raw/<name>``).
+verified files into ``--out`` (``data/raw/<name>``). Every file must arrive within
+``download.deadline_s`` and its size cap; a relative local source is taken from the project root,
+wherever the stage runs.
 """
 
 import _bootstrap  # noqa: I001  (first: this tree's code, on a pinned numeric backend)
@@ -22,8 +24,12 @@ def main() -> None:
     source = params.dataset(args.dataset).source
     mirror = resolve_mirror(os.environ.get(MIRROR_ENV))
     # A fresh directory renamed into place: a failed download leaves nothing behind.
+    limits = params.download
     with atomic_directory(args.out) as out:
-        acquire_dataset(source, out, mirror=mirror, timeout=params.download.timeout_s)
+        acquire_dataset(
+            source, out, mirror=mirror, timeout=limits.timeout_s, deadline=limits.deadline_s,
+            max_bytes=limits.max_bytes, project_root=_bootstrap.PROJECT_ROOT,
+        )
 
 
 if __name__ == "__main__":

@@ -276,6 +276,9 @@ def test_looking_up_an_unconfigured_dataset_lists_the_configured_ones(raw):
 def test_largest_image_folder_size(raw):
     data = {"format": "image-folder", "source": "x", "size": [4096, 4096]}
     raw["datasets"] = {"pets": _dataset(data)}
+    # Only with room for it: a narrow first layer, and 100 decoded images (test_hardening_images).
+    raw["train"]["hidden_sizes"] = [8]
+    raw["preprocess"]["max_dataset_bytes"] = 100 * 4096 * 4096 * 3
     assert parse_params(raw).dataset("pets").source.size == (4096, 4096)
 
 

@@ -26,6 +26,7 @@ FETCH_ONLY = {
     "src/numpynet/log.py",
     "src/numpynet/data/__init__.py",
     "src/numpynet/data/download.py",
+    "src/numpynet/data/transfer.py",
 }
 
 

@@ -17,12 +17,16 @@ later, mid-run:
 * Sizes are bounded by what fits in memory: each hidden layer, ``train.batch_size`` and
   ``evaluate.batch_size`` at most :data:`MAX_LAYER_SIZE`/:data:`MAX_BATCH_SIZE`, ``epochs`` at
   most :data:`MAX_EPOCHS`, and the hidden layers' weights, with their gradients, two AdamW moments
-  and scratch, within 16 GiB (see :mod:`numpynet.config.rules`).
+  and scratch, within 16 GiB (see :mod:`numpynet.config.rules`); where a dataset's input size is
+  fixed (a built-in dataset, an image folder's ``size``), the first layer counts too, and one
+  decoded image must leave room for 100 within ``preprocess.max_dataset_bytes``.
+* ``preprocess.max_*`` bound the memory reading an image folder may take (see
+  :mod:`numpynet.config.preprocess_section`); they may be left out, taking their defaults.
 * ``warmup_epochs`` may not exceed ``epochs``; ``min_lr`` may not exceed ``lr``; batch
   normalization needs ``batch_size`` >= 2; the built-in MNIST is never flipped
   (``augment_flip``), since a mirrored digit is another symbol.
-* ``download.timeout_s`` is at most :data:`MAX_TIMEOUT_S`, a day (from about 1e10 s on, the
-  socket layer raises OverflowError).
+* ``download`` keys are bounded too (see :mod:`numpynet.config.download_section`); its
+  ``deadline_s`` and ``max_bytes`` may be left out, taking their defaults.
 
 Rules that involve several keys are checked on the shared ``train`` section and again on each
 dataset's merged settings, reported under the dataset's key when its overrides take part.
@@ -47,8 +51,15 @@ from numpynet.config.fields import (
     show_key,
 )
 from numpynet.config.file import read_params_file
-from numpynet.config.rules import check_train_rules
+from numpynet.config.rules import check_dataset_inputs, check_train_rules
 from numpynet.config.data_source import parse_data_source
+from numpynet.config.preprocess_section import PreprocessConfig
+from numpynet.config.download_section import (  # noqa: F401 (MAX_* are part of this API)
+    MAX_DEADLINE_S,
+    MAX_DOWNLOAD_BYTES,
+    MAX_TIMEOUT_S,
+    DownloadConfig,
+)
 
 MAX_DATASET_NAME_LENGTH = 64
 DATASET_NAME_PATTERN = rf"[A-Za-z][A-Za-z0-9_-]{{0,{MAX_DATASET_NAME_LENGTH - 1}}}"
@@ -63,7 +74,6 @@ MAX_EPOCHS = 100_000
 MAX_SHIFT_PIXELS = 16
 MAX_ELASTIC_ALPHA = 100.0  # past this the displacement field tears images apart
 SELECTION_CRITERIA = ("val_accuracy", "val_loss", "last")
-MAX_TIMEOUT_S = 86_400.0  # a day; socket.settimeout raises OverflowError from about 1e10 s
 
 # A file with more problems than this is most likely not a params file; list the first ones.
 _MAX_LISTED_PROBLEMS = 30
@@ -85,23 +95,6 @@ def check_dataset_name(name: Any) -> None:
 
 def _is_dataset_name(name: Any) -> bool:
     return isinstance(name, str) and re.fullmatch(DATASET_NAME_PATTERN, name) is not None
-
-
-@dataclass(frozen=True)
-class DownloadConfig:
-    """How downloads behave. Not a DVC dependency: none of it changes the downloaded bytes."""
-
-    timeout_s: float = field(
-        metadata=field_check(
-            lambda v: 0 < v <= MAX_TIMEOUT_S, f"a number of seconds > 0 and <= {MAX_TIMEOUT_S:g}"
-        )
-    )
-
-
-@dataclass(frozen=True)
-class PreprocessConfig:
-    val_fraction: float = field(metadata=field_check(lambda v: 0 < v < 1, "a number in (0, 1)"))
-    seed: int = field(metadata=field_check(lambda v: v >= 0, "an integer >= 0"))
 
 
 @dataclass(frozen=True)
@@ -230,10 +223,11 @@ def parse_params(raw: Any, source: str = "params.yaml") -> Params:
 
     sections = {}
     for name, cls in _SECTIONS.items():
-        sections[name] = parse_section(cls, raw.get(name), name, problems)
+        sections[name] = parse_section(cls, _with_defaults(cls, raw.get(name)), name, problems)
     datasets = _parse_datasets(raw.get("datasets"), problems)
     if sections["train"] is not None:
         check_train_rules(sections["train"], datasets.values(), problems)
+    check_dataset_inputs(sections["train"], sections["preprocess"], datasets.values(), problems)
 
     if problems:
         listing = "\n".join(f"  - {p}" for p in problems[:_MAX_LISTED_PROBLEMS])
@@ -241,6 +235,17 @@ def parse_params(raw: Any, source: str = "params.yaml") -> Params:
             listing += f"\n  ... and {len(problems) - _MAX_LISTED_PROBLEMS} more"
         raise ConfigError(f"{source} has {len(problems)} problem(s):\n{listing}")
     return Params(datasets=datasets, **sections)
+
+
+def _with_defaults(cls, raw: Any) -> Any:
+    """``raw`` with the defaults of ``cls``'s optional fields filled in where left out."""
+    if not isinstance(raw, dict):
+        return raw
+    defaults = {
+        f.name: f.default for f in dataclasses.fields(cls)
+        if f.default is not dataclasses.MISSING and f.name not in raw
+    }
+    return {**raw, **defaults}
 
 
 def _parse_datasets(raw: Any, problems: list[str]) -> dict[str, DatasetConfig]:

@@ -8,6 +8,7 @@ are :data:`numpynet.data.catalog.FORMATS`.
 from __future__ import annotations
 
 import dataclasses
+import urllib.parse
 from typing import Any
 
 from numpynet.data.catalog import (
@@ -15,11 +16,14 @@ from numpynet.data.catalog import (
     FORMATS,
     IDX_FILE_NAMES,
     IDX_ROLES,
+    IMAGE_ARCHIVE_SUFFIXES,
     DatasetSource,
     ImageFolderSource,
     RemoteFile,
     is_hex_digest,
     is_url,
+    local_file_name,
+    url_file_name,
 )
 from numpynet.config.fields import describe, is_int, is_number, show, show_key
 
@@ -86,6 +90,31 @@ def _parse_remote_files(name, fmt, builtin, data, path, problems):
     return DatasetSource(name=name, format=fmt, files=files, urls=tuple(urls))
 
 
+def _location_problem(location: str) -> str | None:
+    """Why an image folder's ``source`` cannot be stored under a name of its own, or None."""
+    if "\0" in location:
+        return "holds a NUL character; give a path or URL without one"
+    if not is_url(location):
+        if local_file_name(location):
+            return None
+        return ("names no folder or archive of its own (such as '.', '..' or '/'); give the path "
+                "of the folder that holds just the images, e.g. images/<name>")
+    try:
+        parsed = urllib.parse.urlparse(location)
+    except ValueError as error:
+        return f"is not a valid URL ({error})"
+    if parsed.scheme.lower() in ("http", "https") and not parsed.hostname:
+        return "has no host; give the archive's full URL, e.g. https://example.org/pets.tar.gz"
+    if url_file_name(location) is None:
+        return (
+            f"is a URL whose path does not end in an archive's file name (one ending in "
+            f"{', '.join(IMAGE_ARCHIVE_SUFFIXES)}; a query string may follow), which the download "
+            f"is stored under and read as; link to the archive file itself, or download it and "
+            f"give its local path"
+        )
+    return None
+
+
 def _parse_image_folder(name, data, path, problems):
     before = len(problems)
     location = data.get("source")
@@ -94,6 +123,10 @@ def _parse_image_folder(name, data, path, problems):
             f"{path}.source: expected a directory, a .tar.gz/.zip archive or a URL, got "
             f"{describe(location)}"
         )
+    else:
+        problem = _location_problem(location)
+        if problem:
+            problems.append(f"{path}.source: {show(location)} {problem}")
     sha256 = data.get("sha256")
     if sha256 is not None and not is_hex_digest(sha256, "sha256"):
         problems.append(f"{path}.sha256: expected 64 hexadecimal digits (sha256sum of the archive)")

@@ -1,20 +1,28 @@
-"""Rules over several settings of a train configuration, and the memory estimate behind one.
+"""Rules over several settings of a train configuration, and the memory estimates behind some.
 
 Each rule is checked on the shared ``train`` section and again on every dataset whose overrides
 touch one of its keys (the merged settings of the others equal the shared ones, already checked).
+
+Where params.yaml fixes a dataset's input size (a built-in dataset, or an image folder with a
+declared ``size``: height x width x channels, 3 channels unless ``mode`` is ``L``),
+:func:`check_dataset_inputs` adds two estimates the data cannot change: the first layer's weights
+join the training memory estimate, and one decoded image must leave room for at least
+:data:`FEWEST_IMAGES` of them within ``preprocess.max_dataset_bytes``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Callable
 
 from numpynet.config.fields import show
-from numpynet.data.catalog import BUILTIN
+from numpynet.data.catalog import BUILTIN, ImageFolderSource
 
 if TYPE_CHECKING:
     from numpynet.config import DatasetConfig, TrainConfig
+    from numpynet.config.preprocess_section import PreprocessConfig
 
 # What the parameters params.yaml fixes may take while training: float32 weights (4 bytes) in five
 # copies (weights, gradients, AdamW's two moments, scratch). The input layer and the number of
@@ -24,6 +32,12 @@ TRAINING_MEMORY_BUDGET_BYTES = 16 * 2**30
 _BYTES_PER_PARAMETER = 4
 _COPIES_PER_PARAMETER = 5
 _FEWEST_CLASSES = 2
+# A dataset whose decoded images cannot number this many within preprocess.max_dataset_bytes is
+# refused by check: no classifier learns from fewer, and the size is most likely a typo.
+FEWEST_IMAGES = 100
+# Input values (height x width x channels) of the formats whose files fix them.
+_IDX_BUILTIN_INPUTS = (28, 28, 1)  # MNIST and Fashion-MNIST
+_CIFAR10_INPUTS = (32, 32, 3)
 
 
 def check_train_rules(
@@ -105,13 +119,14 @@ def _batch_statistics_of_one(train: TrainConfig) -> str | None:
     )
 
 
-def training_memory_bytes(hidden_sizes: list[int]) -> int:
-    """A lower bound of the bytes training needs for the layers that ``hidden_sizes`` fixes.
+def training_memory_bytes(hidden_sizes: list[int], inputs: int | None = None) -> int:
+    """A lower bound of the bytes training needs for the layers that params.yaml fixes.
 
-    Counts the hidden-to-hidden layers and the last hidden layer's link to a two-class output,
+    Counts the input layer's link to the first hidden layer when the number of ``inputs`` is
+    known, the hidden-to-hidden layers and the last hidden layer's link to a two-class output,
     weights and biases, as float32 in five copies (see TRAINING_MEMORY_BUDGET_BYTES).
     """
-    sizes = [*hidden_sizes, _FEWEST_CLASSES]
+    sizes = [*([inputs] if inputs else []), *hidden_sizes, _FEWEST_CLASSES]
     parameters = sum(fan_in * fan_out + fan_out for fan_in, fan_out in zip(sizes, sizes[1:]))
     return parameters * _BYTES_PER_PARAMETER * _COPIES_PER_PARAMETER
 
@@ -135,3 +150,84 @@ _TRAIN_RULES: tuple[tuple[tuple[str, ...], Callable[[TrainConfig], str | None]],
     (("hidden_sizes",), _layers_too_large),
     (("batch_size", "normalization"), _batch_statistics_of_one),
 )
+
+
+def input_shape(dataset: DatasetConfig) -> tuple[int, int, int] | None:
+    """(height, width, channels) of the dataset's images when params.yaml fixes them, else None."""
+    source = dataset.source
+    if isinstance(source, ImageFolderSource):
+        if source.size is None:
+            return None  # the images' own size, unknown until they are read
+        return (*source.size, 1 if source.mode == "L" else 3)
+    if source.format == "cifar10-binary":
+        return _CIFAR10_INPUTS
+    builtin = BUILTIN.get(dataset.name)
+    if builtin is not None and source.format == "idx" and source.files == builtin.files:
+        return _IDX_BUILTIN_INPUTS  # the pinned files themselves
+    return None
+
+
+def check_dataset_inputs(
+    shared: TrainConfig | None,
+    preprocess: PreprocessConfig | None,
+    datasets: Iterable[DatasetConfig],
+    problems: list[str],
+) -> None:
+    """Append the problems of datasets whose fixed input size cannot fit in memory.
+
+    For each dataset whose :func:`input_shape` is known: its first layer joins the training
+    memory estimate (with its merged ``hidden_sizes``), and one decoded image must leave room
+    for :data:`FEWEST_IMAGES` within ``preprocess.max_dataset_bytes``. A section that failed its
+    own checks (None) is skipped.
+    """
+    for dataset in datasets:
+        shape = input_shape(dataset)
+        if shape is None:
+            continue
+        declared = isinstance(dataset.source, ImageFolderSource)
+        where = f"datasets.{dataset.name}.data.size" if declared else None
+        if shared is not None:
+            _check_first_layer(shared, dataset, shape, where, problems)
+        if preprocess is not None and declared:
+            _check_image_bytes(preprocess, shape, where, problems)
+
+
+def _check_first_layer(shared, dataset, shape, where, problems: list[str]) -> None:
+    hidden = dataset.train_overrides.get("hidden_sizes", shared.hidden_sizes)
+    if training_memory_bytes(hidden) > TRAINING_MEMORY_BUDGET_BYTES:
+        return  # the hidden layers alone are too large: reported at hidden_sizes already
+    inputs = math.prod(shape)
+    needed = training_memory_bytes(hidden, inputs)
+    if needed <= TRAINING_MEMORY_BUDGET_BYTES:
+        return
+    if where is None:
+        overridden = "hidden_sizes" in dataset.train_overrides
+        where = (f"datasets.{dataset.name}.train.hidden_sizes" if overridden
+                 else "train.hidden_sizes")
+    problems.append(
+        f"{where}: inputs of {_hwc(shape)} (height x width x channels, {inputs:,} values) "
+        f"with hidden_sizes "
+        f"{show(hidden)} need about {needed / 2**30:,.1f} GiB to train (float32 weights, "
+        f"gradients, two AdamW moments and scratch; the first layer alone {inputs:,} x "
+        f"{hidden[0]:,} weights); expected layers that fit in "
+        f"{TRAINING_MEMORY_BUDGET_BYTES / 2**30:g} GiB: declare a smaller size (or mode L) or a "
+        f"narrower first hidden layer"
+    )
+
+
+def _check_image_bytes(preprocess, shape, where: str, problems: list[str]) -> None:
+    per_image = math.prod(shape)
+    room = preprocess.max_dataset_bytes // per_image
+    if room >= FEWEST_IMAGES:
+        return
+    problems.append(
+        f"{where}: one {_hwc(shape)} image (height x width x channels) decodes to "
+        f"{per_image:,} bytes (four times that as "
+        f"float32), so preprocess.max_dataset_bytes ({preprocess.max_dataset_bytes:,}) holds "
+        f"only {room:,} of them, fewer than the {FEWEST_IMAGES} any dataset needs; declare a "
+        f"smaller size (or mode L), or raise preprocess.max_dataset_bytes"
+    )
+
+
+def _hwc(shape: tuple[int, int, int]) -> str:
+    return "x".join(map(str, shape))

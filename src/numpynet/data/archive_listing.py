@@ -4,6 +4,10 @@ Archives are read in one sequential pass without extracting anything to disk. Ev
 checked first: absolute paths, ``..`` components, links and special files are rejected with
 :class:`UnsafeArchiveError`, so a hostile archive cannot reach files outside the dataset.
 
+Members are read into memory within :class:`~numpynet.data.limits.ReadLimits` (each member, and
+all that the listing holds; see :mod:`numpynet.data.archive_bounds`), so a small archive of huge
+or countless members is refused instead of exhausting memory.
+
 What the files mean (which are samples of which class) is not decided here; the caller only says
 which files are worth reading into memory.
 """
@@ -22,6 +26,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from numpynet.data.archive_bounds import (
+    BoundedTarInfo,
+    Holdings,
+    OversizedTarHeader,
+    check_zip_directory,
+)
+from numpynet.data.limits import DEFAULT_LIMITS, ReadLimits, shown_name
 from numpynet.errors import DataFormatError
 
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
@@ -31,6 +42,11 @@ _ARCHIVE_ERRORS = (
     tarfile.TarError, zipfile.BadZipFile, gzip.BadGzipFile, zlib.error, lzma.LZMAError, EOFError
 )
 _DRIVE = re.compile(r"^[A-Za-z]:")
+# Linux's PATH_MAX: a longer member name is no path any file system could extract it to.
+MAX_NAME_CHARACTERS = 4096
+# Folders deep: far past any dataset's layout (a wrapper, a split, a class). Deeper paths are
+# refused, as what lies above a file costs memory with the square of its depth in the layout.
+MAX_PATH_DEPTH = 64
 
 # Path components of a file relative to the listed location, e.g. ("train", "cat", "1.png").
 Parts = tuple[str, ...]
@@ -57,13 +73,16 @@ class Listing:
     folders: set[Parts]
 
 
-def list_location(location: Path, worth_reading: Callable[[Parts], bool]) -> Listing:
+def list_location(
+    location: Path, worth_reading: Callable[[Parts], bool], limits: ReadLimits = DEFAULT_LIMITS
+) -> Listing:
     """Every file and folder at ``location``, a folder or an archive.
 
     Only files for which ``worth_reading(parts)`` is true get a ``source``: a folder's files keep
-    their path, an archive's members are read into memory (the only chance in a one-pass read).
-    Raises :class:`DataFormatError` when ``location`` is missing, not a supported archive, or
-    corrupt, and :class:`UnsafeArchiveError` for a member that could escape the dataset.
+    their path, an archive's members are read into memory (the only chance in a one-pass read),
+    within ``limits`` (see the module docstring). Raises :class:`DataFormatError` when
+    ``location`` is missing, not a supported archive, corrupt, or past a limit, and
+    :class:`UnsafeArchiveError` for a member that could escape the dataset.
     """
     if location.is_dir():
         return _list_directory(location, worth_reading)
@@ -71,9 +90,11 @@ def list_location(location: Path, worth_reading: Callable[[Parts], bool]) -> Lis
         raise DataFormatError(f"dataset location {location} does not exist")
     try:
         if _has_suffix(location, ZIP_SUFFIXES):
-            return _list_zip(location, worth_reading)
+            return _list_zip(location, worth_reading, limits)
         if _has_suffix(location, TAR_SUFFIXES):
-            return _list_tar(location, worth_reading)
+            return _list_tar(location, worth_reading, limits)
+    except OversizedTarHeader as exc:
+        raise DataFormatError(exc.message(location)) from None
     except _ARCHIVE_ERRORS as exc:
         raise DataFormatError(f"archive {location} is corrupt or truncated: {exc}") from exc
     raise DataFormatError(
@@ -86,6 +107,12 @@ def _list_directory(root: Path, worth_reading: Callable[[Parts], bool]) -> Listi
     # Links to folders are not followed (a link cycle would never end); links to files are read.
     for folder, subfolders, names in os.walk(root):
         relative = Path(folder).relative_to(root).parts
+        if subfolders and len(relative) + 1 >= MAX_PATH_DEPTH:
+            deep = shown_name("/".join((*relative, subfolders[0])))
+            raise DataFormatError(
+                f"{root}: folder {deep} lies {len(relative) + 1} folders deep, deeper than any "
+                f"dataset needs (at most {MAX_PATH_DEPTH - 1}); move its images up or remove it"
+            )
         folders.update(relative + (sub,) for sub in subfolders)
         for name in names:
             parts = relative + (name,)
@@ -94,43 +121,54 @@ def _list_directory(root: Path, worth_reading: Callable[[Parts], bool]) -> Listi
     return Listing(files, folders)
 
 
-def _list_tar(archive: Path, worth_reading: Callable[[Parts], bool]) -> Listing:
+def _list_tar(archive: Path, worth_reading: Callable[[Parts], bool], limits: ReadLimits) -> Listing:
     files, folders = [], set()
+    holdings = Holdings(archive, limits)
     # Iterating the members in order, reading each right after its header, keeps a compressed
     # archive to one sequential decompression pass (lookups by name would restart it).
-    with tarfile.open(archive, "r:*") as tar:
+    with tarfile.open(archive, "r:*", tarinfo=BoundedTarInfo) as tar:
         for member in tar:
             parts = _check_tar_member(member, archive)
+            if member.isfile() and worth_reading(parts):
+                data = holdings.read(tar.extractfile(member), member.name, len(parts), member.size)
+                files.append(ListedFile(member.name, parts, data))
+                continue
+            holdings.count(member.name, len(parts))
             if member.isdir():
                 folders.add(parts)
-            elif worth_reading(parts):
-                files.append(ListedFile(member.name, parts, tar.extractfile(member).read()))
             else:
                 files.append(ListedFile(member.name, parts, None))
     return Listing(files, folders)
 
 
-def _list_zip(archive: Path, worth_reading: Callable[[Parts], bool]) -> Listing:
+def _list_zip(archive: Path, worth_reading: Callable[[Parts], bool], limits: ReadLimits) -> Listing:
     files, folders = [], set()
+    holdings = Holdings(archive, limits)
+    check_zip_directory(archive, limits)
     with zipfile.ZipFile(archive) as zf:
         infos = zf.infolist()
         for info in infos:  # all members are checked before any is read
             _check_zip_member(info, archive)
         for info in infos:
             parts = _member_parts(info.filename)
+            if not info.is_dir() and worth_reading(parts):
+                source = _read_zip_member(zf, info, parts, archive, holdings)
+                files.append(ListedFile(info.filename, parts, source))
+                continue
+            holdings.count(info.filename, len(parts))
             if info.is_dir():
                 folders.add(parts)
-            elif worth_reading(parts):
-                source = _read_zip_member(zf, info, archive)
-                files.append(ListedFile(info.filename, parts, source))
             else:
                 files.append(ListedFile(info.filename, parts, None))
     return Listing(files, folders)
 
 
-def _read_zip_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, archive: Path) -> bytes:
+def _read_zip_member(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, parts: Parts, archive: Path, holdings: Holdings
+) -> bytes:
     try:
-        return zf.read(info)
+        with zf.open(info) as stream:
+            return holdings.read(stream, info.filename, len(parts), info.file_size)
     except (RuntimeError, NotImplementedError) as exc:  # encrypted, or an unknown compression
         raise DataFormatError(f"cannot read {info.filename!r} in {archive}: {exc}") from exc
 
@@ -147,19 +185,26 @@ def _member_parts(name: str) -> Parts:
 
 def _unsafe_name_reason(name: str) -> str | None:
     """Why a member name could land outside the destination, or None if it cannot."""
+    if len(name) > MAX_NAME_CHARACTERS:  # checked first: everything after would copy it
+        return f"its path is {len(name):,} characters long, more than any file system holds"
     # Backslashes count as separators: Windows tools write them, and Windows honours them.
     if name.startswith(("/", "\\")) or _DRIVE.match(name):
         return "its path is absolute"
-    if ".." in name.replace("\\", "/").split("/"):
+    components = name.replace("\\", "/").split("/")
+    if ".." in components:
         return "its path contains '..'"
+    if len(components) > MAX_PATH_DEPTH:
+        return (f"its path is {len(components):,} components deep, more than the "
+                f"{MAX_PATH_DEPTH} any dataset needs")
     return None
 
 
 def _reject(archive: Path, member: str, reason: str) -> UnsafeArchiveError:
     return UnsafeArchiveError(
-        f"unsafe archive {archive}: member {member!r} is rejected because {reason}; "
+        f"unsafe archive {archive}: member {shown_name(member)} is rejected because {reason}; "
         "nothing was extracted"
     )
+
 
 
 def _check_tar_member(member: tarfile.TarInfo, archive: Path) -> Parts:
@@ -168,7 +213,8 @@ def _check_tar_member(member: tarfile.TarInfo, archive: Path) -> Parts:
     if reason is None:
         if member.issym() or member.islnk():
             kind = "symbolic" if member.issym() else "hard"
-            reason = f"it is a {kind} link (to {member.linkname!r}), which could point outside"
+            target = shown_name(member.linkname)
+            reason = f"it is a {kind} link (to {target}), which could point outside"
         elif member.ischr() or member.isblk() or member.isfifo():
             reason = "it is a device or FIFO, not a regular file"
         elif not (member.isfile() or member.isdir()):

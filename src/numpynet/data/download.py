@@ -6,19 +6,18 @@ decompressed). Either pinned digest matching is enough: a mirror that re-compres
 changes its md5 but still carries the content the sha256 proves. A corrupted or truncated file
 matches neither. Nothing unverified ever reaches the destination name: each attempt streams into a
 hidden temporary file that is renamed into place only after a checksum matched, and deleted
-otherwise.
+otherwise. Every attempt is bounded in time and size (see :mod:`numpynet.data.transfer`): a source
+that trickles, or sends more than the file can hold, fails like any other and the next is tried.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import http.client
 import os
 import secrets
 import sys
-import urllib.error
-import urllib.request
+import urllib.parse
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,18 +25,22 @@ from typing import BinaryIO
 
 from tqdm import tqdm
 
-from numpynet.data.catalog import DatasetSource, RemoteFile, is_url
+from numpynet.data.catalog import (
+    DEFAULT_DEADLINE_S, DEFAULT_MAX_BYTES, DatasetSource, RemoteFile, is_url,
+)
 from numpynet.data.checksums import checksum_failure, stored_file_is_verified
+from numpynet.data.gunzip import GunzipReader
+from numpynet.data.transfer import (
+    CountingReader, Deadline, SourceFailure, cap_failure, caps_for, describe_failure, local_path,
+    open_local, open_url,
+)
 from numpynet.errors import DownloadError
+from numpynet.files import public_name
 from numpynet.log import Log, log_to_stderr
 
 MIRROR_ENV = "NUMPYNET_MIRROR"
 
 _CHUNK_BYTES = 1 << 16
-
-
-class _SourceFailure(Exception):
-    """One source could not deliver the file; the next one is tried."""
 
 
 def resolve_mirror(mirror: str | None) -> str | None:
@@ -83,46 +86,69 @@ def candidate_urls(
     return candidates
 
 
-class _CountingReader:
-    """Wraps a byte stream to count and md5 what was read and advance a progress bar.
-
-    The count is of the bytes as delivered (compressed), which is what Content-Length describes;
-    the md5 is of the same bytes, which is what publishers' archive checksums describe.
-    """
-
-    def __init__(self, raw: BinaryIO, progress: tqdm) -> None:
-        self._raw = raw
-        self._progress = progress
-        self.bytes_read = 0
-        self.md5 = hashlib.md5(usedforsecurity=False)
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._raw.read(size)
-        self.bytes_read += len(data)
-        self.md5.update(data)
-        self._progress.update(len(data))
-        return data
+def shown_source(candidate: str) -> str:
+    """``candidate`` as messages show it: a URL without its query or password, which may sign it."""
+    if not is_url(candidate):
+        return candidate
+    parts = urllib.parse.urlsplit(candidate)
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "…" if parts.query else "", ""))
 
 
-def _open_source(candidate: str, timeout: float) -> tuple[BinaryIO, int | None]:
+def _open_source(
+    candidate: str, timeout: float, deadline: Deadline
+) -> tuple[BinaryIO, int | None]:
     """Open ``candidate`` for reading; return the stream and its expected size when known."""
-    if is_url(candidate):
-        response = urllib.request.urlopen(candidate, timeout=timeout)  # noqa: S310 (scheme checked)
-        length = response.headers.get("Content-Length")
-        return response, int(length) if length and length.isdigit() else None
-    stream = open(candidate, "rb")
-    return stream, os.fstat(stream.fileno()).st_size
+    path = local_path(candidate)
+    if path is not None:
+        return open_local(path)
+    # A connect is only watched once it succeeds: bound it by the deadline too.
+    response = open_url(candidate, min(timeout, deadline.seconds), deadline)
+    length = response.headers.get("Content-Length")
+    return response, int(length) if length and length.isdigit() else None
 
 
 def _stream_into(
-    candidate: str, remote: RemoteFile, part: BinaryIO, part_path: Path, timeout: float
+    candidate: str,
+    remote: RemoteFile,
+    part: BinaryIO,
+    part_path: Path,
+    *,
+    timeout: float,
+    deadline: float,
+    max_bytes: int,
 ) -> tuple[str, str]:
     """Copy ``candidate`` into ``part``, decompressing on the way when ``remote.decompress``.
 
-    Returns ``(md5 of the served bytes, sha256 of the stored content)``.
+    Returns ``(md5 of the served bytes, sha256 of the stored content)``. Raises
+    :class:`SourceFailure` when the attempt passes ``deadline`` seconds or one of the file's caps
+    (:func:`~numpynet.data.transfer.caps_for`); nothing past the stored cap is ever written.
     """
-    source, expected_size = _open_source(candidate, timeout)
-    with source, tqdm(
+    caps = caps_for(remote, max_bytes)
+    with Deadline(deadline) as clock:
+        try:
+            source, expected_size = _open_source(candidate, timeout, clock)
+            with source:
+                if expected_size is not None and expected_size > caps.served:
+                    # Announced up front (Content-Length, a local file's size): fail before reading.
+                    raise cap_failure(remote.name, f"announces {expected_size} bytes,",
+                                      caps.served, caps)
+                digests = _copy_stream(
+                    source, expected_size, remote, part, part_path, caps, clock
+                )
+            clock.check()  # the watchdog's shutdown can look like a clean end of the stream
+            return digests
+        except SourceFailure:
+            raise
+        except Exception as error:
+            if clock.passed():
+                raise clock.failure() from error
+            raise
+
+
+def _copy_stream(source, expected_size, remote, part, part_path, caps, clock) -> tuple[str, str]:
+    """The copy loop of :func:`_stream_into`, with a progress bar."""
+    with tqdm(
         total=expected_size,
         desc=remote.name,
         unit="B",
@@ -132,53 +158,37 @@ def _stream_into(
         disable=None,
         leave=False,
     ) as progress:
-        counter = _CountingReader(source, progress)
+        counter = CountingReader(source, progress, remote.name, caps, clock)
         content: BinaryIO = counter  # type: ignore[assignment]
         if remote.decompress:
-            content = gzip.GzipFile(fileobj=counter, mode="rb")  # type: ignore[arg-type]
+            content = GunzipReader(counter)  # type: ignore[assignment]
         digest = hashlib.sha256()
+        stored = 0
         for chunk in iter(lambda: content.read(_CHUNK_BYTES), b""):
+            stored += len(chunk)
+            if stored > caps.stored:
+                what = "decompresses to" if remote.decompress else "holds"
+                raise cap_failure(remote.name, what, caps.stored, caps)
             digest.update(chunk)
             try:
                 part.write(chunk)
             except OSError as error:
                 # A full disk is not the source's fault: trying other sources would not help.
+                shown = public_name(part_path)  # the file the user will look for, not ours
                 raise DownloadError(
-                    f"cannot write {part_path} while downloading {remote.name} from {candidate}: "
-                    f"{error}; free disk space or fix the permissions of {part_path.parent}"
+                    f"cannot write {shown} while downloading {remote.name}: "
+                    f"{error.strerror or error}; free disk space or fix the permissions of "
+                    f"{Path(shown).parent}"
                 ) from error
         # The md5 must cover every served byte, even any the decompressor left unread.
         for _ in iter(lambda: counter.read(_CHUNK_BYTES), b""):
             pass
         # http.client returns a short body without complaint when the peer closes early.
         if expected_size is not None and counter.bytes_read < expected_size:
-            raise _SourceFailure(
+            raise SourceFailure(
                 f"truncated: expected {expected_size} bytes, received {counter.bytes_read}"
             )
     return counter.md5.hexdigest(), digest.hexdigest()
-
-
-def _describe_failure(error: BaseException, timeout: float) -> str:
-    """Turn an exception raised while fetching from one source into a short reason."""
-    if isinstance(error, urllib.error.HTTPError):
-        error.close()
-        return f"HTTP {error.code} {error.reason}"
-    if isinstance(error, urllib.error.URLError):
-        reason = error.reason
-        if isinstance(reason, TimeoutError):
-            return f"timed out after {timeout:g} s"
-        if isinstance(reason, FileNotFoundError):
-            return "no such file"
-        return f"cannot connect ({reason})"
-    if isinstance(error, TimeoutError):
-        return f"timed out after {timeout:g} s without data"
-    if isinstance(error, (EOFError, gzip.BadGzipFile, zlib.error)):
-        return f"corrupt or truncated gzip stream ({error})"
-    if isinstance(error, (ConnectionError, http.client.HTTPException)):
-        return f"connection dropped ({type(error).__name__}: {error})"
-    if isinstance(error, FileNotFoundError):
-        return "no such file"
-    return str(error) or type(error).__name__
 
 
 def fetch_file(
@@ -187,20 +197,26 @@ def fetch_file(
     candidates: Sequence[str],
     *,
     timeout: float,
+    deadline: float = DEFAULT_DEADLINE_S,
+    max_bytes: int = DEFAULT_MAX_BYTES,
     log: Log = log_to_stderr,
 ) -> None:
     """Fetch ``remote`` from the first of ``candidates`` that delivers it intact, into ``dest``.
 
     ``dest`` is the stored file's path. When ``remote.decompress`` the file is gunzipped while it
     streams. It is accepted when the stored content matches ``remote.sha256`` or the served bytes
-    match ``remote.md5``, whichever are pinned. A source that fails (HTTP error, refused
-    connection, timeout, dropped connection, bad gzip, checksum mismatch) is logged in one line and
-    the next is tried. Raises :class:`DownloadError` listing every source and its reason when none
+    match ``remote.md5``, whichever are pinned. ``timeout`` bounds each blocking step, ``deadline``
+    (seconds) each whole attempt, and the bytes one attempt may bring are capped by the file's
+    pinned size or else by ``max_bytes`` (see :mod:`numpynet.data.transfer`). A source that fails
+    (HTTP error, refused connection, timeout, deadline, cap, dropped connection, bad gzip, checksum
+    mismatch) is logged in one line and the next is tried. Raises :class:`DownloadError` listing
+    every source and its reason, and the params key to raise where one would help, when none
     succeeds. No temporary or partial file is left behind, whatever happens.
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     failures: list[str] = []
+    hints: list[str] = []
     for candidate in candidates:
         # Same directory as dest, so os.replace is an atomic rename; hidden, so no tool picks it
         # up. Opened exclusively rather than via mkstemp so the file gets the umask's permissions.
@@ -210,32 +226,37 @@ def fetch_file(
             with part:
                 try:
                     served_md5, content_sha256 = _stream_into(
-                        candidate, remote, part, part_path, timeout
+                        candidate, remote, part, part_path,
+                        timeout=timeout, deadline=deadline, max_bytes=max_bytes,
                     )
                     failure = checksum_failure(
                         remote, served_md5=served_md5, content_sha256=content_sha256
                     )
                     if failure is not None:
-                        raise _SourceFailure(failure)
-                except (_SourceFailure, OSError, EOFError, zlib.error, http.client.HTTPException,
+                        raise SourceFailure(failure)
+                except (SourceFailure, OSError, EOFError, zlib.error, http.client.HTTPException,
                         ValueError) as error:
-                    reason = _describe_failure(error, timeout)
-                    failures.append(f"{candidate}: {reason}")
+                    reason = describe_failure(error, timeout)
+                    failures.append(f"{shown_source(candidate)}: {reason}")
+                    hint = getattr(error, "hint", None)
+                    if hint and hint not in hints:
+                        hints.append(hint)
                     # A mirror holds a dataset either in a subfolder or not: the miss is expected.
                     if reason != "no such file":
-                        log(f"{remote.name}: {candidate} failed: {reason}")
+                        log(f"{remote.name}: {shown_source(candidate)} failed: {reason}")
                     continue
             os.replace(part_path, dest)
-            log(f"{remote.name}: verified from {candidate}")
+            log(f"{remote.name}: verified from {shown_source(candidate)}")
             return
         finally:
             part_path.unlink(missing_ok=True)
 
     listed = "\n".join(f"  - {failure}" for failure in failures) or "  (no sources to try)"
+    fixes = [f"{hint[0].upper()}{hint[1:]}." for hint in hints]
+    fixes.append(f"Set {MIRROR_ENV} to a directory or URL that holds {remote.name} "
+                 f"(see README, 'Using a mirror').")
     raise DownloadError(
-        f"could not download {remote.name}; every source failed:\n{listed}\n"
-        f"Set {MIRROR_ENV} to a directory or URL that holds {remote.name} "
-        f"(see README, 'Using a mirror')."
+        f"could not download {remote.name}; every source failed:\n{listed}\n" + " ".join(fixes)
     )
 
 
@@ -245,6 +266,8 @@ def download_dataset(
     *,
     mirror: str | None,
     timeout: float,
+    deadline: float = DEFAULT_DEADLINE_S,
+    max_bytes: int = DEFAULT_MAX_BYTES,
     log: Log = log_to_stderr,
 ) -> None:
     """Download every file of ``source`` into ``out_dir``.
@@ -254,7 +277,8 @@ def download_dataset(
     not, or that no pin can check (a decompressed file pinned only by its archive's md5), is
     deleted first and downloaded again, so ``out_dir`` never holds unverified content. ``mirror``
     (a URL or a local directory, usually read from ``$NUMPYNET_MIRROR`` by the caller) is tried
-    before the source's own URLs.
+    before the source's own URLs. ``timeout``, ``deadline`` and ``max_bytes`` bound each attempt
+    (see :func:`fetch_file`).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -272,4 +296,5 @@ def download_dataset(
                 log(f"{remote.name}: {dest} has the wrong checksum; downloading it again")
             dest.unlink()
         candidates = candidate_urls(remote.name, source.name, source.urls, mirror)
-        fetch_file(remote, dest, candidates, timeout=timeout, log=log)
+        fetch_file(remote, dest, candidates, timeout=timeout, deadline=deadline,
+                   max_bytes=max_bytes, log=log)

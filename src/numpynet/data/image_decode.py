@@ -1,11 +1,18 @@
 """Decoding image files with Pillow into one uint8 (N, H, W, C) array.
 
-Images are converted to one mode, ``"L"`` (grayscale, one channel) or ``"RGB"`` (three); an alpha
-channel is dropped, palette images count as color when the mode is inferred, EXIF orientation is
-not applied (pixels are taken as stored), and of an animated image only the first frame is read.
-Without a declared size every image must have the same size; with one, each is resized to it with
-bilinear resampling (:data:`RESAMPLING`). An image Pillow cannot decode raises
+Images are converted to one mode, ``"L"`` (grayscale, one channel) or ``"RGB"`` (three), as
+:mod:`numpynet.data.image_modes` says for each Pillow mode (an alpha channel is dropped, 16-bit
+values keep their high byte, an image that cannot be represented faithfully is refused); palette
+images count as color when the mode is inferred, EXIF orientation is not applied (pixels are
+taken as stored), and of an animated image only the first frame is read. Without a declared size
+every image must have the same size; with one, each is resized to it with bilinear resampling
+(:data:`RESAMPLING`). An image Pillow cannot decode raises
 :class:`~numpynet.errors.DataFormatError` naming the file.
+
+Memory is bounded by :class:`~numpynet.data.limits.ReadLimits`: an image whose header declares
+more than ``max_image_pixels`` is refused before any pixel is decoded (Pillow's own check, a mere
+warning below twice its ``MAX_IMAGE_PIXELS``, is silenced here, not changed), and the dataset's
+array is checked against ``max_dataset_bytes`` before it is allocated.
 
 JPEG files in an archive that repeat a header already read are decoded without Pillow parsing it
 again (see :class:`_JpegHeaders`): the same pixels, and the same errors.
@@ -14,21 +21,31 @@ again (see :class:`_JpegHeaders`): the same pixels, and the same errors.
 from __future__ import annotations
 
 import io
+import math
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, JpegImagePlugin
 
 from numpynet.data.archive_listing import ListedFile
+from numpynet.data.image_modes import UnrepresentableImage, convert, natural_mode
+from numpynet.data.limits import DEFAULT_LIMITS, ReadLimits, amount
 from numpynet.errors import DataFormatError
 
 RESAMPLING = Image.Resampling.BILINEAR
-# Pillow modes whose pixels carry no color; anything else (RGB, RGBA, CMYK, palette...) is color.
-_GRAYSCALE_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
+# Pillow refuses to open an image of more pixels than this (twice its MAX_IMAGE_PIXELS), so no
+# higher max_image_pixels could be honored.
+PILLOW_PIXEL_CEILING = 2 * 89_478_485
 
 
 def decode_images(
-    files: list[ListedFile], location: Path, mode: str | None, size: tuple[int, int] | None
+    files: list[ListedFile],
+    location: Path,
+    mode: str | None,
+    size: tuple[int, int] | None,
+    limits: ReadLimits = DEFAULT_LIMITS,
 ) -> np.ndarray:
     """Decode ``files`` into one uint8 (N, H, W, C) array, opening each file once.
 
@@ -36,32 +53,55 @@ def decode_images(
     declared ``size`` the first image sets it and every other must match. Without a ``mode`` the
     array starts grayscale and turns RGB at the first color image: the gray images decoded so far
     get their value in all three channels, just what Pillow's conversion gives. ``location`` only
-    names the dataset in error messages.
+    names the dataset in error messages. ``limits`` bound each image's pixels and the array.
     """
     out: np.ndarray | None = None
     first_name = ""
-    headers = _JpegHeaders()
-    for i, f in enumerate(files):
-        with headers.open(f, location) as image:
-            shape = (image.height, image.width)
-            if out is None:
-                first_name = f.name
-                channels = 1 if (mode or _natural_mode(image)) == "L" else 3
-                out = np.empty((len(files), *(size or shape), channels), dtype=np.uint8)
-            elif mode is None and out.shape[-1] == 1 and _natural_mode(image) == "RGB":
-                gray, out = out, np.empty(out.shape[:3] + (3,), dtype=np.uint8)
-                out[:i] = gray[:i]  # broadcasts the single channel to three
-                del gray
-            if size is None and shape != out.shape[1:3]:
-                raise DataFormatError(
-                    f"image {f.name!r} in {location} is {_hw(shape)} (height x width), but "
-                    f"{first_name!r} and the images before it are {_hw(out.shape[1:3])}; images "
-                    "must share one size, or declare a size (height, width) to resize them all to"
-                )
-            out[i] = _pixels(image, f, location, out.shape[1:])
+    headers = _JpegHeaders(limits.max_image_pixels)
+    with warnings.catch_warnings():
+        # Pillow warns about large images it opens anyway; the limit is enforced here instead.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        for i, f in enumerate(files):
+            with headers.open(f, location) as image:
+                shape = (image.height, image.width)
+                if out is None:
+                    first_name = f.name
+                    channels = 1 if (mode or _natural_mode(image, f, location)) == "L" else 3
+                    out = _allocate(len(files), (*(size or shape), channels), location, limits)
+                elif (mode is None and out.shape[-1] == 1
+                      and _natural_mode(image, f, location) == "RGB"):
+                    gray = out
+                    out = _allocate(len(files), (*out.shape[1:3], 3), location, limits)
+                    out[:i] = gray[:i]  # broadcasts the single channel to three
+                    del gray
+                if size is None and shape != out.shape[1:3]:
+                    raise DataFormatError(
+                        f"image {f.name!r} in {location} is {_hw(shape)} (height x width), but "
+                        f"{first_name!r} and the images before it are {_hw(out.shape[1:3])}; "
+                        "images must share one size, or declare a size (height, width) to "
+                        "resize them all to"
+                    )
+                out[i] = _pixels(image, f, location, out.shape[1:])
     if out is None:
         raise ValueError("no files to decode")
     return out
+
+
+def _allocate(
+    count: int, shape: tuple[int, int, int], location: Path, limits: ReadLimits
+) -> np.ndarray:
+    """An empty uint8 array of ``count`` images of ``shape``, if ``max_dataset_bytes`` allows."""
+    total = count * math.prod(shape)
+    if total > limits.max_dataset_bytes:
+        raise DataFormatError(
+            f"{location}: its {count:,} images decode to {'x'.join(map(str, shape))} bytes each "
+            f"(height x width x channels), {amount(total)} in all, more than "
+            f"preprocess.max_dataset_bytes = {amount(limits.max_dataset_bytes)}; nothing was "
+            "written. Declare a smaller size (or mode L) for the dataset, or raise "
+            "preprocess.max_dataset_bytes in params.yaml if the memory is there (training needs "
+            "about four times as much, as float32)"
+        )
+    return np.empty((count, *shape), dtype=np.uint8)
 
 
 class _JpegHeaders:
@@ -81,22 +121,23 @@ class _JpegHeaders:
     _MAX_HEADERS = 16
     _MAX_HEADER_BYTES = 4096
 
-    def __init__(self) -> None:
+    def __init__(self, max_pixels: int) -> None:
         # header length -> header bytes -> (mode, size, decoder arguments)
         self._readings: dict[int, dict[bytes, tuple[str, tuple[int, int], tuple]]] = {}
         self._count = 0
+        self._max_pixels = max_pixels
 
     def open(self, f: ListedFile, location: Path) -> Image.Image:
         """:func:`_open_image`, or the decoded image when ``f`` starts with a known header."""
         if not isinstance(f.source, bytes):
-            return _open_image(f, location)
+            return _open_image(f, location, self._max_pixels)
         for length, readings in self._readings.items():
             reading = readings.get(f.source[:length])
             if reading is not None:
                 image = _decode_jpeg(f.source, *reading)
                 if image is not None:
                     return image
-        image = _open_image(f, location)
+        image = _open_image(f, location, self._max_pixels)
         if self._count < self._MAX_HEADERS:
             self._remember(image, f.source)
         return image
@@ -106,7 +147,7 @@ class _JpegHeaders:
         # offset 0 by one decoder over the whole image; its fp has read exactly the header.
         if type(image) is not JpegImagePlugin.JpegImageFile or "mp" in image.info:
             return
-        if len(image.tile) != 1 or image.decoderconfig or not _within_pixel_limit(image.size):
+        if len(image.tile) != 1 or image.decoderconfig:
             return
         codec, extents, offset, args = image.tile[0]
         length = image.fp.tell()
@@ -124,9 +165,10 @@ class _JpegHeaders:
 def _decode_jpeg(
     data: bytes, mode: str, size: tuple[int, int], args: tuple
 ) -> Image.Image | None:
-    """``data`` decoded as Pillow loads a JPEG it read as ``mode``, ``size`` and ``args``."""
-    if not _within_pixel_limit(size):  # Image.open's decompression bomb check
-        return None
+    """``data`` decoded as Pillow loads a JPEG it read as ``mode``, ``size`` and ``args``.
+
+    Only headers of images within the pixel limit are remembered, so ``size`` is within it.
+    """
     try:
         return Image.frombytes(mode, size, data, "jpeg", args)
     except MemoryError:
@@ -135,19 +177,35 @@ def _decode_jpeg(
         return None
 
 
-def _within_pixel_limit(size: tuple[int, int]) -> bool:
-    return Image.MAX_IMAGE_PIXELS is None or size[0] * size[1] <= Image.MAX_IMAGE_PIXELS
-
-
-def _open_image(f: ListedFile, location: Path) -> Image.Image:
-    """Open ``f`` lazily (header only); raise a DataFormatError naming it if Pillow cannot."""
+def _open_image(f: ListedFile, location: Path, max_pixels: int) -> Image.Image:
+    """Open ``f`` lazily (header only); raise a DataFormatError naming it if Pillow cannot, or if
+    it declares more than ``max_pixels`` pixels (then nothing is decoded)."""
     try:
         source = f.source if isinstance(f.source, Path) else io.BytesIO(f.source)
-        return Image.open(source)
+        image = Image.open(source)
+    except Image.DecompressionBombError as exc:  # more than PILLOW_PIXEL_CEILING
+        found = re.search(r"\((\d+) pixels\)", str(exc))  # "Image size (N pixels) exceeds..."
+        count = f"{int(found[1]):,}" if found else f"over {PILLOW_PIXEL_CEILING:,}"
+        pixels = f"{count} pixels (more than Pillow opens at all)"
+        raise _too_many_pixels(f, location, max_pixels, pixels) from None
     # Pillow's format plugins fail on garbage in many ways (OSError, SyntaxError, struct.error,
-    # IndexError, EOFError, DecompressionBombError...); any of them means this file is bad.
+    # IndexError, EOFError...); any of them means this file is bad.
     except Exception as exc:
         raise _undecodable(f, location, exc) from exc
+    if image.width * image.height > max_pixels:
+        image.close()
+        pixels = f"{image.height}x{image.width} (height x width, {image.width * image.height:,})"
+        raise _too_many_pixels(f, location, max_pixels, f"{pixels} pixels")
+    return image
+
+
+def _too_many_pixels(f: ListedFile, location: Path, limit: int, pixels: str) -> DataFormatError:
+    return DataFormatError(
+        f"image {f.name!r} in {location} declares {pixels}, more than "
+        f"preprocess.max_image_pixels = {limit:,}; nothing was decoded. Remove the file, or "
+        f"raise preprocess.max_image_pixels in params.yaml (up to {PILLOW_PIXEL_CEILING:,}) if it "
+        "is a genuine image"
+    )
 
 
 def _undecodable(f: ListedFile, location: Path, exc: Exception) -> DataFormatError:
@@ -156,9 +214,12 @@ def _undecodable(f: ListedFile, location: Path, exc: Exception) -> DataFormatErr
     )
 
 
-def _natural_mode(image: Image.Image) -> str:
+def _natural_mode(image: Image.Image, f: ListedFile, location: Path) -> str:
     """The mode an image keeps when the dataset's mode is inferred: "L" if it has no color."""
-    return "L" if image.mode in _GRAYSCALE_MODES else "RGB"
+    try:
+        return natural_mode(image.mode)
+    except UnrepresentableImage as exc:
+        raise _unrepresentable(f, location, exc) from None
 
 
 def _pixels(
@@ -167,15 +228,22 @@ def _pixels(
     """The image converted and resized to ``shape`` (height, width, channels)."""
     height, width, channels = shape
     try:
-        if image.mode != ("L" if channels == 1 else "RGB"):
-            image = image.convert("L" if channels == 1 else "RGB")
-        if image.size != (width, height):  # Pillow sizes are (width, height)
-            image = image.resize((width, height), RESAMPLING)
+        converted = convert(image, "L" if channels == 1 else "RGB")
+        if converted.size != (width, height):  # Pillow sizes are (width, height)
+            converted = converted.resize((width, height), RESAMPLING)
+        if converted is not image:
+            image.close()  # frees the decoded original before its copy is made below
         # The raw bytes of an L or RGB image are its pixels in HWC order: what np.asarray gives,
         # which gets them the same way and then builds an array from its interface description.
-        return np.frombuffer(image.tobytes(), dtype=np.uint8).reshape(shape)
+        return np.frombuffer(converted.tobytes(), dtype=np.uint8).reshape(shape)
+    except UnrepresentableImage as exc:
+        raise _unrepresentable(f, location, exc) from None
     except Exception as exc:  # truncated or malformed data surfaces only when decoding
         raise _undecodable(f, location, exc) from exc
+
+
+def _unrepresentable(f: ListedFile, location: Path, exc: UnrepresentableImage) -> DataFormatError:
+    return DataFormatError(f"image {f.name!r} in {location} {exc}")
 
 
 def _hw(shape: tuple[int, int]) -> str:

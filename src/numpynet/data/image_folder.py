@@ -6,7 +6,9 @@ The pieces, each documented where its rules live:
   archive, in memory, rejecting archive members that could escape the dataset;
 * :mod:`numpynet.data.folder_layout`: ``[train|test/]<class>/<image>``, wrapping folders, and
   which files are ignored;
-* :mod:`numpynet.data.image_decode`: decoding with Pillow, modes and sizes.
+* :mod:`numpynet.data.image_decode` and :mod:`numpynet.data.image_modes`: decoding with Pillow,
+  modes and sizes;
+* :mod:`numpynet.data.limits`: the bounds on the memory all of this may take.
 
 When there is no ``test`` folder, the test split is carved off the training images: per class,
 ``test_fraction`` of its images, chosen by ``seed``.
@@ -21,6 +23,7 @@ import numpy as np
 from numpynet.data.archive_listing import list_location
 from numpynet.data.folder_layout import find_samples, ignored_summary, labelled, may_be_image
 from numpynet.data.image_decode import decode_images
+from numpynet.data.limits import DEFAULT_LIMITS, ReadLimits
 from numpynet.data.raw_dataset import RawDataset
 from numpynet.data.split import stratified_split
 from numpynet.log import Log, log_to_stderr
@@ -34,6 +37,7 @@ def read_image_folder(
     test_fraction: float = 0.2,
     seed: int = 0,
     log: Log = log_to_stderr,
+    limits: ReadLimits = DEFAULT_LIMITS,
 ) -> RawDataset:
     """Read the images under ``location`` (a folder or an archive) into uint8 NHWC arrays.
 
@@ -42,11 +46,12 @@ def read_image_folder(
     to share one size. Without a ``test`` folder, ``test_fraction`` (in (0, 1)) of each class,
     chosen by ``seed``, becomes the test split. Labels index ``classes``, the sorted class folder
     names. Samples come in sorted path order, so the same input always gives the same arrays. A
-    summary of ignored files (see :mod:`numpynet.data.folder_layout`) goes to ``log``.
+    summary of ignored files (see :mod:`numpynet.data.folder_layout`) goes to ``log``. Reading
+    stays within ``limits``; past one, a DataFormatError names the file and the bound.
     """
     size = None if size is None else (int(size[0]), int(size[1]))  # a list from YAML works too
     location = Path(location)
-    layout = find_samples(list_location(location, may_be_image), location)
+    layout = find_samples(list_location(location, may_be_image, limits), location)
     if layout.ignored:
         log(ignored_summary(layout.ignored))
 
@@ -58,6 +63,6 @@ def read_image_folder(
         train_files, y_train = [train_files[i] for i in keep], y_train[keep]
 
     # One array for both splits, so that one color image makes both RGB; they are views of it.
-    images = decode_images(train_files + test_files, location, mode, size)
+    images = decode_images(train_files + test_files, location, mode, size, limits)
     x_train, x_test = images[: len(train_files)], images[len(train_files) :]
     return RawDataset(x_train, y_train, x_test, y_test, layout.classes)

@@ -3,6 +3,12 @@
 Images are kept in (N, H, W, C) layout, channels last, so that color datasets and augmentation
 fit the same code. Statistics come from the training split only: the validation and test sets
 must not leak into the model in any way.
+
+A channel that is constant over the training split (a set of blank images, a color channel no
+image uses) has no spread to divide by: its std is taken as :data:`CONSTANT_CHANNEL_STD`, 1, so
+it is only centered: its training values are all exactly 0, and other splits keep their
+difference to the mean (at most 1 in size), finite. Every real spread of values on the 0..1
+scale is at most 0.5, so a std of exactly 1 marks such a channel unambiguously.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ import numpy as np
 
 from numpynet.data.split import stratified_split
 
+# The std given to a channel that is constant over the training split (see the module docstring).
+CONSTANT_CHANNEL_STD = 1.0
 # The size of one block of standardized rows: small enough to stay in a core's cache between its
 # conversion, scaling and shifting (or counting), large enough to keep the per-block overhead low.
 _BLOCK_BYTES = 1 << 20
@@ -35,8 +43,8 @@ def channel_statistics(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     Computed exactly, in integers, from a 256-bin histogram per channel, and rounded to float64
     once; so the result is bit-identical on every machine (no BLAS kernel or float summation
-    order is involved) and no float copy of the set is made. Raises ``ValueError`` for a constant
-    channel, which cannot be standardized.
+    order is involved) and no float copy of the set is made. A constant channel gets std
+    :data:`CONSTANT_CHANNEL_STD`. Raises ``ValueError`` when there are no images.
     """
     return _statistics(_channel_counts(images, None))
 
@@ -54,9 +62,9 @@ def _statistics(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _channel_counts(images: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
     """How often each value occurs in each channel of ``images[rows]``: a (C, 256) int64 array.
 
-    A block of rows at a time, each pixel's value offset by 256 times its channel so that one
-    bincount covers every channel: bincount converts its input to intp, so counting the whole
-    set at once would make an eight times larger copy of it.
+    A block at a time (see :func:`_blocks`), each pixel's value offset by 256 times its channel so
+    that one bincount covers every channel: bincount converts its input to intp, so counting the
+    whole set (or one huge image) at once would make an eight times larger copy of it.
     """
     channels = images.shape[-1]
     offsets = np.arange(channels, dtype=np.intp) * 256
@@ -73,7 +81,7 @@ def _exact_mean_and_std(counts: list[int]) -> tuple[float, float]:
     With N = sum c_v, S1 = sum c_v v and S2 = sum c_v v^2 (exact Python integers): mean =
     S1 / (255 N) and variance = (N S2 - S1^2) / (255 N)^2, both exact fractions whose conversion
     to float is correctly rounded; IEEE sqrt is correctly rounded too, so std is the same
-    everywhere.
+    everywhere. A constant channel (variance 0) gets std :data:`CONSTANT_CHANNEL_STD`.
     """
     total = sum(counts)
     if total == 0:
@@ -81,10 +89,10 @@ def _exact_mean_and_std(counts: list[int]) -> tuple[float, float]:
     sum_values = sum(count * value for value, count in enumerate(counts))
     sum_squares = sum(count * value * value for value, count in enumerate(counts))
     spread = total * sum_squares - sum_values * sum_values  # N^2 * variance, in pixel units
-    if spread == 0:
-        raise ValueError("a channel of the training images is constant; it cannot be standardized")
     scale = 255 * total
     mean = float(Fraction(sum_values, scale))
+    if spread == 0:  # nothing to divide by: the channel is only centered
+        return mean, CONSTANT_CHANNEL_STD
     std = math.sqrt(float(Fraction(spread, scale * scale)))
     return mean, std
 
@@ -101,7 +109,7 @@ def standardize(images: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.nda
 
 @dataclass(frozen=True)
 class StandardizedImages:
-    """The images of one split, standardized only when read, a block of rows at a time.
+    """The images of one split, standardized only when read, a block at a time.
 
     They are the rows ``rows`` of the uint8 (N, H, W, C) ``source`` (all of them when None),
     standardized as :func:`standardize` does. Float32 images are four times the size of their
@@ -126,16 +134,16 @@ class StandardizedImages:
         return np.dtype(np.float32)
 
     def blocks(self) -> Iterator[np.ndarray]:
-        """The standardized images in order, a block of rows at a time.
+        """The standardized values in order, a block at a time (see :func:`_blocks`): whole
+        images (rows, H, W, C), or (pixels, C) pieces of an image larger than a block.
 
         Every block is written into one buffer, overwriting the one before: copy a block to keep
         it past the next step of the iteration.
         """
         scale, shift = _scale_and_shift(self.mean, self.std)
-        rows = min(_block_rows(self.source), self.shape[0])
-        buffer = np.empty((rows, *self.shape[1:]), dtype=np.float32)
+        buffer = np.empty(_block_values(self.source), dtype=np.float32)
         for block in _blocks(self.source, self.rows):
-            out = buffer[: block.shape[0]]
+            out = buffer[: block.size].reshape(block.shape)
             _standardize_into(out, block, scale, shift)
             yield out
 
@@ -143,10 +151,11 @@ class StandardizedImages:
         """All the standardized images in one new float32 array."""
         scale, shift = _scale_and_shift(self.mean, self.std)
         out = np.empty(self.shape, dtype=np.float32)
-        start = 0
+        values, start = out.reshape(-1), 0
         for block in _blocks(self.source, self.rows):
-            _standardize_into(out[start : start + block.shape[0]], block, scale, shift)
-            start += block.shape[0]
+            piece = values[start : start + block.size].reshape(block.shape)
+            _standardize_into(piece, block, scale, shift)
+            start += block.size
         return out
 
 
@@ -164,21 +173,36 @@ def _standardize_into(
     out -= shift
 
 
-def _block_rows(images: np.ndarray) -> int:
-    """Rows per block: about :data:`_BLOCK_BYTES` of float32, so that a block stays in cache."""
-    row_bytes = 4 * math.prod(images.shape[1:])
-    return max(1, _BLOCK_BYTES // max(1, row_bytes))
+def _block_values(images: np.ndarray) -> int:
+    """Values per block: :data:`_BLOCK_BYTES` of float32, at least one pixel."""
+    return max(images.shape[-1], _BLOCK_BYTES // 4)
 
 
 def _blocks(images: np.ndarray, rows: np.ndarray | None) -> Iterator[np.ndarray]:
-    """``images[rows]`` (all of ``images`` when None), a block of rows at a time."""
+    """``images[rows]`` (all of ``images`` when None), in order, a block at a time.
+
+    A block is about :data:`_BLOCK_BYTES` as float32: whole images, (rows, H, W, C), or, when one
+    image is larger than that, (pixels, C) pieces of it, so that no temporary of a block (as
+    float32, or as bincount's intp) grows with the size of an image.
+    """
     count = images.shape[0] if rows is None else rows.shape[0]
-    step = _block_rows(images)
-    for start in range(0, count, step):
-        if rows is None:
-            yield images[start : start + step]
-        else:
-            yield images[rows[start : start + step]]
+    block_values = _block_values(images)
+    image_values = max(1, math.prod(images.shape[1:]))
+    if image_values <= block_values:
+        step = block_values // image_values
+        for start in range(0, count, step):
+            if rows is None:
+                yield images[start : start + step]
+            else:
+                yield images[rows[start : start + step]]
+        return
+    channels = images.shape[-1]
+    step = block_values // channels
+    for index in range(count):
+        # One image as (pixels, C): a view, not a copy.
+        image = images[index if rows is None else int(rows[index])].reshape(-1, channels)
+        for start in range(0, image.shape[0], step):
+            yield image[start : start + step]
 
 
 def prepare_splits(

@@ -10,12 +10,18 @@ from numpynet.data.catalog import FORMATS, DatasetSource, ImageFolderSource
 from numpynet.data.cifar import read_cifar10_binary
 from numpynet.data.idx import load_idx_dataset
 from numpynet.data.image_folder import read_image_folder
+from numpynet.data.limits import DEFAULT_LIMITS, ReadLimits
 from numpynet.data.raw_dataset import RawDataset
 from numpynet.errors import DataFormatError
 
 
-def load_raw_dataset(source: DatasetSource | ImageFolderSource, raw_dir: Path) -> RawDataset:
+def load_raw_dataset(
+    source: DatasetSource | ImageFolderSource, raw_dir: Path, limits: ReadLimits = DEFAULT_LIMITS
+) -> RawDataset:
     """Parse the files the download stage wrote for ``source`` into arrays.
+
+    An image folder is read within ``limits`` (the idx and CIFAR-10 files are pinned by their
+    checksums, so their sizes are known).
 
     Class names come from ``source.classes`` when set, else from the files themselves when they
     carry any (CIFAR-10's ``batches.meta.txt``), else they are "0" .. "N-1" for the N labels seen.
@@ -29,6 +35,7 @@ def load_raw_dataset(source: DatasetSource | ImageFolderSource, raw_dir: Path) -
             size=source.size,
             test_fraction=source.test_fraction,
             seed=source.split_seed,
+            limits=limits,
         )
     file_classes: tuple[str, ...] | None = None
     if source.format == "idx":

@@ -3,19 +3,41 @@
 Built-in and idx datasets come from their list of URLs (see :mod:`numpynet.data.download`); a
 user's image folder comes from the one location given in ``params.yaml``: a directory, an archive
 on disk, or an archive at a URL. The source types themselves live in :mod:`numpynet.data.catalog`.
+
+A local location is taken from the project root when relative, wherever the stage runs. What a
+folder source may hold follows the rule archives follow (archive_listing.py rejects every link
+member, since it could point anywhere):
+
+* a link that resolves to a regular file inside the folder is copied as that file;
+* every other link (to a file outside the folder, to a folder, dangling, or part of a loop) and
+  every special file (a pipe, a device, a socket) is refused, naming it and where it points;
+* the folder may not contain the project's ``data/`` folder or the destination (it would copy the
+  dataset into itself), and no local source may lie inside ``data/raw/`` or the destination,
+  which the stage replaces. A folder elsewhere in the project (``images/``) is fine.
+
+No copy, folder or archive, writes more than ``download.max_bytes`` in all.
 """
 
 from __future__ import annotations
 
-import shutil
+import os
+import stat
 from pathlib import Path
 
-from numpynet.data.catalog import DatasetSource, ImageFolderSource, RemoteFile
+from numpynet.data.catalog import (
+    DEFAULT_DEADLINE_S,
+    DEFAULT_MAX_BYTES,
+    DatasetSource,
+    ImageFolderSource,
+    RemoteFile,
+)
 from numpynet.data.checksums import sha256_of_file
 from numpynet.data.download import candidate_urls, download_dataset, fetch_file
 from numpynet.errors import DownloadError
-from numpynet.files import atomic_path
+from numpynet.files import atomic_directory, atomic_path
 from numpynet.log import Log, log_to_stderr
+
+_CHUNK_BYTES = 1 << 16
 
 
 def acquire_dataset(
@@ -24,38 +46,213 @@ def acquire_dataset(
     *,
     mirror: str | None,
     timeout: float,
+    deadline: float = DEFAULT_DEADLINE_S,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    project_root: Path | None = None,
     log: Log = log_to_stderr,
 ) -> None:
-    """Fetch or copy every file of ``source`` into ``out_dir``, verified where pinned."""
+    """Fetch or copy every file of ``source`` into ``out_dir``, verified where pinned.
+
+    ``timeout``, ``deadline`` and ``max_bytes`` bound every transfer (see
+    :func:`numpynet.data.download.fetch_file`). ``project_root`` is where relative local paths
+    start and whose ``data/`` a folder source may not contain; the current directory when None.
+    """
+    limits = {"timeout": timeout, "deadline": deadline, "max_bytes": max_bytes}
     if isinstance(source, DatasetSource):
-        download_dataset(source, out_dir, mirror=mirror, timeout=timeout, log=log)
+        download_dataset(source, out_dir, mirror=mirror, log=log, **limits)
         return
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if not source.local_name:  # params validation refuses these; a caller may not have validated
+        raise DownloadError(
+            f"{_key(source)}: {source.location} names no file or folder of its own; give the "
+            f"path of the folder or archive itself"
+        )
     dest = out_dir / source.local_name
     if source.is_url:
-        base_url = source.location[: -len(source.local_name)]
-        candidates = candidate_urls(source.local_name, source.name, [base_url], mirror)
+        # The exact URL, query string and all (a signed link's signature is part of it), after
+        # the mirror's copy under the stored name.
+        candidates = candidate_urls(source.local_name, source.name, [], mirror) + [source.location]
         remote = RemoteFile(source.local_name, sha256=source.sha256, decompress=False)
-        fetch_file(remote, dest, candidates, timeout=timeout, log=log)
+        fetch_file(remote, dest, candidates, log=log, **limits)
         return
-    location = Path(source.location).expanduser()
+    location = _local_location(source, out_dir, project_root)
     if location.is_dir():
         # A snapshot of the folder, so the DVC cache holds exactly what was trained on.
-        shutil.copytree(location, dest, symlinks=False)
+        _copy_folder(location, dest, source, max_bytes)
         log(f"{source.name}: copied folder {location}")
-    elif location.is_file():
-        if source.sha256 is not None:
-            remote = RemoteFile(source.local_name, sha256=source.sha256, decompress=False)
-            fetch_file(remote, dest, [str(location.resolve())], timeout=timeout, log=log)
-            return
+    elif source.sha256 is not None:
+        remote = RemoteFile(source.local_name, sha256=source.sha256, decompress=False)
+        fetch_file(remote, dest, [str(location)], log=log, **limits)
+    else:
         with atomic_path(dest) as tmp:
-            shutil.copyfile(location, tmp)
+            _copy_file(location, tmp, _Budget(max_bytes, source, location))
         log(
             f"{source.name}: copied {location} (not verified; to pin it, set "
             f"datasets.{source.name}.data.sha256: {sha256_of_file(dest)})"
         )
-    else:
+
+
+def _key(source: ImageFolderSource) -> str:
+    return f"datasets.{source.name}.data.source"
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether ``path`` is ``folder`` or lies below it (both already resolved)."""
+    return path == folder or folder in path.parents
+
+
+def _local_location(source: ImageFolderSource, out_dir: Path, project_root: Path | None) -> Path:
+    """The resolved path of a local source, after checking it may be copied (module docstring)."""
+    key = _key(source)
+    given = Path(source.location).expanduser()
+    start = Path(project_root) if project_root is not None else Path.cwd()
+    try:
+        # The location itself may be a link (``~/pets`` -> a disk elsewhere): that is fine.
+        location = (start / given).resolve(strict=True)
+    except FileNotFoundError:
         raise DownloadError(
-            f"datasets.{source.name}.data.source: {location} does not exist (relative paths are "
-            f"taken from the project root); point it at a folder, an archive or a URL"
+            f"{key}: {source.location} does not exist (relative paths are taken from the project "
+            f"root, {start}); point it at a folder, an archive or a URL"
+        ) from None
+    except (OSError, RuntimeError) as error:  # a loop of links
+        raise DownloadError(
+            f"{key}: {source.location} cannot be resolved ({error}); point it at the folder or "
+            f"archive itself"
+        ) from None
+    # Resolved like the location, so a data/ linked to another disk is recognised there.
+    destination = out_dir.resolve()
+    data = (Path(project_root) / "data").resolve() if project_root is not None else None
+    protected = [destination] + ([data] if data else [])
+    if location.is_dir():
+        for folder in protected:
+            if _inside(folder, location):
+                raise DownloadError(
+                    f"{key}: the folder {location} contains {folder}, where the pipeline writes "
+                    f"this dataset, so it would be copied into itself; point it at the folder "
+                    f"that holds just the images (e.g. images/<name> in the project)"
+                )
+    elif not location.is_file():
+        raise DownloadError(
+            f"{key}: {location} is neither a folder nor a regular file (a device or a pipe "
+            f"never ends); point it at a folder, an archive or a URL"
         )
+    outputs = [destination] + ([(data / "raw").resolve()] if data else [])
+    for folder in outputs:
+        if _inside(location, folder):
+            raise DownloadError(
+                f"{key}: {location} lies inside {folder}, which the download stage writes and "
+                f"replaces; keep the images elsewhere (e.g. images/<name> in the project)"
+            )
+    return location
+
+
+class _Budget:
+    """The bytes a copy may still write, and what to say when they run out."""
+
+    def __init__(self, max_bytes: int, source: ImageFolderSource, location: Path) -> None:
+        self.left = max_bytes
+        self.max_bytes = max_bytes
+        self.source = source
+        self.location = location
+
+    def spend(self, count: int, path: str) -> None:
+        self.left -= count
+        if self.left < 0:
+            raise DownloadError(
+                f"{_key(self.source)}: {self.location} holds more than download.max_bytes = "
+                f"{self.max_bytes} bytes (stopped at {path}); if the dataset really is that "
+                f"large, raise download.max_bytes in params.yaml"
+            )
+
+
+def _copy_file(path: Path | str, target: Path, budget: _Budget) -> None:
+    """Copy one regular file, within ``budget``; never follows a link or blocks on a pipe."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as error:
+        raise DownloadError(
+            f"{_key(budget.source)}: cannot read {path} ({error.strerror}); fix its permissions "
+            f"or remove it"
+        ) from None
+    with os.fdopen(descriptor, "rb") as stream:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            _refuse_special(budget.source, str(path))
+        try:
+            with open(target, "wb") as out:
+                for chunk in iter(lambda: stream.read(_CHUNK_BYTES), b""):
+                    budget.spend(len(chunk), str(path))
+                    out.write(chunk)
+        except OSError as error:
+            raise DownloadError(
+                f"{_key(budget.source)}: cannot copy {path} to {target} ({error}); free disk "
+                f"space or fix the permissions"
+            ) from None
+
+
+def _refuse_special(source: ImageFolderSource, path: str) -> None:
+    raise DownloadError(
+        f"{_key(source)}: {path} is a special file (a pipe, a device or a socket), which an "
+        f"image folder may not hold; remove it from the folder"
+    )
+
+
+def _link_target(link: str, root: Path, source: ImageFolderSource) -> Path:
+    """The file inside ``root`` that ``link`` resolves to, or a DownloadError saying why not."""
+    points_to = os.readlink(link)
+    fix = "replace the link with a copy of the file it should bring, or remove it"
+    try:
+        target = Path(os.path.realpath(link, strict=True))
+    except FileNotFoundError:
+        raise DownloadError(
+            f"{_key(source)}: the link {link} -> {points_to} is dangling (nothing is there); "
+            f"{fix}"
+        ) from None
+    except OSError:
+        raise DownloadError(
+            f"{_key(source)}: the link {link} -> {points_to} is part of a loop of links; {fix}"
+        ) from None
+    if not _inside(target, root):
+        raise DownloadError(
+            f"{_key(source)}: the link {link} -> {points_to} points outside the folder {root} "
+            f"(to {target}); links may only point to files inside it (archives may hold no links "
+            f"at all); {fix}"
+        )
+    if target.is_dir():
+        raise DownloadError(
+            f"{_key(source)}: the link {link} -> {points_to} points to a folder; links to "
+            f"folders are refused (they can loop or copy images twice); move the folder there "
+            f"instead"
+        )
+    return target
+
+
+def _copy_folder(root: Path, dest: Path, source: ImageFolderSource, max_bytes: int) -> None:
+    """Copy the folder ``root`` (resolved) to ``dest`` under the rules of the module docstring."""
+    budget = _Budget(max_bytes, source, root)
+    with atomic_directory(dest) as tmp:  # a refused folder leaves nothing half-copied
+        pending = [(root, tmp)]
+        _copy_tree(pending, root, source, budget)
+
+
+def _copy_tree(pending: list[tuple[Path, Path]], root: Path, source, budget: _Budget) -> None:
+    """Copy folder by folder, depth first, until ``pending`` is empty."""
+    while pending:
+        folder, target_folder = pending.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
+        except OSError as error:
+            raise DownloadError(
+                f"{_key(source)}: cannot list {folder} ({error.strerror}); fix its permissions"
+            ) from None
+        for entry in entries:
+            target = target_folder / entry.name
+            if entry.is_symlink():
+                _copy_file(_link_target(entry.path, root, source), target, budget)
+            elif entry.is_dir(follow_symlinks=False):
+                target.mkdir()
+                pending.append((Path(entry.path), target))
+            elif entry.is_file(follow_symlinks=False):
+                _copy_file(entry.path, target, budget)
+            else:
+                _refuse_special(source, entry.path)
