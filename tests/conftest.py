@@ -20,6 +20,18 @@ def http_server(tmp_path, monkeypatch):
         yield server
 
 
+@pytest.fixture
+def scripted_http(monkeypatch):
+    """A server whose routes answer by script: trickles, endless bodies, redirects
+    (see tests/helpers/scripted_server.py); stopped at teardown."""
+    from helpers import scripted_server
+
+    for variable in ("no_proxy", "NO_PROXY"):
+        monkeypatch.setenv(variable, "127.0.0.1,localhost")
+    with scripted_server.scripted_server() as running:
+        yield running
+
+
 # ---------------------------------------------------------------------------------------------
 # end of data download section
 # ---------------------------------------------------------------------------------------------

@@ -42,11 +42,8 @@ SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mn
 
 
 @pytest.fixture
-def server(monkeypatch):
-    for variable in ("no_proxy", "NO_PROXY"):
-        monkeypatch.setenv(variable, "127.0.0.1,localhost")
-    with scripts.scripted_server() as running:
-        yield running
+def server(scripted_http):
+    return scripted_http
 
 
 class PartSizes:

@@ -269,11 +269,8 @@ def test_the_stage_refuses_bad_folders_with_exit_2(tmp_path, source, expected):
 # --- archive URLs ---------------------------------------------------------------------------
 
 @pytest.fixture
-def server(monkeypatch):
-    for variable in ("no_proxy", "NO_PROXY"):
-        monkeypatch.setenv(variable, "127.0.0.1,localhost")
-    with scripts.scripted_server() as running:
-        yield running
+def server(scripted_http):
+    return scripted_http
 
 
 @pytest.mark.parametrize("path, name", [

@@ -19,7 +19,6 @@ import gzip
 import io
 import os
 import shutil
-import tarfile
 import tempfile
 from pathlib import Path
 
@@ -33,7 +32,7 @@ from ruamel.yaml import YAML
 from helpers.hardening_stages import run_in_process
 from helpers.project import PROJECT, base_params
 from helpers.stage_run import code_copy, run_stage
-from helpers.synthetic import cifar10_members, random_cifar10_split
+from helpers.synthetic import cifar10_members, random_cifar10_split, tar_bytes
 from numpynet.cli import run_stage as run_stage_main
 from numpynet.config.file import read_params_file
 from numpynet.data.catalog import IDX_FILE_NAMES
@@ -283,16 +282,6 @@ _CIFAR_PARAMS = base_params({"cifar10": {"data": {"format": "cifar10-binary"}, "
 _CIFAR_STORED = "cifar-10-binary.tar"
 
 
-def _tar(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        for name, content in members.items():
-            info = tarfile.TarInfo(name)
-            info.size, info.mtime, info.mode = len(content), 0, 0o644
-            tar.addfile(info, io.BytesIO(content))
-    return buffer.getvalue()
-
-
 @st.composite
 def broken_cifar_archive(draw):
     """A CIFAR-10 binary tar with one member damaged, dropped or added, or the tar itself damaged."""
@@ -311,7 +300,7 @@ def broken_cifar_archive(draw):
         record = draw(st.integers(0, len(records) // 3073 - 1))
         records[record * 3073] = draw(st.integers(10, 255))
         members[name] = bytes(records)
-    data = _tar(members)
+    data = tar_bytes(members)
     if how == "tar":
         data = _mutated(data, draw, header_bytes=512)[0]
     return data
@@ -407,7 +396,7 @@ def test_a_real_stage_process_exits_2_with_one_paragraph(tmp_path, kind):
             (raw / IDX_FILE_NAMES[role].removesuffix(".gz")).write_bytes(content[:-7])
         name = "train-images-idx3-ubyte"
     elif kind == "cifar":
-        (raw / _CIFAR_STORED).write_bytes(_tar(_CIFAR_MEMBERS)[:5000])
+        (raw / _CIFAR_STORED).write_bytes(tar_bytes(_CIFAR_MEMBERS)[:5000])
         name = _CIFAR_STORED
     else:
         for member, data in _IMAGES.items():

@@ -101,17 +101,22 @@ def cifar10_records(images: np.ndarray, labels: np.ndarray) -> bytes:
     return np.concatenate([labels, planes], axis=1).tobytes()
 
 
-def write_tar_gz(path: Path, members: dict[str, bytes]) -> str:
-    """Write ``members`` (name -> bytes) as a reproducible .tar.gz at ``path``; return its md5."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+def tar_bytes(members: dict[str, bytes]) -> bytes:
+    """``members`` (name -> bytes) as an uncompressed, reproducible tar archive."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
         for name, data in members.items():
             info = tarfile.TarInfo(name)
             info.size, info.mtime, info.mode = len(data), 0, 0o644
             tar.addfile(info, io.BytesIO(data))
-    compressed = gzip.compress(buffer.getvalue(), compresslevel=6, mtime=0)
+    return buffer.getvalue()
+
+
+def write_tar_gz(path: Path, members: dict[str, bytes]) -> str:
+    """Write ``members`` (name -> bytes) as a reproducible .tar.gz at ``path``; return its md5."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    compressed = gzip.compress(tar_bytes(members), compresslevel=6, mtime=0)
     path.write_bytes(compressed)
     return hashlib.md5(compressed).hexdigest()
 
