@@ -46,6 +46,7 @@ class LiveLogger:
             self.live = Live(str(directory), report=None, save_dvc_exp=False, dvcyaml=None)
 
     def log_step(self, step: int, lr: float, loss: float) -> None:
+        """Log one optimizer step's learning rate and batch loss."""
         self._check_finite(step, {"lr": lr, "train/batch_loss": loss})
         with self._writing():
             self.live.step = step
@@ -53,6 +54,7 @@ class LiveLogger:
             self.live.log_metric("train/batch_loss", loss)
 
     def log_epoch(self, step: int, row: dict) -> None:
+        """Log one epoch's train and validation loss and accuracy, and the summary."""
         self._check_finite(step, {name: row[column] for name, column in EPOCH_METRICS.items()})
         with self._writing():
             self.live.step = step

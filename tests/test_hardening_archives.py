@@ -179,6 +179,29 @@ def test_oversized_tar_extended_headers_are_refused_unread(tmp_path, header):
         read(archive)
 
 
+@pytest.mark.parametrize("sparse", ["old-gnu", "pax-0.0", "pax-0.1", "pax-1.0"])
+def test_sparse_members_are_refused_before_their_map_is_read(tmp_path, sparse):
+    archive = tmp_path / "sparse.tar"
+    data = png(np.zeros((4, 5, 3), dtype=np.uint8))
+    with tarfile.open(archive, "w", format=tarfile.GNU_FORMAT if sparse == "old-gnu"
+                      else tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo("train/cat/a.png")
+        info.size = len(data)
+        if sparse == "old-gnu":
+            info.type = tarfile.GNUTYPE_SPARSE
+        else:
+            # Sparse maps that are no numbers: tarfile itself would raise a bare ValueError.
+            major, minor = sparse.removeprefix("pax-").split(".")
+            info.pax_headers = {"GNU.sparse.major": major, "GNU.sparse.minor": minor,
+                                "GNU.sparse.offset": "x", "GNU.sparse.numbytes": "y",
+                                "GNU.sparse.map": "a,b", "GNU.sparse.size": "9"}
+            if sparse == "pax-0.0":
+                del info.pax_headers["GNU.sparse.major"], info.pax_headers["GNU.sparse.minor"]
+        tar.addfile(info, io.BytesIO(data))
+    with pytest.raises(DataFormatError, match=r"sparse\.tar holds a sparse file"):
+        read(archive)
+
+
 def test_a_member_name_longer_than_any_path_is_refused_as_unsafe(tmp_path):
     name = "train/cat/" + "x" * 5000 + ".png"
     archive = tmp_path / "long.tar.gz"

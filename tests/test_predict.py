@@ -113,6 +113,16 @@ def test_a_larger_image_is_resized_bilinearly_to_the_training_size(tmp_path):
                           standardize(expected[None, :, :, None], spec.mean, spec.std))
 
 
+def test_a_photo_past_preprocess_pixel_bound_is_still_predicted(tmp_path, capsys):
+    # 41 megapixels: past preprocess.max_image_pixels (a folder's bound), within what Pillow opens.
+    model = quadrant_model(tmp_path / "m")
+    pixels = np.zeros((5000, 8200), dtype=np.uint8)
+    pixels[2500:, :4100] = 255  # bottom-left quadrant
+    path = write_image(tmp_path / "photo.png", pixels, compress_level=1)
+    [prediction] = predict([path], model, top_k=1)
+    assert prediction.top[0][0] == "bottom-left"
+
+
 def test_rgb_palette_and_alpha_images_feed_a_colour_model(tmp_path):
     model = colour_model(tmp_path / "m")
     red = write_image(tmp_path / "red.png", np.full((3, 5, 3), (200, 10, 10)))

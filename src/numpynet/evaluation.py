@@ -98,8 +98,9 @@ def check_model_fits_data(
     names = f" {_listed(record['classes'])}" if isinstance(record.get("classes"), list) else ""
     scaled = ""
     if differ[-1].startswith("standardization"):
-        scaled = (f"; the model's inputs were standardized with mean {record['mean']}, std "
-                  f"{record['std']}, the data's with mean {meta.mean}, std {meta.std}")
+        # .get: a hand-edited record may hold one of the two.
+        scaled = (f"; the model's inputs were standardized with mean {record.get('mean')}, std "
+                  f"{record.get('std')}, the data's with mean {meta.mean}, std {meta.std}")
     verb = "differ" if len(differ) > 1 else "differs"
     raise DataFormatError(
         f"the model in {model_dir} does not fit the data in {data_dir} ({', '.join(differ)} "

@@ -31,12 +31,18 @@ from numpynet.checkpoint import (
 )
 from numpynet.config.fields import is_int, is_number
 from numpynet.data.archive_listing import ListedFile
+from numpynet.config.preprocess_section import PILLOW_PIXEL_CEILING
 from numpynet.data.image_decode import decode_images
+from numpynet.data.limits import ReadLimits
 from numpynet.data.preprocess import standardize
 from numpynet.errors import ConfigError, DataFormatError
 from numpynet.evaluation import check_finite_outputs, predict_logits
 from numpynet.nn.loss import log_softmax
 from numpynet.nn.model import MLPConfig, Sequential
+
+# One image at a time, named on the command line: any photo Pillow opens (a 108-megapixel one
+# takes 330 MB while it is decoded), not preprocess's bound against a folder of bombs.
+_ONE_IMAGE = ReadLimits(max_image_pixels=PILLOW_PIXEL_CEILING)
 
 MODELS_DIR = Path("models")
 DEFAULT_TOP_K = 3
@@ -178,7 +184,7 @@ def read_images(paths: list[str], spec: InputSpec) -> np.ndarray:
             raise DataFormatError(f"{name} is not a regular file; pass image files")
         listed = ListedFile(name=name, parts=(path.name,), source=path)
         try:
-            images[i] = decode_images([listed], path.parent, mode, (height, width))[0]
+            images[i] = decode_images([listed], path.parent, mode, (height, width), _ONE_IMAGE)[0]
         except DataFormatError as error:
             cause = error.__cause__ or error  # Pillow's own words, without the dataset wording
             raise DataFormatError(

@@ -116,7 +116,7 @@ class CheckpointStore:
             return None
         try:
             return _snapshot(record, groups, model_shapes)
-        except (KeyError, TypeError, ValueError, AttributeError) as error:
+        except (KeyError, TypeError, ValueError) as error:
             detail = f"no {error}" if isinstance(error, KeyError) else str(error)
             self._discard(f"its content is not as numpynet writes it ({detail})")
             return None
@@ -200,7 +200,11 @@ def _snapshot(
             and (best_score is None or isinstance(best_score, numbers.Real))
             and (best_epoch is None or isinstance(best_epoch, int))):
         raise ValueError("its progress record has values of the wrong type")
-    for state in record["generators"].values():
+    generators = record["generators"]
+    if not (isinstance(generators, dict)
+            and all(isinstance(state, dict) for state in generators.values())):
+        raise ValueError("its generator states are not a mapping of states")
+    for state in generators.values():
         # Loading the state into a generator of its kind checks it whole; only NumPy's kinds.
         kind = state["bit_generator"]
         if kind not in ("PCG64", "PCG64DXSM", "Philox", "SFC64", "MT19937"):

@@ -27,6 +27,8 @@ def _bytes_up_to(limit: int) -> dict:
 
 @dataclass(frozen=True)
 class PreprocessConfig:
+    """The validation split (a DVC dependency) and the bounds on reading (not one)."""
+
     val_fraction: float = field(metadata=field_check(lambda v: 0 < v < 1, "a number in (0, 1)"))
     seed: int = field(metadata=field_check(lambda v: v >= 0, "an integer >= 0"))
     max_file_bytes: int = field(default=64 * _MiB, metadata=_bytes_up_to(MAX_READ_BYTES))

@@ -40,15 +40,22 @@ _TAR_EXTENDED_TYPES = (
 _ZIP_DIRECTORY_EXPANSION = 10
 
 
-class OversizedTarHeader(Exception):
+class RefusedTarHeader(Exception):
     """Raised from inside :mod:`tarfile` (which knows no archive name); the caller words it."""
+
+    def message(self, archive: Path) -> str:
+        """The user's message: the archive, what its header holds, what to do."""
+        raise NotImplementedError
+
+
+class OversizedTarHeader(RefusedTarHeader):
+    """An extended header (long name, pax record) larger than any genuine one."""
 
     def __init__(self, size: int) -> None:
         super().__init__(size)
         self.size = size
 
     def message(self, archive: Path) -> str:
-        """The user's message: the archive, the header's size, what to do."""
         return (
             f"archive {archive} holds an extended tar header (a long member name or a pax "
             f"record) of {amount(self.size)}, more than the "
@@ -57,13 +64,33 @@ class OversizedTarHeader(Exception):
         )
 
 
+class SparseTarMember(RefusedTarHeader):
+    """A sparse member: no image is sparse, and tarfile reads a sparse map of any length."""
+
+    def message(self, archive: Path) -> str:
+        return (
+            f"archive {archive} holds a sparse file (GNU sparse format), which no image is; its "
+            "map of holes is read whole before anything can be bounded, so it is refused and "
+            "nothing was decoded. Recreate the archive without --sparse (tar -cf, or zip)"
+        )
+
+
 class BoundedTarInfo(tarfile.TarInfo):
-    """A TarInfo that refuses an oversized extended header before tarfile reads it whole."""
+    """A TarInfo that refuses an oversized extended header before tarfile reads it whole, and
+    every kind of sparse member before tarfile reads its map."""
 
     def _proc_member(self, tarfile_: tarfile.TarFile):  # tarfile's hook for every header read
         if self.type in _TAR_EXTENDED_TYPES and self.size > MAX_TAR_EXTENDED_HEADER_BYTES:
             raise OversizedTarHeader(self.size)
+        if self.type == tarfile.GNUTYPE_SPARSE:
+            raise SparseTarMember()
         return super()._proc_member(tarfile_)
+
+    # tarfile's readers of the three pax sparse formats (GNU.sparse.* records).
+    def _proc_gnusparse_00(self, *args):
+        raise SparseTarMember()
+
+    _proc_gnusparse_01 = _proc_gnusparse_10 = _proc_gnusparse_00
 
 
 class Holdings:

@@ -22,14 +22,14 @@ import stat
 import tarfile
 import zipfile
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from numpynet.data.archive_bounds import (
     BoundedTarInfo,
     Holdings,
-    OversizedTarHeader,
+    RefusedTarHeader,
     check_zip_directory,
 )
 from numpynet.data.limits import DEFAULT_LIMITS, ReadLimits, shown_name
@@ -93,7 +93,7 @@ def list_location(
             return _list_zip(location, worth_reading, limits)
         if _has_suffix(location, TAR_SUFFIXES):
             return _list_tar(location, worth_reading, limits)
-    except OversizedTarHeader as exc:
+    except RefusedTarHeader as exc:
         raise DataFormatError(exc.message(location)) from None
     except _ARCHIVE_ERRORS as exc:
         raise DataFormatError(f"archive {location} is corrupt or truncated: {exc}") from exc
@@ -127,7 +127,7 @@ def _list_tar(archive: Path, worth_reading: Callable[[Parts], bool], limits: Rea
     # Iterating the members in order, reading each right after its header, keeps a compressed
     # archive to one sequential decompression pass (lookups by name would restart it).
     with tarfile.open(archive, "r:*", tarinfo=BoundedTarInfo) as tar:
-        for member in tar:
+        for member in _tar_members(tar, archive):
             parts = _check_tar_member(member, archive)
             if member.isfile() and worth_reading(parts):
                 data = holdings.read(tar.extractfile(member), member.name, len(parts), member.size)
@@ -139,6 +139,21 @@ def _list_tar(archive: Path, worth_reading: Callable[[Parts], bool], limits: Rea
             else:
                 files.append(ListedFile(member.name, parts, None))
     return Listing(files, folders)
+
+
+def _tar_members(tar: tarfile.TarFile, archive: Path) -> Iterator[tarfile.TarInfo]:
+    """``tar``'s members in order. tarfile's header parsers let a damaged number field escape as
+    ValueError or IndexError (a pax size or sparse map that is no number): corrupt, like the rest.
+    Only the parsing is guarded, so a bug in the caller's loop keeps its traceback."""
+    while True:
+        try:
+            member = tar.next()
+        except (ValueError, IndexError) as exc:
+            raise DataFormatError(f"archive {archive} is corrupt: a member header cannot be "
+                                  f"read ({exc}); recreate the archive") from exc
+        if member is None:
+            return
+        yield member
 
 
 def _list_zip(archive: Path, worth_reading: Callable[[Parts], bool], limits: ReadLimits) -> Listing:
@@ -204,7 +219,6 @@ def _reject(archive: Path, member: str, reason: str) -> UnsafeArchiveError:
         f"unsafe archive {archive}: member {shown_name(member)} is rejected because {reason}; "
         "nothing was extracted"
     )
-
 
 
 def _check_tar_member(member: tarfile.TarInfo, archive: Path) -> Parts:

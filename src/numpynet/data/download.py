@@ -34,7 +34,7 @@ from numpynet.data.transfer import (
     CountingReader, Deadline, SourceFailure, cap_failure, caps_for, describe_failure, local_path,
     open_local, open_url,
 )
-from numpynet.errors import DownloadError
+from numpynet.errors import DownloadError, NumpynetError
 from numpynet.files import public_name
 from numpynet.log import Log, log_to_stderr
 
@@ -138,9 +138,9 @@ def _stream_into(
                 )
             clock.check()  # the watchdog's shutdown can look like a clean end of the stream
             return digests
-        except SourceFailure:
+        except (SourceFailure, NumpynetError):  # a full disk is not the deadline's doing
             raise
-        except Exception as error:
+        except Exception as error:  # the watchdog's closed socket surfaces as anything
             if clock.passed():
                 raise clock.failure() from error
             raise

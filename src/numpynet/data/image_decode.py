@@ -29,15 +29,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, JpegImagePlugin
 
+# Pillow refuses to open an image of more pixels than this (twice its MAX_IMAGE_PIXELS), so no
+# higher max_image_pixels could be honored; the params check stops there too.
+from numpynet.config.preprocess_section import PILLOW_PIXEL_CEILING
 from numpynet.data.archive_listing import ListedFile
 from numpynet.data.image_modes import UnrepresentableImage, convert, natural_mode
 from numpynet.data.limits import DEFAULT_LIMITS, ReadLimits, amount
 from numpynet.errors import DataFormatError
 
 RESAMPLING = Image.Resampling.BILINEAR
-# Pillow refuses to open an image of more pixels than this (twice its MAX_IMAGE_PIXELS), so no
-# higher max_image_pixels could be honored.
-PILLOW_PIXEL_CEILING = 2 * 89_478_485
 
 
 def decode_images(
@@ -188,6 +188,8 @@ def _open_image(f: ListedFile, location: Path, max_pixels: int) -> Image.Image:
         count = f"{int(found[1]):,}" if found else f"over {PILLOW_PIXEL_CEILING:,}"
         pixels = f"{count} pixels (more than Pillow opens at all)"
         raise _too_many_pixels(f, location, max_pixels, pixels) from None
+    except MemoryError:
+        raise  # the machine's problem, not the file's: the stage says so
     # Pillow's format plugins fail on garbage in many ways (OSError, SyntaxError, struct.error,
     # IndexError, EOFError...); any of them means this file is bad.
     except Exception as exc:
@@ -200,6 +202,11 @@ def _open_image(f: ListedFile, location: Path, max_pixels: int) -> Image.Image:
 
 
 def _too_many_pixels(f: ListedFile, location: Path, limit: int, pixels: str) -> DataFormatError:
+    if limit >= PILLOW_PIXEL_CEILING:  # no setting reads it: only a smaller image will do
+        return DataFormatError(
+            f"image {f.name!r} in {location} declares {pixels}, more than Pillow opens "
+            f"({PILLOW_PIXEL_CEILING:,}); nothing was decoded. Scale the image down"
+        )
     return DataFormatError(
         f"image {f.name!r} in {location} declares {pixels}, more than "
         f"preprocess.max_image_pixels = {limit:,}; nothing was decoded. Remove the file, or "
@@ -238,6 +245,8 @@ def _pixels(
         return np.frombuffer(converted.tobytes(), dtype=np.uint8).reshape(shape)
     except UnrepresentableImage as exc:
         raise _unrepresentable(f, location, exc) from None
+    except MemoryError:
+        raise
     except Exception as exc:  # truncated or malformed data surfaces only when decoding
         raise _undecodable(f, location, exc) from exc
 

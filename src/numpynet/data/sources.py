@@ -34,7 +34,7 @@ from numpynet.data.catalog import (
 from numpynet.data.checksums import sha256_of_file
 from numpynet.data.download import candidate_urls, download_dataset, fetch_file
 from numpynet.errors import DownloadError
-from numpynet.files import atomic_directory, atomic_path
+from numpynet.files import atomic_directory, atomic_path, public_name
 from numpynet.log import Log, log_to_stderr
 
 _CHUNK_BYTES = 1 << 16
@@ -123,12 +123,14 @@ def _local_location(source: ImageFolderSource, out_dir: Path, project_root: Path
     # Resolved like the location, so a data/ linked to another disk is recognised there.
     destination = out_dir.resolve()
     data = (Path(project_root) / "data").resolve() if project_root is not None else None
-    protected = [destination] + ([data] if data else [])
+    # data/ first: the destination is the stage's hidden temporary folder inside it.
+    protected = ([data] if data else []) + [destination]
     if location.is_dir():
         for folder in protected:
             if _inside(folder, location):
                 raise DownloadError(
-                    f"{key}: the folder {location} contains {folder}, where the pipeline writes "
+                    f"{key}: the folder {location} contains {public_name(folder)}, where the "
+                    f"pipeline writes "
                     f"this dataset, so it would be copied into itself; point it at the folder "
                     f"that holds just the images (e.g. images/<name> in the project)"
                 )
@@ -141,7 +143,8 @@ def _local_location(source: ImageFolderSource, out_dir: Path, project_root: Path
     for folder in outputs:
         if _inside(location, folder):
             raise DownloadError(
-                f"{key}: {location} lies inside {folder}, which the download stage writes and "
+                f"{key}: {location} lies inside {public_name(folder)}, which the download stage "
+                f"writes and "
                 f"replaces; keep the images elsewhere (e.g. images/<name> in the project)"
             )
     return location
@@ -157,6 +160,7 @@ class _Budget:
         self.location = location
 
     def spend(self, count: int, path: str) -> None:
+        """Take ``count`` bytes of ``path`` from the budget; refuse the folder once it is spent."""
         self.left -= count
         if self.left < 0:
             raise DownloadError(
@@ -178,16 +182,21 @@ def _copy_file(path: Path | str, target: Path, budget: _Budget) -> None:
     with os.fdopen(descriptor, "rb") as stream:
         if not stat.S_ISREG(os.fstat(descriptor).st_mode):
             _refuse_special(budget.source, str(path))
-        try:
-            with open(target, "wb") as out:
-                for chunk in iter(lambda: stream.read(_CHUNK_BYTES), b""):
-                    budget.spend(len(chunk), str(path))
-                    out.write(chunk)
-        except OSError as error:
-            raise DownloadError(
-                f"{_key(budget.source)}: cannot copy {path} to {target} ({error}); free disk "
-                f"space or fix the permissions"
-            ) from None
+        with open(target, "wb") as out:
+            for chunk in iter(lambda: _read(stream, path, budget.source), b""):
+                budget.spend(len(chunk), str(path))
+                out.write(chunk)  # a full disk: the stage names the output and the fix
+
+
+def _read(stream, path: Path | str, source: ImageFolderSource) -> bytes:
+    """The next chunk of ``path``; a read error (a failing disk) names the source file."""
+    try:
+        return stream.read(_CHUNK_BYTES)
+    except OSError as error:
+        raise DownloadError(
+            f"{_key(source)}: cannot read {path} ({error.strerror or error}); check the disk or "
+            f"the folder's permissions, or remove the file"
+        ) from None
 
 
 def _refuse_special(source: ImageFolderSource, path: str) -> None:
