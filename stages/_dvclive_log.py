@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from numpynet.errors import DataFormatError, OutputError, environment_problem
+from numpynet.errors import DataFormatError, OutputError, environment_message
 
 STEP_METRICS = ("lr", "train/batch_loss")
 EPOCH_METRICS = {  # DVCLive's name -> the column of numpynet.training.LOG_COLUMNS
@@ -73,14 +73,12 @@ class LiveLogger:
         try:
             yield
         except OSError as error:
-            problem = environment_problem(error)
-            if problem is None:
+            message = environment_message(error)
+            if message is None:
                 raise
-            what, fix = problem
-            where = f" ({error.filename})" if error.filename else ""
             raise OutputError(
-                f"cannot write the training log in {self.directory}{where}: {what}; {fix}, "
-                f"then run the train stage again (dvc repro)"
+                f"cannot write the training log in {self.directory}: {message}, then run the "
+                f"train stage again (dvc repro)"
             ) from None
 
     def _check_finite(self, step: int, values: dict) -> None:

@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers.stage_run import code_copy
 from helpers.hostile_data import (
     MiB,
     assert_refused,
-    code_copy,
     png,
     png_zeros,
     run_preprocess,

@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from helpers.stage_run import code_copy
 from helpers.hostile_data import (
     assert_refused,
-    code_copy,
     gif_declaring,
     png,
     png_declaring,

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers.hostile_data import assert_refused, code_copy, run_preprocess, small_dataset, zip_with
+from helpers.hostile_data import assert_refused, run_preprocess, small_dataset, zip_with
+from helpers.stage_run import code_copy
 from helpers.project import base_params, shipped_params, write_params
 from numpynet.config import load_params, parse_params
 from numpynet.config.preprocess_section import PILLOW_PIXEL_CEILING, PreprocessConfig

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from numpynet.config import check_dataset_name
-from numpynet.errors import ConfigError, NumpynetError, environment_problem
+from numpynet.errors import ConfigError, NumpynetError, environment_message
 
 EXIT_USER_ERROR = 2
 
@@ -79,12 +79,10 @@ def run_stage(main: Callable[[], None], name: str | None = None) -> None:
             f"free"
         )
     except OSError as error:
-        problem = environment_problem(error)
-        if problem is None:
+        message = environment_message(error)
+        if message is None:
             raise
-        what, fix = problem
-        where = f": {error.filename}" if error.filename else ""
-        _fail(f"{name or _command_name()}: {what}{where}; {fix}, then run it again")
+        _fail(f"{name or _command_name()}: {message}, then run it again")
 
 
 def _fail(message: str) -> None:

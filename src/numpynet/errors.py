@@ -65,6 +65,16 @@ def environment_problem(error: BaseException) -> tuple[str, str] | None:
     return None
 
 
+def environment_message(error: BaseException) -> str | None:
+    """``"<what happened>: <file>; <the fix>"`` for an ``OSError`` of the machine, else None."""
+    problem = environment_problem(error)
+    if problem is None:
+        return None
+    what, fix = problem
+    where = f": {error.filename}" if getattr(error, "filename", None) else ""
+    return f"{what}{where}; {fix}"
+
+
 def write_failure(
     error: OSError, dest: os.PathLike | str, existed: bool, culprit: str | None = None
 ) -> OutputError | None:

@@ -9,7 +9,6 @@ child's peak resident memory (``ru_maxrss`` of its children), in bytes.
 from __future__ import annotations
 
 import io
-import shutil
 import struct
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from helpers.project import PROJECT, base_params, write_params
+from helpers.project import base_params, write_params
 
 MiB = 2**20
 
@@ -165,14 +164,6 @@ _PEAK_RSS = (
     "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
     "sys.exit(result.returncode)\n"
 )
-
-
-def code_copy(root: Path) -> Path:
-    """``src/`` and ``stages/`` of the project under ``root`` (a stage runs the code beside it)."""
-    for name in ("src", "stages"):
-        shutil.copytree(PROJECT / name, root / name,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    return root
 
 
 def run_preprocess(

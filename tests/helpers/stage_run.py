@@ -19,12 +19,13 @@ from helpers.project import PROJECT, write_params
 _SKIPPED = shutil.ignore_patterns("__pycache__", "*.egg-info")
 
 
-def code_copy(root: Path, params: dict) -> Path:
-    """Copy the project's code into ``root`` and write ``params`` as its params.yaml."""
+def code_copy(root: Path, params: dict | None = None) -> Path:
+    """Copy the project's code into ``root`` and write ``params``, if given, as its params.yaml."""
     root.mkdir(parents=True, exist_ok=True)
     for name in ("src", "stages"):
         shutil.copytree(PROJECT / name, root / name, ignore=_SKIPPED)
-    write_params(root, params)
+    if params is not None:
+        write_params(root, params)
     return root
 
 
