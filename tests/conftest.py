@@ -35,3 +35,27 @@ def scripted_http(monkeypatch):
 # ---------------------------------------------------------------------------------------------
 # end of data download section
 # ---------------------------------------------------------------------------------------------
+
+
+# ---------------------------------------------------------------------------------------------
+# real dvc runs: one synthetic dataset, "digits", served over loopback (see helpers/project.py)
+# ---------------------------------------------------------------------------------------------
+DIGITS = "digits"
+
+
+@pytest.fixture(scope="module")
+def mirror(tmp_path_factory):
+    """A synthetic MNIST-format dataset named DIGITS on a loopback HTTP server:
+    (url, sha256 by role)."""
+    from helpers.project import synthetic_mirror
+
+    with synthetic_mirror(tmp_path_factory.mktemp("www"), {DIGITS: 0}) as (url, pins):
+        yield url, pins[DIGITS]
+
+
+@pytest.fixture(scope="module")
+def environment(mirror):
+    """The environment for `dvc` in a test project, with the mirror set."""
+    from helpers.project import dvc_environment
+
+    return dvc_environment(NUMPYNET_MIRROR=mirror[0])

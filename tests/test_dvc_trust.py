@@ -25,7 +25,6 @@ from helpers.project import (
     make_built_project,
     make_project,
     private_copy,
-    synthetic_mirror,
     ran_stages,
     tree_digest,
     write_params,
@@ -34,20 +33,8 @@ from numpynet.backend import detect_kernel_class
 
 pytestmark = pytest.mark.slow
 
-NAME = "digits"
+NAME = "digits"  # the dataset of the mirror fixture (tests/conftest.py)
 CHAIN = {f"{stage}@{NAME}" for stage in ("download", "preprocess", "train", "evaluate")}
-
-
-@pytest.fixture(scope="module")
-def mirror(tmp_path_factory):
-    """A synthetic MNIST-format dataset on a loopback HTTP server: (url, sha256 by role)."""
-    with synthetic_mirror(tmp_path_factory.mktemp("www"), {NAME: 0}) as (url, pins):
-        yield url, pins[NAME]
-
-
-@pytest.fixture(scope="module")
-def environment(mirror):
-    return dvc_environment(NUMPYNET_MIRROR=mirror[0])
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ to prove the exit code there too.
 from __future__ import annotations
 
 import contextlib
+import copy
 import gzip
 import io
 import os
@@ -27,10 +28,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
-from ruamel.yaml import YAML
 
 from helpers.hardening_stages import run_in_process
-from helpers.project import PROJECT, base_params
+from helpers.project import PROJECT, base_params, write_params
 from helpers.stage_run import code_copy, run_stage
 from helpers.synthetic import cifar10_members, random_cifar10_split, tar_bytes
 from numpynet.cli import run_stage as run_stage_main
@@ -64,13 +64,6 @@ def assert_refused(code: int, stderr: str, names: tuple[str, ...], output: Path)
     siblings = output.parent.iterdir() if output.parent.is_dir() else ()
     leftovers = [p.name for p in siblings if p.name.startswith(f".{output.name}.")]
     assert not leftovers, f"temporary files left beside {output}: {leftovers}"
-
-
-def _write_yaml(path: Path, data) -> None:
-    yaml = YAML()
-    yaml.default_flow_style = False
-    with open(path, "w", encoding="utf-8") as stream:
-        yaml.dump(data, stream)
 
 
 @contextlib.contextmanager
@@ -122,8 +115,6 @@ def _parent(tree, path):
 @st.composite
 def broken_params(draw):
     """The shipped params with one to three edits: a value replaced, a key deleted or added."""
-    import copy
-
     tree = copy.deepcopy(SHIPPED)
     surely_invalid = False
     for _ in range(draw(st.integers(1, 3))):
@@ -162,7 +153,7 @@ def test_edited_params_pass_or_are_refused_with_the_file_and_key(edit):
     tree, surely_invalid = edit
     with fresh_project() as project:
         params_file = project / "params.yaml"
-        _write_yaml(params_file, tree)
+        write_params(project, tree)
         _check_validate(project, params_file, must_fail=surely_invalid)
 
 
@@ -228,7 +219,7 @@ def _mutated(data: bytes, draw, header_bytes: int) -> tuple[bytes, bool]:
 
 
 def _preprocess(project: Path, name: str, params: dict) -> tuple[int, str, Path]:
-    _write_yaml(project / "params.yaml", params)
+    write_params(project, params)
     out = project / "data" / "processed" / name
     code, stderr = run_in_process(
         "preprocess", project, [name, "--raw", f"data/raw/{name}", "--out", f"data/processed/{name}"]

@@ -17,35 +17,22 @@ import pytest
 from helpers.project import (
     base_params,
     dvc,
-    dvc_environment,
     idx_dataset,
     make_built_project,
     make_project,
-    synthetic_mirror,
     tree_digest,
     write_params,
 )
 
 pytestmark = pytest.mark.slow
 
-NAME = "digits"
+NAME = "digits"  # the dataset of the mirror fixture (tests/conftest.py)
 # Wide enough that an epoch takes a good fraction of a second (time to stop it between two),
 # with every ingredient that keeps state across epochs: dropout and augmentation draws, batch
 # normalization statistics, warmup and cosine schedule, AdamW moments, the best epoch kept.
 TRAIN = dict(epochs=8, hidden_sizes=[1536, 1536], normalization="batch", dropout=0.3,
              augment_shift=1, label_smoothing=0.1, warmup_epochs=1, select_by="val_accuracy")
 OUTPUTS = ("models", "metrics", "plots", "dvclive")
-
-
-@pytest.fixture(scope="module")
-def mirror(tmp_path_factory):
-    with synthetic_mirror(tmp_path_factory.mktemp("www"), {NAME: 0}) as (url, pins):
-        yield url, pins[NAME]
-
-
-@pytest.fixture(scope="module")
-def environment(mirror):
-    return dvc_environment(NUMPYNET_MIRROR=mirror[0])
 
 
 @pytest.fixture(scope="module")

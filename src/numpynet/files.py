@@ -32,8 +32,9 @@ _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 # What follows ".<name>." in the temporary names of a destination <name>: ours (below) and the
 # download's partial files (numpynet.data.download). Exactly 12 lowercase hex digits, as
 # secrets.token_hex(6) gives: nothing a person would name a file by accident.
-_LEFTOVER_TAIL = re.compile(r"[0-9a-f]{12}\.tmp|part-[0-9a-f]{12}")
-_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?:[0-9a-f]{12}\.tmp|part-[0-9a-f]{12})$")
+_TAIL = r"[0-9a-f]{12}\.tmp|part-[0-9a-f]{12}"
+_LEFTOVER_TAIL = re.compile(_TAIL)
+_TEMPORARY = re.compile(rf"^\.(?P<name>.+)\.(?:{_TAIL})$")
 
 
 def _temporary_sibling(dest: Path) -> Path:

@@ -31,9 +31,8 @@ from numpynet.checkpoint import (
 )
 from numpynet.config.fields import is_int, is_number
 from numpynet.data.archive_listing import ListedFile
-from numpynet.config.preprocess_section import PILLOW_PIXEL_CEILING
 from numpynet.data.image_decode import decode_images
-from numpynet.data.limits import ReadLimits
+from numpynet.data.limits import PILLOW_PIXEL_CEILING, ReadLimits
 from numpynet.data.preprocess import standardize
 from numpynet.errors import ConfigError, DataFormatError
 from numpynet.evaluation import check_finite_outputs, predict_logits

@@ -223,7 +223,7 @@ def parse_params(raw: Any, source: str = "params.yaml") -> Params:
 
     sections = {}
     for name, cls in _SECTIONS.items():
-        sections[name] = parse_section(cls, _with_defaults(cls, raw.get(name)), name, problems)
+        sections[name] = parse_section(cls, raw.get(name), name, problems)
     datasets = _parse_datasets(raw.get("datasets"), problems)
     if sections["train"] is not None:
         check_train_rules(sections["train"], datasets.values(), problems)
@@ -235,17 +235,6 @@ def parse_params(raw: Any, source: str = "params.yaml") -> Params:
             listing += f"\n  ... and {len(problems) - _MAX_LISTED_PROBLEMS} more"
         raise ConfigError(f"{source} has {len(problems)} problem(s):\n{listing}")
     return Params(datasets=datasets, **sections)
-
-
-def _with_defaults(cls, raw: Any) -> Any:
-    """``raw`` with the defaults of ``cls``'s optional fields filled in where left out."""
-    if not isinstance(raw, dict):
-        return raw
-    defaults = {
-        f.name: f.default for f in dataclasses.fields(cls)
-        if f.default is not dataclasses.MISSING and f.name not in raw
-    }
-    return {**raw, **defaults}
 
 
 def _parse_datasets(raw: Any, problems: list[str]) -> dict[str, DatasetConfig]:

@@ -77,7 +77,8 @@ def field_check(predicate: Callable[[Any], bool], accepts: str) -> dict:
 
 
 def parse_section(cls, raw: Any, path: str, problems: list[str]):
-    """A whole section: every field of dataclass ``cls`` must be present and valid.
+    """A whole section: every field of dataclass ``cls`` without a default must be present, and
+    every field given must be valid.
 
     Returns an instance of ``cls``, or None after appending the problems found to ``problems``.
     """
@@ -95,7 +96,8 @@ def parse_fields(cls, raw: dict, path: str, problems: list[str], required: bool)
     """Check the keys of ``raw`` against the fields of dataclass ``cls``; return the valid values.
 
     Each problem is appended to ``problems`` with its key path under ``path``. A field absent from
-    ``raw`` is a problem only when ``required``.
+    ``raw`` is a problem only when ``required`` and it has no default; with one, a required field
+    takes its default (a key added later may be left out of older params files).
     """
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for key in sorted(set(raw) - set(fields), key=str):
@@ -104,7 +106,9 @@ def parse_fields(cls, raw: dict, path: str, problems: list[str], required: bool)
     for name, spec in fields.items():
         key_path = f"{path}.{name}"
         if name not in raw:
-            if required:
+            if required and spec.default is not dataclasses.MISSING:
+                values[name] = spec.default
+            elif required:
                 problems.append(f"{key_path}: missing (expected {_expected(spec)})")
             continue
         value, error = _coerce(raw[name], spec.type)

@@ -29,12 +29,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, JpegImagePlugin
 
-# Pillow refuses to open an image of more pixels than this (twice its MAX_IMAGE_PIXELS), so no
-# higher max_image_pixels could be honored; the params check stops there too.
-from numpynet.config.preprocess_section import PILLOW_PIXEL_CEILING
 from numpynet.data.archive_listing import ListedFile
 from numpynet.data.image_modes import UnrepresentableImage, convert, natural_mode
-from numpynet.data.limits import DEFAULT_LIMITS, ReadLimits, amount
+from numpynet.data.limits import DEFAULT_LIMITS, PILLOW_PIXEL_CEILING, ReadLimits, amount
 from numpynet.errors import DataFormatError
 
 RESAMPLING = Image.Resampling.BILINEAR

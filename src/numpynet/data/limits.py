@@ -30,6 +30,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 MiB = 2**20
+# Pillow refuses to open an image of more pixels than this (twice its MAX_IMAGE_PIXELS), so no
+# higher max_image_pixels could be honored; params validation stops there too.
+PILLOW_PIXEL_CEILING = 2 * 89_478_485
 # What Python keeps per archive member while listing it (its TarInfo or ZipInfo, our record of
 # it): about 700 bytes measured with short names, rounded up.
 MEMBER_OVERHEAD_BYTES = 1024
