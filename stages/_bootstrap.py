@@ -1,21 +1,39 @@
-"""Imported first by every stage script: this tree's code, on a pinned numeric backend.
+"""Imported first by every stage script: this tree's code, and for the stages that compute, the
+numeric mode that ``params.yaml`` names.
 
 * ``src/`` of the tree this file lies in goes first on ``sys.path``, so a stage runs the code of
   the tree it runs in (a queued or ``--temp`` experiment's own copy), never whatever version of
   numpynet happens to be installed.
-* :mod:`numpynet.backend` fixes the BLAS kernel, NumPy's dispatch level and the BLAS thread count.
+* The train and evaluate stages, whose bytes depend on ``numerics.mode`` (a DVC param of exactly
+  those two), compute in that mode: :mod:`numpynet.backend` fixes the BLAS kernel, NumPy's
+  dispatch level and the BLAS thread count before NumPy loads, or switches to exact products.
+  The other stages compute nothing that a BLAS kernel or an instruction set could change.
 """
 
+import argparse
 import sys
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT / "src"))
 
-from numpynet.backend import pin_backend, pin_blas_threads  # noqa: E402  (needs the path above)
+from numpynet.backend import finish_pinning, pin_backend  # noqa: E402  (needs the path above)
 from numpynet.cli import run_stage  # noqa: E402
+from numpynet.config import load_params  # noqa: E402
 
-run_stage(pin_backend)  # before NumPy loads; a bad setting exits 2 with a message
-import numpy  # noqa: E402, F401  (loads OpenBLAS with those settings)
+NUMERIC_STAGES = ("train", "evaluate")
 
-pin_blas_threads()
+
+def _pin_from_params() -> None:
+    # The stage parses its arguments itself later; only --params matters here.
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--params", default="params.yaml")
+    params_file = parser.parse_known_args()[0].params
+    pin_backend(load_params(params_file).numerics.mode)
+
+
+if Path(sys.argv[0]).stem in NUMERIC_STAGES:
+    run_stage(_pin_from_params)  # before NumPy loads; a bad setting exits 2 with a message
+    import numpy  # noqa: E402, F401  (loads OpenBLAS with those settings)
+
+    run_stage(finish_pinning)

@@ -1,10 +1,29 @@
 """Shared pytest fixtures. Each section belongs to one part of the suite; append new sections."""
 
 # ---------------------------------------------------------------------------------------------
-# data download: a loopback HTTP server (see tests/helpers/loopback.py)
+# the numeric mode: the whole suite computes in one, set before NumPy loads
 # ---------------------------------------------------------------------------------------------
+import os
+
 import pytest
 
+from numpynet.backend import finish_pinning, pin_backend, runnable_modes
+
+# NUMPYNET_TEST_NUMERICS names the mode (tests/test_numeric_modes.py reruns the numeric tests in
+# every other mode this CPU runs); by default, the project's default class where the CPU runs it.
+TEST_NUMERICS = os.environ.get("NUMPYNET_TEST_NUMERICS") or runnable_modes()[0]
+pin_backend(TEST_NUMERICS)
+import numpy  # noqa: E402, F401  (loads OpenBLAS with those settings)
+
+finish_pinning()
+
+# ---------------------------------------------------------------------------------------------
+# end of numeric mode section
+# ---------------------------------------------------------------------------------------------
+
+# ---------------------------------------------------------------------------------------------
+# data download: a loopback HTTP server (see tests/helpers/loopback.py)
+# ---------------------------------------------------------------------------------------------
 from helpers.loopback import serve_directory
 
 

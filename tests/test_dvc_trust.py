@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from ruamel.yaml import YAML
 
 from helpers.project import (
     base_params,
@@ -29,7 +30,7 @@ from helpers.project import (
     tree_digest,
     write_params,
 )
-from numpynet.backend import detect_kernel_class
+from numpynet.backend import EXACT, KERNEL_CLASSES, runnable_modes
 
 pytestmark = pytest.mark.slow
 
@@ -163,30 +164,53 @@ def test_a_code_change_reruns_the_stages_that_import_it(project, environment):
     assert f"train@{NAME}" not in changed and f"download@{NAME}" not in changed
 
 
-@pytest.mark.skipif(detect_kernel_class() != "avx512", reason="needs an AVX-512 CPU")
-def test_preprocess_bytes_do_not_depend_on_the_blas_kernel(project, environment):
+@pytest.mark.skipif(runnable_modes()[0] == EXACT, reason="no x86-64 kernel class here")
+def test_preprocess_bytes_do_not_depend_on_the_blas_kernel_or_numpy_dispatch(
+    project, environment
+):
     digests = []
-    for kernel in ("avx2", "avx512"):
-        env = {**environment, "NUMPYNET_KERNEL_CLASS": kernel}
+    # The CPU's own choice, then the oldest kernel with NumPy at its baseline, then the AVX2 one.
+    for setting in ({}, {"OPENBLAS_CORETYPE": "Prescott", "NPY_DISABLE_CPU_FEATURES":
+                         "X86_V3,X86_V4,AVX512_ICL,AVX512_SPR"},
+                    {"OPENBLAS_CORETYPE": "Haswell"}):
+        env = {**environment, **setting}
         dvc("repro", "--force", "-s", f"preprocess@{NAME}", cwd=project, env=env)
         digests.append(tree_digest(project / "data" / "processed"))
-    assert digests[0] == digests[1]
+    assert digests[0] == digests[1] == digests[2]
 
 
-def test_training_bytes_do_not_depend_on_runs_or_blas_threads(project, environment):
-    """Under the project's choice; the AVX2 kernel is the one whose bits follow the thread count."""
-    digests, threads_used = [], []
-    for threads in ("2", "2", "4"):
-        env = {**environment, "OPENBLAS_NUM_THREADS": threads}
-        if detect_kernel_class() in ("avx2", "avx512"):
-            env["NUMPYNET_KERNEL_CLASS"] = "avx2"
+def test_training_bytes_do_not_depend_on_runs_blas_kernel_or_threads(project, environment):
+    """In the project's default mode the pin overrides whatever the environment asks for."""
+    digests, provenances = [], []
+    for setting in ({"OPENBLAS_NUM_THREADS": "2"}, {"OPENBLAS_NUM_THREADS": "2"},
+                    {"OPENBLAS_NUM_THREADS": "4", "OPENBLAS_CORETYPE": "Sandybridge",
+                     "NPY_DISABLE_CPU_FEATURES": "X86_V4"}):
+        env = {**environment, **setting}
         dvc("repro", "--force", "-s", f"train@{NAME}", f"evaluate@{NAME}", cwd=project, env=env)
         digests.append(tree_digest(project / "models", project / "metrics", project / "plots"))
-        provenance = json.loads((project / "models" / NAME / "provenance.json").read_text())
-        threads_used.append(provenance["blas_threads"])
+        provenances.append(json.loads((project / "models" / NAME / "provenance.json").read_text()))
     assert digests[0] == digests[1] == digests[2]
-    # The project's choice: the BLAS runs 2 threads whatever the environment asks for.
-    assert threads_used == [2, 2, 2]
+    mode = runnable_modes()[0]
+    assert [p["numeric_mode"] for p in provenances] == [mode] * 3
+    if mode in KERNEL_CLASSES:
+        # The class's choice: its kernel on 2 threads whatever the environment asks for.
+        kernel = KERNEL_CLASSES[mode].openblas_coretype
+        assert [(p["blas_kernel"], p["blas_threads"]) for p in provenances] == [(kernel, 2)] * 3
+
+
+@pytest.mark.skipif(runnable_modes()[0] == EXACT, reason="exact is this machine's only mode")
+def test_switching_the_numeric_mode_reruns_exactly_train_and_evaluate(project, environment):
+    params = YAML().load((project / "params.yaml").read_text(encoding="utf-8"))
+    params["numerics"]["mode"] = EXACT
+    write_params(project, params)
+    changed = set(json.loads(dvc("status", "--json", cwd=project, env=environment).stdout))
+    assert changed == {f"train@{NAME}", f"evaluate@{NAME}"}
+    dvc("repro", cwd=project, env=environment)
+    provenance = json.loads((project / "models" / NAME / "provenance.json").read_text())
+    # Exact mode records no kernel or thread count: they change no bit.
+    assert provenance["numeric_mode"] == EXACT and "blas_kernel" not in provenance
+    lock = (project / "dvc.lock").read_text(encoding="utf-8")
+    assert lock.count("numerics.mode: exact") == 2, "dvc.lock says what made the results"
 
 
 def test_exp_show_in_a_170_column_terminal_shows_the_metrics_and_the_changed_params(

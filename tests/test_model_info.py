@@ -15,7 +15,7 @@ from numpynet.model_info import describe_model
 from numpynet.nn import MLPConfig, build_mlp
 
 PROVENANCE = {"blas": "scipy-openblas 0.3.31", "blas_kernel": "SkylakeX", "blas_threads": 2,
-              "kernel_class": "avx512", "numpy": "2.4.6", "numpy_simd": "X86_V4"}
+              "numeric_mode": "avx512", "numpy": "2.4.6", "numpy_simd": "X86_V4"}
 TRAINING = {"epochs": 12, "select_by": "val_accuracy", "selected_epoch": 9,
             "val_accuracy": 0.91234, "val_loss": 0.3}
 
@@ -40,8 +40,19 @@ def test_everything_a_model_records_is_described(tmp_path):
     assert "parameters  93 " in text
     assert "trained on  pets: 2x2x3 images (NHWC), classes cat, dog, eel" in text
     assert "12 epochs; kept epoch 9 (by val_accuracy: validation accuracy 91.23%)" in text
-    assert "kernel class avx512 (OpenBLAS SkylakeX kernel, 2 threads), NumPy 2.4.6" in text
+    assert "numeric mode avx512 (OpenBLAS SkylakeX kernel, 2 threads), NumPy 2.4.6" in text
     assert "test        accuracy 87.50%, loss 0.4321" in text
+
+
+def test_an_exact_mode_model_and_an_older_record_are_described(tmp_path):
+    exact = {"blas": "scipy-openblas 0.3.31", "numeric_mode": "exact", "numpy": "2.4.6"}
+    text = "\n".join(describe_model(saved_model(tmp_path / "a", provenance=exact)))
+    assert "computed    numeric mode exact, NumPy 2.4.6, scipy-openblas 0.3.31" in text
+    # Saved before numeric modes existed: the class was called kernel_class.
+    older = {**PROVENANCE, "kernel_class": "avx2"}
+    del older["numeric_mode"]
+    text = "\n".join(describe_model(saved_model(tmp_path / "b", provenance=older)))
+    assert "numeric mode avx2 (OpenBLAS SkylakeX kernel" in text
 
 
 def test_metrics_are_found_under_the_dataset_name_from_the_project_root(tmp_path, monkeypatch):

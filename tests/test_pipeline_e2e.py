@@ -77,7 +77,7 @@ def test_repro_runs_every_stage_and_writes_metrics(built):
     assert metrics[DATASET]["selected_epoch"] in (1, 2, 3)
     assert (repo / "models" / DATASET / "weights.npz").is_file()
     provenance = json.loads((repo / "models" / DATASET / "provenance.json").read_text())
-    assert {"kernel_class", "numpy", "blas"} <= set(provenance)
+    assert {"numeric_mode", "numpy", "blas"} <= set(provenance)
     live = repo / "dvclive" / DATASET
     summary = json.loads((live / "metrics.json").read_text())
     assert summary == {DATASET: {"epoch": 3, "val_accuracy": summary[DATASET]["val_accuracy"]},

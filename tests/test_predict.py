@@ -23,6 +23,7 @@ from numpynet.evaluation import predict_logits
 from numpynet.nn import MLPConfig, build_mlp, learning_rate
 from numpynet.nn.loss import log_softmax
 from numpynet.predict import load_predictor, predict, prepare_images
+from numpynet.portable_math import exp
 from numpynet.training import fit, make_optimizer
 
 MNIST_MIRROR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist"
@@ -165,7 +166,7 @@ def test_probabilities_are_the_softmax_of_the_models_logits_on_preprocessed_imag
     # for bit; the JPEG is whatever Pillow decodes it to, standardized the same way.
     jpeg = np.asarray(Image.open(paths[3]).convert("RGB"))
     assert np.array_equal(inputs, standardize(np.stack([*pixels, jpeg]), spec.mean, spec.std))
-    expected = np.exp(log_softmax(predict_logits(model, inputs, 8).astype(np.float64)))
+    expected = exp(log_softmax(predict_logits(model, inputs, 8).astype(np.float64)))
     for row, prediction in zip(expected, predict(paths, model_dir, top_k=5)):
         order = np.argsort(-row, kind="stable")
         assert [name for name, _ in prediction.top] == [spec.classes[i] for i in order]

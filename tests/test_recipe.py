@@ -38,7 +38,7 @@ def meta(shape=(4, 4, 3)):
 
 
 def test_whitened_flipped_colour_run_saves_a_model_that_takes_the_stored_images():
-    config = recipe(epochs=4, lr=0.01, hidden_sizes=[16], whitening="zca", augment_flip=True,
+    config = recipe(epochs=8, lr=0.01, hidden_sizes=[16], whitening="zca", augment_flip=True,
                     augment_shift=1, normalization="batch", label_smoothing=0.1,
                     select_by="val_accuracy")
     val_set = colour_blobs(90, 1)

@@ -19,6 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from numpynet.matmul import matmul
+from numpynet.portable_math import exp
+
 
 @dataclass(frozen=True)
 class Augmentation:
@@ -115,8 +118,12 @@ def elastic_distort(
     count, height, width = images.shape[:3]
     noise = rng.random(size=(2, count, height, width), dtype=np.float32)
     noise = noise.astype(images.dtype, copy=False) * 2 - 1
-    # A separable Gaussian filter as two matrix products: rows, then columns.
-    field = _gaussian_matrix(height, images.dtype) @ noise @ _gaussian_matrix(width, images.dtype)
+    # A separable Gaussian filter as two matrix products: along columns (every image's columns
+    # side by side), then along rows.
+    columns = noise.transpose(2, 0, 1, 3).reshape(height, -1)
+    field = matmul(_gaussian_matrix(height, images.dtype), columns)
+    field = field.reshape(height, 2, count, width).transpose(1, 2, 0, 3).reshape(-1, width)
+    field = matmul(field, _gaussian_matrix(width, images.dtype)).reshape(2, count, height, width)
     field *= alpha
     return displace(images, field, fill)
 
@@ -158,7 +165,10 @@ def displace(images: np.ndarray, field: np.ndarray, fill: np.ndarray | float = 0
 def _gaussian_matrix(size: int, dtype) -> np.ndarray:
     """The symmetric (size, size) matrix that filters a line of ``size`` values with the Gaussian
     of :data:`ELASTIC_SIGMA`, normalized over the whole kernel so the border fades to zero."""
-    offsets = np.arange(size)[:, None] - np.arange(size)
-    kernel = np.exp(-0.5 * (offsets / ELASTIC_SIGMA) ** 2)
+    def gaussian(offsets: np.ndarray) -> np.ndarray:
+        scaled = offsets / ELASTIC_SIGMA
+        return exp(-0.5 * (scaled * scaled))
+
+    kernel = gaussian(np.arange(size)[:, None] - np.arange(size))
     reach = np.arange(-int(4 * ELASTIC_SIGMA), int(4 * ELASTIC_SIGMA) + 1)
-    return (kernel / np.exp(-0.5 * (reach / ELASTIC_SIGMA) ** 2).sum()).astype(dtype)
+    return (kernel / gaussian(reach).sum()).astype(dtype)

@@ -1,24 +1,24 @@
-"""Pin the numeric backend so that the same inputs give the same bytes on every machine.
+"""Pin the numeric backend so that the same inputs give the same bytes on every machine of a mode.
 
 NumPy's BLAS (OpenBLAS) picks a matrix-multiply kernel by looking at the CPU, and splits the work
 among as many threads as there are cores. Both change the order in which products are summed, so
-two machines, or one machine with a different thread count, train slightly different models. NumPy
-itself dispatches its element-wise loops (``exp``, ``log`` ...) by CPU feature as well. Rather than
-trust that detection, every stage calls :func:`pin_backend` before NumPy is imported:
+two machines, or one machine with another thread count, train slightly different models. NumPy
+dispatches its own element-wise loops by CPU feature as well. So the train and evaluate stages
+compute in one of three *numeric modes*, chosen by ``numerics.mode`` in ``params.yaml`` (a DVC
+param of exactly those stages) and set by :func:`pin_backend` before NumPy is imported:
 
-* the *kernel class* comes from the CPU's instruction set: ``avx512`` (AVX-512 F/CD/BW/DQ/VL, Intel
-  Skylake-X and later, AMD Zen 4 and later) or ``avx2`` (AVX2 + FMA); on other CPUs, or where the
-  CPU cannot be read, OpenBLAS's own choice stands and the class is ``auto``. Each class forces one
-  OpenBLAS kernel (``OPENBLAS_CORETYPE``) and caps NumPy's own dispatch at one instruction-set
-  level (``NPY_DISABLE_CPU_FEATURES``), so an Intel and an AMD machine of one class run the same
-  code paths;
-* OpenBLAS always runs :data:`BLAS_THREADS` threads, whatever the core count (the thread count
-  changes the bits with some kernels): :func:`pin_blas_threads`, once NumPy is loaded; its idle
-  threads stop spinning at once, so that the optimizer's threads get the cores between products.
+* ``avx2`` (the default): every x86-64 CPU with AVX2 and FMA (Intel since 2013, AMD since 2015,
+  AVX-512 machines included) runs OpenBLAS's Haswell kernel on :data:`BLAS_THREADS` threads, with
+  NumPy's own loops capped at the same level (X86_V3). They all compute the same bits.
+* ``avx512``: the SkylakeX kernel and NumPy's AVX-512 loops, for CPUs with AVX-512 (Intel
+  Skylake-X and later, AMD Zen 4 and later): faster there, and other bits than ``avx2``.
+* ``exact``: any CPU, any BLAS, any thread count. Matrix products are computed exactly on
+  integers (see :mod:`numpynet.matmul`), so neither the kernel nor the threads change a bit;
+  OpenBLAS keeps its own choice of both, so every core works.
 
-``NUMPYNET_KERNEL_CLASS`` (``avx512``, ``avx2`` or ``auto``) overrides the detected class, e.g. to
-compare kernels on one machine; forcing a class the CPU lacks crashes with an illegal instruction.
-:func:`backend_provenance` says what was used; the train stage stores it beside the model.
+Elementary functions never depend on the mode: :mod:`numpynet.portable_math` computes them the
+same way everywhere. :func:`backend_provenance` says what computed a process's numbers; the train
+stage stores it beside the model.
 """
 
 from __future__ import annotations
@@ -28,74 +28,129 @@ import glob
 import os
 import platform
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from numpynet.errors import ConfigError
 
-KERNEL_CLASS_ENV = "NUMPYNET_KERNEL_CLASS"
 BLAS_THREADS = 2
 BLAS_SPIN_EXPONENT = 4  # OpenBLAS's smallest
+EXACT = "exact"
 
-# Per class: the OpenBLAS kernel to force, and NumPy's dispatch targets above the class's level.
-_KERNELS = {
-    "avx512": ("SkylakeX", "AVX512_ICL,AVX512_SPR"),
-    "avx2": ("Haswell", "X86_V4,AVX512_ICL,AVX512_SPR"),
+
+@dataclass(frozen=True)
+class KernelClass:
+    """One class of x86-64 CPUs that compute the same bits: an OpenBLAS kernel forced on all of
+    them, NumPy's dispatch targets above the class's level switched off, the CPU flags needed."""
+
+    openblas_coretype: str
+    numpy_disabled: str
+    numpy_level: str
+    cpu_flags: frozenset[str]
+    cpus: str
+
+
+KERNEL_CLASSES = {
+    "avx2": KernelClass(
+        "Haswell", "X86_V4,AVX512_ICL,AVX512_SPR", "X86_V3", frozenset({"avx2", "fma"}),
+        "x86-64 with AVX2 and FMA (Intel since 2013, AMD since 2015)",
+    ),
+    "avx512": KernelClass(
+        "SkylakeX", "AVX512_ICL,AVX512_SPR", "X86_V4",
+        frozenset({"avx2", "fma", "avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"}),
+        "x86-64 with AVX-512 F/CD/BW/DQ/VL (Intel Skylake-X and later, AMD Zen 4 and later)",
+    ),
 }
+NUMERIC_MODES = (*KERNEL_CLASSES, EXACT)
 # NumPy's dispatch levels, lowest first.
 _NUMPY_LEVELS = ("X86_V3", "X86_V4", "AVX512_ICL", "AVX512_SPR")
-_AVX512_FLAGS = {"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"}
-_AVX2_FLAGS = {"avx2", "fma"}
+
+_pinned_mode: str | None = None
 
 
-def detect_kernel_class(cpuinfo: str | None = None) -> str:
-    """The kernel class of this CPU: ``avx512``, ``avx2``, or ``auto`` when it cannot be told.
+def cpu_flags(cpuinfo: str | None = None) -> frozenset[str]:
+    """The instruction-set flags of this CPU (empty where it is no x86-64 or cannot be read).
 
     ``cpuinfo`` is the text of ``/proc/cpuinfo``; it is read from there when not given.
     """
     if cpuinfo is None:
         if platform.machine().lower() not in ("x86_64", "amd64"):
-            return "auto"
+            return frozenset()
         try:
             cpuinfo = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace")
         except OSError:
-            return "auto"
-    flags: set[str] = set()
+            return frozenset()
     for line in cpuinfo.splitlines():
         key, _, value = line.partition(":")
         if key.strip() == "flags":
-            flags = set(value.split())
-            break
-    if _AVX512_FLAGS <= flags:
-        return "avx512"
-    if _AVX2_FLAGS <= flags:
-        return "avx2"
-    return "auto"
+            return frozenset(value.split())
+    return frozenset()
 
 
-def pin_backend() -> str:
-    """Choose the kernel class and thread count for this process; return the class.
+def runnable_modes(cpuinfo: str | None = None) -> list[str]:
+    """The numeric modes this CPU can compute, ``exact`` last (it runs everywhere)."""
+    flags = cpu_flags(cpuinfo)
+    return [name for name, kind in KERNEL_CLASSES.items() if kind.cpu_flags <= flags] + [EXACT]
 
-    Must run before NumPy is imported: OpenBLAS reads these settings once, when it loads.
+
+def pin_backend(mode: str) -> None:
+    """Set this process up to compute in numeric ``mode`` (one of :data:`NUMERIC_MODES`).
+
+    Must run before NumPy is imported: OpenBLAS and NumPy read these settings once, when they
+    load. A kernel class this CPU cannot run is a :class:`ConfigError` that says which mode can.
     """
+    global _pinned_mode
+    if mode not in NUMERIC_MODES:
+        raise ValueError(f"unknown numeric mode {mode!r}; expected one of {NUMERIC_MODES}")
+    kind = KERNEL_CLASSES.get(mode)
+    if kind is not None and not kind.cpu_flags <= cpu_flags():
+        runs = runnable_modes()[0]
+        raise ConfigError(
+            f"numerics.mode: {mode} needs {kind.cpus}, and this CPU "
+            f"({platform.machine() or 'unknown'}) is not one; set numerics.mode: {runs} in "
+            f"params.yaml (dvc exp run -S numerics.mode={runs}), knowing that its bytes differ "
+            f"from a {mode} run's"
+        )
     if "numpy" in sys.modules:
         raise RuntimeError("pin_backend() must run before numpy is imported")
-    kernel_class = os.environ.get(KERNEL_CLASS_ENV) or detect_kernel_class()
-    if kernel_class not in (*_KERNELS, "auto"):
-        raise ConfigError(
-            f"{KERNEL_CLASS_ENV}={kernel_class!r}: expected one of {', '.join(_KERNELS)}, auto"
-        )
-    os.environ[KERNEL_CLASS_ENV] = kernel_class
-    if kernel_class in _KERNELS:
-        coretype, disabled_numpy_targets = _KERNELS[kernel_class]
-        os.environ["OPENBLAS_CORETYPE"] = coretype
-        os.environ["NPY_DISABLE_CPU_FEATURES"] = disabled_numpy_targets
-    os.environ["OPENBLAS_NUM_THREADS"] = str(BLAS_THREADS)
+    if kind is not None:
+        os.environ["OPENBLAS_CORETYPE"] = kind.openblas_coretype
+        os.environ["NPY_DISABLE_CPU_FEATURES"] = kind.numpy_disabled
+        os.environ["OPENBLAS_NUM_THREADS"] = str(BLAS_THREADS)
     # OpenBLAS's helper threads spin for about 2**28 cycles (a tenth of a second) after each
     # product before they sleep, and the optimizer's threads run in exactly that gap: spinning
     # for 2**BLAS_SPIN_EXPONENT cycles gives them the cores (measured: the AdamW step of the
     # CIFAR-10 net went from 3.1 s to 1.6 s an epoch) and slows no product. Bits do not change.
     os.environ["OPENBLAS_THREAD_TIMEOUT"] = str(BLAS_SPIN_EXPONENT)
-    return kernel_class
+    _pinned_mode = mode
+
+
+def finish_pinning() -> None:
+    """Once NumPy is imported: fix the BLAS thread count of a kernel class, check that the kernel
+    really runs, and switch matrix products to exact ones in exact mode."""
+    mode = _pinned_mode
+    kind = KERNEL_CLASSES.get(mode)
+    if kind is not None:
+        lib = _openblas()
+        core = _openblas_call(lib, "openblas_get_corename", ctypes.c_char_p) if lib else None
+        if core is None or core.decode().lower() != kind.openblas_coretype.lower():
+            import numpy as np
+
+            blas = np.__config__.CONFIG["Build Dependencies"]["blas"]
+            raise ConfigError(
+                f"numerics.mode: {mode} needs the OpenBLAS that NumPy's wheels from PyPI carry "
+                f"(running its {kind.openblas_coretype} kernel), but this NumPy computes with "
+                f"{blas.get('name')} {blas.get('version')}"
+                f"{f' ({core.decode()} kernel)' if core else ''}; install NumPy from PyPI "
+                f"(pip install -r requirements.lock) or set numerics.mode: exact"
+            )
+        # OPENBLAS_NUM_THREADS alone does not do it on a machine with fewer cores: OpenBLAS caps
+        # the variable at the core count, but not this call.
+        _openblas_call(lib, "openblas_set_num_threads", None, ctypes.c_int(BLAS_THREADS))
+    if mode == EXACT:
+        from numpynet.matmul import use_exact_products
+
+        use_exact_products(True)
 
 
 def _openblas() -> ctypes.CDLL | None:
@@ -117,30 +172,28 @@ def _openblas_call(lib: ctypes.CDLL, name: str, restype, *args):
     return None
 
 
-def pin_blas_threads() -> None:
-    """Make OpenBLAS run :data:`BLAS_THREADS` threads; call it once NumPy is imported.
-
-    ``OPENBLAS_NUM_THREADS`` alone does not do it on a machine with fewer cores: OpenBLAS caps
-    the variable at the core count, but not this call.
-    """
-    lib = _openblas()
-    if lib is not None:
-        _openblas_call(lib, "openblas_set_num_threads", None, ctypes.c_int(BLAS_THREADS))
-
-
 def backend_provenance() -> dict:
-    """What computes this process's numbers: kernel class, BLAS kernel and threads, versions."""
+    """What computes this process's numbers: the numeric mode and the versions; in a kernel class
+    also the BLAS kernel, its threads and NumPy's dispatch level.
+
+    Exact mode leaves out what differs between machines and changes no bit (kernel, threads), so
+    the record, an output of the train stage, is the same bytes everywhere too.
+    """
     import numpy as np
 
     from numpy._core._multiarray_umath import __cpu_features__
 
     blas = np.__config__.CONFIG["Build Dependencies"]["blas"]
     provenance = {
-        "kernel_class": os.environ.get(KERNEL_CLASS_ENV, "unpinned"),
+        "numeric_mode": _pinned_mode or "unpinned",
         "numpy": np.__version__,
         "blas": f"{blas.get('name')} {blas.get('version')}",
-        "numpy_simd": ([t for t in _NUMPY_LEVELS if __cpu_features__.get(t)] or ["baseline"])[-1],
     }
+    if _pinned_mode == EXACT:
+        return provenance
+    provenance["numpy_simd"] = (
+        [t for t in _NUMPY_LEVELS if __cpu_features__.get(t)] or ["baseline"]
+    )[-1]
     lib = _openblas()
     if lib is not None:
         core = _openblas_call(lib, "openblas_get_corename", ctypes.c_char_p)

@@ -82,10 +82,15 @@ def _describe_training(training: dict) -> str:
 
 
 def _describe_provenance(provenance: dict) -> str:
+    # Models saved before numeric modes existed say kernel_class.
+    mode = provenance.get("numeric_mode", provenance.get("kernel_class"))
+    kernel = (
+        f" (OpenBLAS {provenance['blas_kernel']} kernel, {provenance['blas_threads']} threads)"
+        if "blas_kernel" in provenance else ""
+    )
     return (
-        f"computed    kernel class {provenance['kernel_class']} (OpenBLAS "
-        f"{provenance['blas_kernel']} kernel, {provenance['blas_threads']} threads), "
-        f"NumPy {provenance['numpy']}, {provenance['blas']}"
+        f"computed    numeric mode {mode}{kernel}, NumPy {provenance['numpy']}, "
+        f"{provenance['blas']}"
     )
 
 

@@ -38,6 +38,7 @@ from numpynet.errors import ConfigError, DataFormatError
 from numpynet.evaluation import check_finite_outputs, predict_logits
 from numpynet.nn.loss import log_softmax
 from numpynet.nn.model import MLPConfig, Sequential
+from numpynet.portable_math import exp
 
 # One image at a time, named on the command line: any photo Pillow opens (a 108-megapixel one
 # takes 330 MB while it is decoded), not preprocess's bound against a folder of bombs.
@@ -202,7 +203,7 @@ def probabilities(model: Sequential, inputs: np.ndarray, mirrored: bool = False)
     """Softmax of the model's logits (inference mode; averaged with the mirrored images' when
     ``mirrored``), float64, one row per image."""
     logits = predict_logits(model, inputs, _BATCH_SIZE, test_time_flip=mirrored)
-    return np.exp(log_softmax(logits.astype(np.float64)))
+    return exp(log_softmax(logits.astype(np.float64)))
 
 
 def predict(

@@ -21,6 +21,7 @@ from ruamel.yaml import YAML
 
 from helpers.loopback import serve_directory
 from helpers.synthetic import make_synthetic_idx_dataset
+from numpynet.backend import runnable_modes
 
 PROJECT = Path(__file__).resolve().parents[2]
 COPIED = ("src", "stages", "dvc.yaml", "pyproject.toml", ".gitignore", ".dvcignore", "README.md")
@@ -42,6 +43,8 @@ def base_params(datasets: dict, **train) -> dict:
         "preprocess": {"val_fraction": 0.1, "seed": 0},
         "evaluate": {"batch_size": 1000, "test_time_flip": False},
         "download": {"timeout_s": 30},
+        # The default class where this CPU runs it (avx2 on any x86-64 of the last decade).
+        "numerics": {"mode": runnable_modes()[0]},
     }
 
 

@@ -25,6 +25,8 @@ later, mid-run:
 * ``warmup_epochs`` may not exceed ``epochs``; ``min_lr`` may not exceed ``lr``; batch
   normalization needs ``batch_size`` >= 2; the built-in MNIST is never flipped
   (``augment_flip``), since a mirrored digit is another symbol.
+* ``numerics.mode`` is one of :data:`numpynet.backend.NUMERIC_MODES`; whether this CPU can run
+  it is checked where it computes (the train and evaluate stages), not here.
 * ``download`` keys are bounded too (see :mod:`numpynet.config.download_section`); its
   ``deadline_s`` and ``max_bytes`` may be left out, taking their defaults.
 
@@ -40,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from numpynet.backend import NUMERIC_MODES
 from numpynet.data.catalog import DatasetSource, ImageFolderSource
 from numpynet.errors import ConfigError
 from numpynet.config.fields import (
@@ -164,6 +167,17 @@ class EvaluateConfig:
 
 
 @dataclass(frozen=True)
+class NumericsConfig:
+    """How the train and evaluate stages compute: a kernel class or exact (numpynet.backend)."""
+
+    mode: str = field(
+        metadata=field_check(
+            lambda v: v in NUMERIC_MODES, " or ".join(map(repr, NUMERIC_MODES))
+        )
+    )
+
+
+@dataclass(frozen=True)
 class DatasetConfig:
     """One entry of ``datasets:``: where the data comes from, and its own training settings."""
 
@@ -181,6 +195,7 @@ class Params:
     preprocess: PreprocessConfig
     train: TrainConfig
     evaluate: EvaluateConfig
+    numerics: NumericsConfig
 
     def dataset(self, name: str) -> DatasetConfig:
         """The dataset called ``name``, or a ConfigError listing the configured ones."""
@@ -202,6 +217,7 @@ _SECTIONS = {
     "preprocess": PreprocessConfig,
     "train": TrainConfig,
     "evaluate": EvaluateConfig,
+    "numerics": NumericsConfig,
 }
 
 

@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from numpynet.matmul import matmul
+from numpynet.portable_math import standard_normal
+
 
 def _require_cached(value, layer: str):
     # Calling backward first is a programming error; say so instead of failing on `None`.
@@ -45,8 +48,9 @@ class Linear:
         self.out_features = out_features
         std = np.sqrt(2.0 / self.in_features)
         # Draw in float64 and cast, so float32 and float64 layers built from the same seed hold
-        # the same weights up to rounding (useful for float64 gradient checks).
-        weight = rng.standard_normal((self.in_features, self.out_features)) * std
+        # the same weights up to rounding (useful for float64 gradient checks). NumPy's own
+        # normal draws call the platform's exp and log; these are the same bits everywhere.
+        weight = standard_normal(rng, (self.in_features, self.out_features)) * std
         self.weight = weight.astype(dtype)
         self.bias = np.zeros(self.out_features, dtype=dtype)
         self.grad_weight = np.zeros_like(self.weight)
@@ -56,7 +60,7 @@ class Linear:
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         """Return ``x @ weight + bias``: (N, in_features) -> (N, out_features)."""
         self._input = x
-        out = x @ self.weight
+        out = matmul(x, self.weight)
         out += self.bias
         return out
 
@@ -68,9 +72,9 @@ class Linear:
         to, and it would cost as much as the weight gradient.
         """
         x = _require_cached(self._input, "Linear")
-        np.matmul(x.T, grad_out, out=self.grad_weight)
+        matmul(x.T, grad_out, out=self.grad_weight)
         np.sum(grad_out, axis=0, out=self.grad_bias)
-        return grad_out @ self.weight.T if need_input_grad else None
+        return matmul(grad_out, self.weight.T) if need_input_grad else None
 
     def parameters(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
         """Return ``[("weight", weight, grad_weight), ("bias", bias, grad_bias)]``."""
@@ -234,8 +238,10 @@ class BatchNorm:
             )
         mean = x.mean(axis=0)
         xhat = x - mean
-        # einsum sums the squares without an (N, D) temporary; the variance is the biased one.
-        var = np.einsum("ij,ij->j", xhat, xhat) / n
+        # The variance is the biased one. Products and sums as separate passes, row after row:
+        # einsum's loops fuse and reorder them differently on every instruction set.
+        var = np.square(xhat).sum(axis=0)
+        var /= n
         inv_std = 1.0 / np.sqrt(var + self.eps)
         xhat *= inv_std
         m = self.momentum
@@ -263,7 +269,7 @@ class BatchNorm:
             xhat = self._input - self._mean
             xhat *= inv_std
         np.sum(grad_out, axis=0, out=self.grad_beta)
-        np.einsum("ij,ij->j", grad_out, xhat, out=self.grad_gamma)
+        np.multiply(grad_out, xhat).sum(axis=0, out=self.grad_gamma)
         if not need_input_grad:
             return None
         scale = self.gamma * inv_std

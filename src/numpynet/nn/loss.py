@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from numpynet.portable_math import exp, log
+
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
     """Return ``log(softmax(logits))`` along the last axis, stable for very large logits.
 
     Subtracting the row maximum before exponentiating keeps every ``exp`` argument <= 0, so
     nothing overflows, and at least one term of each sum is exactly 1, so the log never sees 0.
+    ``exp`` and ``log`` are :mod:`numpynet.portable_math`'s: the same bits on every machine.
     """
     shifted = logits - np.max(logits, axis=-1, keepdims=True)
-    return shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
+    return shifted - log(np.sum(exp(shifted), axis=-1, keepdims=True))
 
 
 class SoftmaxCrossEntropy:
@@ -60,7 +63,7 @@ class SoftmaxCrossEntropy:
             # ε/C * the row's sum, so no (N, C) target is ever built.
             spread = np.sum(log_probs, dtype=np.float64) / log_probs.size
             loss = (1.0 - smoothing) * loss - smoothing * spread
-        self._probs = np.exp(log_probs, out=log_probs)
+        self._probs = exp(log_probs)
         self._labels = labels
         return float(loss)
 

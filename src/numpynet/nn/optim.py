@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 import numpy as np
 
 from numpynet.backend import BLAS_THREADS
+from numpynet.portable_math import power
 
 # As many as the BLAS threads the backend pins: the cores the matrix products use.
 UPDATE_THREADS = BLAS_THREADS
@@ -239,8 +240,9 @@ class AdamW(_Optimizer):
         t = self.step_count
         beta1, beta2 = self.beta1, self.beta2
         # Bias corrections undo the zero initialization of m and v during the first steps.
-        correction1 = 1.0 - beta1**t
-        correction2 = 1.0 - beta2**t
+        # power, not **: Python's float ** is the platform's pow.
+        correction1 = 1.0 - power(beta1, t)
+        correction2 = 1.0 - power(beta2, t)
         # lr * m_hat / (sqrt(v_hat) + eps) with sqrt(correction2) moved out of the denominator:
         # one pass less per step than dividing v (or its root) by the correction.
         root2 = math.sqrt(correction2)

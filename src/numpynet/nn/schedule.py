@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from numpynet.portable_math import cos
+
 
 def learning_rate(
     step: int,
@@ -28,7 +30,8 @@ def learning_rate(
     peak (a single-step run, or warmup covering every step) there is nothing to decay and the
     rate stays at the warmup value.
 
-    This runs on every optimizer step, so the arguments are trusted (``numpynet.config``
+    The cosine is :mod:`numpynet.portable_math`'s, not the platform's, so every machine computes
+    the same rates. This runs on every optimizer step, so the arguments are trusted (``numpynet.config``
     validates them once); only an unknown ``kind`` raises ``ValueError``, after warmup.
     """
     if step < warmup_steps:
@@ -43,4 +46,4 @@ def learning_rate(
     if decay_steps == 0:
         return float(base_lr)
     progress = (step - peak) / decay_steps
-    return float(min_lr + 0.5 * (base_lr - min_lr) * (1.0 + math.cos(math.pi * progress)))
+    return float(min_lr + 0.5 * (base_lr - min_lr) * (1.0 + cos(math.pi * progress)))

@@ -56,7 +56,8 @@ def _text_colours(fractions: np.ndarray) -> np.ndarray:
     """Black on light cells, white on dark ones, by the luminance of each cell's colour."""
     rgb = matplotlib.colormaps[_CONFUSION_COLOURS](_colour_scale()(np.nan_to_num(fractions)))
     rgb = rgb[..., :3]
-    luminance = rgb @ np.array([0.299, 0.587, 0.114])
+    # Term by term, not a BLAS product, so a cell on the threshold goes one way everywhere.
+    luminance = 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
     return np.where(luminance > 0.5, "black", "white")
 
 

@@ -1,0 +1,146 @@
+"""The numeric modes keep their promises, proven by the bytes of a short run.
+
+* Exact mode: one set of bytes under every OpenBLAS kernel this CPU executes, 1 to 4 BLAS threads,
+  and NumPy's dispatch at its baseline or uncapped.
+* A kernel class: one set of bytes whatever kernel, threads or dispatch the environment asks for.
+* Known answers: the sha256 of the short run's weights and metrics in each mode, pinned here, so a
+  machine (or a NumPy) that computes other bits fails loudly; README, "The same bytes on every
+  machine", says how to report it.
+* The numeric tests of the suite pass in every mode this CPU runs, not only in the one pytest
+  runs in (tests/conftest.py): a test that holds in one class only cannot land.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import TEST_NUMERICS
+from helpers.project import PROJECT
+from numpynet.backend import EXACT, KERNEL_CLASSES, cpu_flags, runnable_modes
+from numpynet.evaluation import predict_logits
+from numpynet.matmul import exact_products
+from numpynet.nn import MLPConfig, build_mlp
+
+# OpenBLAS kernels of NumPy's x86-64 wheels, each with the CPU flags it executes with.
+OPENBLAS_KERNELS = {
+    "Prescott": {"pni"},  # SSE3, as /proc/cpuinfo calls it
+    "Nehalem": {"sse4_2"},
+    "Sandybridge": {"avx"},
+    "Haswell": {"avx2", "fma"},
+    "Zen": {"avx2", "fma"},
+    "SkylakeX": {"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"},
+    "Cooperlake": {"avx512f", "avx512bw", "avx512vl", "avx512_bf16"},
+}
+# NumPy's dispatch targets above its x86-64 baseline: all off is the baseline.
+NUMPY_BASELINE = "X86_V3,X86_V4,AVX512_ICL,AVX512_SPR"
+
+# sha256 of tests/helpers/short_run.py's weights and metrics, per mode. A change of the library's
+# numerics changes them: rerun the short run in each mode and pin the new digests here.
+KNOWN_ANSWERS = {
+    "avx2": {"weights": "4e62fc23d1418c7d37e036ab0039fc04056738852603461cbb8ed2ffd7664fcb",
+             "metrics": "bea7cdca8b379259fa78e6ef91089ecf762987773dd727a9cef2cc7fcb9ed95e"},
+    "avx512": {"weights": "0566f6fb4d74454dc5fbc2417cab8ccbd4fd88cbfea02b438c3ca97692f49cb6",
+               "metrics": "351738dd4084c6eea9d03c0701eed98fc6b9eb5ccb640fd17e34338718f98692"},
+    EXACT: {"weights": "5e901de9867cb5321a777a2098e2a1fb180e69c21202b97c8e0d29a225263ae5",
+            "metrics": "76265ab8de196cb56ba1c69ee951512faeec4560f5392dea443837426ddd6813"},
+}
+
+
+def short_run(mode: str, **env: str) -> dict:
+    """tests/helpers/short_run.py in ``mode``, in a fresh interpreter with ``env`` on top of a
+    neutral environment (no kernel, thread or dispatch setting of this process's)."""
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith(("OPENBLAS_", "NPY_", "OMP_", "NUMPYNET_"))}
+    result = subprocess.run(
+        [sys.executable, str(PROJECT / "tests" / "helpers" / "short_run.py"), mode],
+        capture_output=True, text=True, env={**base, **env}, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def environments() -> list[dict[str, str]]:
+    """Every OpenBLAS kernel this CPU executes, with 1 to 4 threads and NumPy's dispatch at its
+    baseline or uncapped, in turn; and each thread count at least once."""
+    flags = cpu_flags()
+    kernels = [name for name, needs in OPENBLAS_KERNELS.items() if needs <= flags] or [None]
+    settings = []
+    for index in range(max(len(kernels), 4)):
+        env = {"OPENBLAS_NUM_THREADS": str(index % 4 + 1)}
+        kernel = kernels[index % len(kernels)]
+        if kernel is not None:
+            env["OPENBLAS_CORETYPE"] = kernel
+        if index % 2:
+            env["NPY_DISABLE_CPU_FEATURES"] = NUMPY_BASELINE
+        settings.append(env)
+    return settings
+
+
+def check_known_answer(mode: str, digests: dict) -> None:
+    expected = KNOWN_ANSWERS[mode]
+    got = {key: digests[key] for key in expected}
+    assert got == expected, (
+        f"this machine computes other bits in numeric mode {mode} than the reference machines: "
+        f"{got} instead of {expected}; please report it with the output of `numpynet info` "
+        f"and `python -c 'import numpy; numpy.show_config(); numpy.show_runtime()'`"
+    )
+
+
+def test_exact_mode_gives_one_set_of_bytes_under_every_kernel_thread_count_and_dispatch():
+    runs = [short_run(EXACT, **env) for env in environments()]
+    assert len({(run["weights"], run["metrics"]) for run in runs}) == 1, runs
+    # Whitening makes its bands harder to see than they are: well above chance (0.25) is enough.
+    assert runs[0]["accuracy"] > 0.7, "the short run learns its classes"
+    check_known_answer(EXACT, runs[0])
+
+
+@pytest.mark.parametrize("mode", list(KERNEL_CLASSES))
+def test_a_kernel_class_gives_one_set_of_bytes_whatever_the_environment_asks(mode):
+    if mode not in runnable_modes():
+        pytest.skip(f"this CPU cannot run the {mode} class")
+    runs = [short_run(mode, **env) for env in [{}, *environments()[:3]]]
+    assert len({(run["weights"], run["metrics"]) for run in runs}) == 1, runs
+    kernel = KERNEL_CLASSES[mode].openblas_coretype
+    assert {(run["provenance"]["blas_kernel"], run["provenance"]["blas_threads"])
+            for run in runs} == {(kernel, 2)}
+    assert runs[0]["accuracy"] > 0.7
+    check_known_answer(mode, runs[0])
+
+
+def test_exact_products_give_the_same_bits_in_batches_of_any_size():
+    rng = np.random.default_rng(0)
+    model = build_mlp(MLPConfig(64, (96, 48), 10, 0.0, normalization="batch"), rng)
+    images = rng.standard_normal((301, 8, 8, 1)).astype(np.float32)
+    with exact_products():
+        whole = predict_logits(model, images, batch_size=1000)
+        assert np.array_equal(predict_logits(model, images, batch_size=7), whole)
+        assert np.array_equal(predict_logits(model, images[150:], batch_size=64), whole[150:])
+
+
+# The tests whose outcome depends on computed numbers; the rest of the suite handles files,
+# messages and DVC, the same in every mode.
+NUMERIC_TEST_FILES = (
+    "test_matmul.py", "test_portable_math.py", "test_gradients.py", "test_loss.py",
+    "test_model.py", "test_optim.py", "test_schedule.py", "test_training.py",
+    "test_whitening.py", "test_augment.py", "test_evaluation.py", "test_recipe.py",
+    "test_predict.py", "test_resume.py",
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", [m for m in runnable_modes() if m != TEST_NUMERICS])
+def test_the_numeric_tests_pass_in_every_other_mode_this_cpu_runs(mode):
+    files = [str(PROJECT / "tests" / name) for name in NUMERIC_TEST_FILES]
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-m", "not slow",
+         *files],
+        cwd=PROJECT, capture_output=True, text=True, timeout=900,
+        env={**os.environ, "NUMPYNET_TEST_NUMERICS": mode},
+    )
+    assert result.returncode == 0, f"in numeric mode {mode}:\n{result.stdout[-6000:]}"
