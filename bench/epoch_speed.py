@@ -43,7 +43,9 @@ pass over 10,000 images. The tables show medians, with the fastest and slowest r
   products ran at avx2's peak and nothing else took time: no engine on this BLAS can go below
   it. "floor" beside exact/avx2 is this CPU's float32 peak (avx2) over its float64 peak (the
   dgemm on integers of exact mode): the ratio an exact epoch would have against an avx2 one if
-  the float64 product were all it cost; the conversions to and from integers come on top.
+  the float64 product were all it cost and the float32 one all avx2's. The work outside the
+  products, the same in both modes, pulls a measured ratio below it; the conversions to and from
+  integers push it up.
 * GFLOP/s of each side, counting the multiply-adds all sides do (forward, weight gradients, input
   gradients of all but the first layer, the validation forward pass), and evaluation images/s.
   The peak rows multiply two 2048x2048 matrices: float32 (sgemm) in each kernel class and in
@@ -383,7 +385,9 @@ def print_tables(runnable: list[str], asked: list[str], peaks: dict, rows: list)
               for side, run in peaks.items() if side != TORCH]
     print(f"CPU: {cpu}; AVX-512: {'yes' if 'avx512' in runnable else 'no'}; "
           f"NumPy {version('numpy')}; PyTorch {version('torch')}")
-    print(f"OpenBLAS: {'; '.join(setups)}; PyTorch {BLAS_THREADS} threads")
+    if setups:
+        print(f"OpenBLAS: {'; '.join(setups)}")
+    print(f"PyTorch: {BLAS_THREADS} threads")
     print(f"medians of the runs, (min-max) in brackets; n/a: this CPU cannot run the mode; "
           f"-: not measured (--modes {' '.join(asked)})\n")
 
