@@ -24,11 +24,14 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT / "src"))
 
-from numpynet.backend import pin_backend  # noqa: E402
-
-pin_backend()  # before NumPy loads, as the stages do
-
+from numpynet.backend import finish_pinning, pin_backend  # noqa: E402
 from numpynet.config import load_params  # noqa: E402
+
+# The numeric mode of params.yaml, before NumPy loads, as the train stage does.
+pin_backend(load_params(PROJECT / "params.yaml").numerics.mode)
+import numpy  # noqa: E402, F401
+
+finish_pinning()
 from numpynet.data.processed import read_meta, read_split  # noqa: E402
 from numpynet.evaluation import loss_and_accuracy, predict_logits  # noqa: E402
 from numpynet.recipe import train_mlp  # noqa: E402

@@ -125,9 +125,14 @@ def pin_backend(mode: str) -> None:
     _pinned_mode = mode
 
 
+def pinned_mode() -> str | None:
+    """The numeric mode :func:`pin_backend` set in this process, or None."""
+    return _pinned_mode
+
+
 def finish_pinning() -> None:
-    """Once NumPy is imported: fix the BLAS thread count of a kernel class, check that the kernel
-    really runs, and switch matrix products to exact ones in exact mode."""
+    """Once NumPy is imported: fix the BLAS thread count of a kernel class and check that the
+    kernel really runs. (In exact mode, :mod:`numpynet.matmul` computes exact products.)"""
     mode = _pinned_mode
     kind = KERNEL_CLASSES.get(mode)
     if kind is not None:
@@ -147,10 +152,6 @@ def finish_pinning() -> None:
         # OPENBLAS_NUM_THREADS alone does not do it on a machine with fewer cores: OpenBLAS caps
         # the variable at the core count, but not this call.
         _openblas_call(lib, "openblas_set_num_threads", None, ctypes.c_int(BLAS_THREADS))
-    if mode == EXACT:
-        from numpynet.matmul import use_exact_products
-
-        use_exact_products(True)
 
 
 def _openblas() -> ctypes.CDLL | None:

@@ -28,11 +28,14 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from numpynet.backend import EXACT, pinned_mode
+
 FLOAT64_MANTISSA_BITS = 53
 # Rounding float32 values to more bits than their own 24 gains nothing.
 MAX_BITS = 24
 
-_exact = False
+# Exact in a process pinned to exact mode (numpynet.backend, before NumPy and this module load).
+_exact = pinned_mode() == EXACT
 
 
 def use_exact_products(exact: bool) -> None:
@@ -111,6 +114,14 @@ def _to_integers(
     up, down = np.ldexp(1.0, bits - exponent), np.ldexp(1.0, exponent - bits)
     if axis == 1:
         up, down = up[:, None], down[:, None]
+    # float32 holds the integers (at most 2**24) and, unless a line is far below float32's
+    # normal range, both powers of two: then the passes over x move half the bytes.
+    if x.dtype == np.float32 and exponent.min(initial=0) >= bits - 126:
+        scaled = np.multiply(x, up.astype(np.float32))
+        np.rint(scaled, out=scaled)
+        if rescale:
+            scaled *= down.astype(np.float32)
+        return scaled.astype(np.float64), down.reshape(-1)
     integers = x.astype(np.float64)
     integers *= up
     np.rint(integers, out=integers)
