@@ -41,8 +41,10 @@ def measure(args: list[str], cwd: Path) -> tuple[float, float]:
     """Seconds and peak resident memory (MiB) of running ``args``."""
     started = time.perf_counter()
     result = subprocess.run(
-        [sys.executable, "-c", _PEAK_RSS, *args], cwd=cwd, check=True, capture_output=True, text=True
+        [sys.executable, "-c", _PEAK_RSS, *args], cwd=cwd, capture_output=True, text=True
     )
+    if result.returncode != 0:
+        sys.exit(f"{' '.join(args[-2:])} failed:\n{result.stderr[-4000:]}")
     return time.perf_counter() - started, int(result.stdout.split()[-1]) / 1024
 
 
@@ -80,6 +82,10 @@ def main() -> None:
         (repo / "dvc.lock").unlink(missing_ok=True)
         if args.image_folder:
             add_image_folder(repo, args.dataset, args.image_folder, args.sha256, args.train_like)
+        # DVCLive, in the train stage, needs a commit to start from.
+        subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
+        subprocess.run(["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost", "commit",
+                        "-qm", "bench"], cwd=repo, check=True)
         rows = [("validate", *measure([*dvc, "repro", "-s", "validate"], repo))]
         rows += [(stage, *measure([*dvc, "repro", "-s", f"{stage}@{args.dataset}"], repo)) for stage in STAGES]
         rows.append(("no-op dvc repro", *measure([*dvc, "repro", f"evaluate@{args.dataset}"], repo)))
