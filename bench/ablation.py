@@ -25,13 +25,15 @@ PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT / "src"))
 
 from numpynet.backend import finish_pinning, pin_backend  # noqa: E402
+from numpynet.cli import run_stage  # noqa: E402
 from numpynet.config import load_params  # noqa: E402
 
-# The numeric mode of params.yaml, before NumPy loads, as the train stage does.
-pin_backend(load_params(PROJECT / "params.yaml").numerics.mode)
+# The numeric mode of params.yaml, before NumPy loads, as the train stage does; a bad setting is
+# a message, not a traceback.
+run_stage(lambda: pin_backend(load_params(PROJECT / "params.yaml").numerics.mode), "ablation")
 import numpy  # noqa: E402, F401
 
-finish_pinning()
+run_stage(finish_pinning, "ablation")
 from numpynet.data.processed import read_meta, read_split  # noqa: E402
 from numpynet.evaluation import loss_and_accuracy, predict_logits  # noqa: E402
 from numpynet.recipe import train_mlp  # noqa: E402

@@ -32,7 +32,8 @@ def _pin_from_params() -> None:
     pin_backend(load_params(params_file).numerics.mode)
 
 
-if Path(sys.argv[0]).stem in NUMERIC_STAGES:
+# --help computes nothing: it must work without a params.yaml.
+if Path(sys.argv[0]).stem in NUMERIC_STAGES and not {"-h", "--help"} & set(sys.argv[1:]):
     run_stage(_pin_from_params)  # before NumPy loads; a bad setting exits 2 with a message
     import numpy  # noqa: E402, F401  (loads OpenBLAS with those settings)
 

@@ -28,6 +28,7 @@ from numpynet.evaluation import (
 )
 from numpynet.files import atomic_directory, write_json
 from numpynet.nn.loss import log_softmax
+from numpynet.portable_math import exp
 from numpynet.pictures import (
     LearningCurves,
     displayable,
@@ -77,7 +78,7 @@ def main() -> None:
     logits = predict_logits(model, x_test, params.evaluate.batch_size, test_time_flip)
     check_finite_outputs(logits, args.model, args.data / "x_test.npy")
     loss, accuracy = loss_and_accuracy(logits, y_test)
-    probabilities = np.exp(log_softmax(logits))
+    probabilities = exp(log_softmax(logits))
     predictions = probabilities.argmax(axis=1)
     confusion = confusion_matrix(y_test, predictions, len(classes))
     mistakes = most_confident_mistakes(probabilities, y_test, MISTAKES_SHOWN)

@@ -9,7 +9,8 @@ import sys
 import pytest
 
 from helpers.project import PROJECT, dvc_environment
-from numpynet.backend import EXACT, cpu_flags, pin_backend, runnable_modes
+from conftest import TEST_NUMERICS
+from numpynet.backend import EXACT, cpu_flags, finish_pinning, pin_backend, runnable_modes
 from numpynet.errors import ConfigError
 
 ZEN4 = "processor\t: 0\nflags\t\t: fpu sse2 avx2 fma avx512f avx512cd avx512bw avx512dq avx512vl\n"
@@ -63,9 +64,9 @@ def test_exact_mode_switches_to_exact_products_and_records_no_machine_detail():
     assert result.returncode == 0, result.stderr
     exact, provenance = result.stdout.splitlines()
     assert exact == "True"
-    # Kernel, threads and dispatch level change no bit in exact mode, so they are not recorded:
-    # the record is the same bytes on every machine.
-    assert set(json.loads(provenance)) == {"numeric_mode", "numpy", "blas"}
+    # The BLAS, its kernel, threads and dispatch level change no bit in exact mode, so they are
+    # not recorded: the record is the same bytes on every machine.
+    assert set(json.loads(provenance)) == {"numeric_mode", "numpy"}
 
 
 def test_openblas_threads_stop_spinning_whatever_the_user_set():
@@ -98,3 +99,23 @@ def test_pinning_after_numpy_is_loaded_is_a_programming_error():
     result = subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, "
                              f"{str(PROJECT / 'src')!r}); {code}"], capture_output=True, text=True)
     assert result.returncode == 1 and "before numpy is imported" in result.stderr
+
+
+@pytest.mark.skipif(TEST_NUMERICS != "avx2", reason="the suite computes in another mode")
+def test_a_numpy_without_its_openblas_or_off_the_class_level_is_refused(monkeypatch):
+    import numpynet.backend as backend
+
+    monkeypatch.setattr(backend, "_openblas", lambda: None)  # conda's MKL, macOS's Accelerate
+    with pytest.raises(ConfigError, match="needs the OpenBLAS that NumPy's wheels from PyPI"):
+        finish_pinning()
+    # A virtual machine hiding part of AVX2's level puts NumPy's loops on another one.
+    monkeypatch.setattr(backend, "_numpy_level", lambda: "baseline")
+    with pytest.raises(ConfigError, match="NumPy runs its loops at baseline here, not X86_V3"):
+        finish_pinning()
+
+
+def test_a_stage_shows_its_help_without_a_params_file(tmp_path):
+    result = subprocess.run([sys.executable, str(PROJECT / "stages" / "train.py"), "--help"],
+                            cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "--checkpoint" in result.stdout

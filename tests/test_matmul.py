@@ -99,3 +99,26 @@ def test_the_mode_switch_is_scoped():
     assert products_are_exact() == before
     with exact_products(False):
         np.testing.assert_array_equal(matmul(a, b), np.matmul(a, b))
+
+
+def test_the_float32_fast_path_gives_the_float64_paths_bits():
+    a, b = operands(40, 300, 700, seed=6)  # K < N: a's rows are scaled before the product
+    fast = exact_matmul(a, b)
+    slow = exact_matmul(a.astype(np.float64), b.astype(np.float64)).astype(np.float32)
+    assert np.array_equal(fast, slow)
+
+
+def test_values_at_the_ends_of_the_float_ranges():
+    # A float32 row holding the largest float32, on both sides of the scaling rule (K < N, K > N):
+    # the same result either way (rounded to 19 bits it reaches 2**128, beyond float32), and the
+    # other row untouched.
+    a = np.ones((2, 4097), dtype=np.float32)
+    a[0, 0] = np.finfo(np.float32).max
+    with np.errstate(over="ignore"):
+        wide, narrow = (exact_matmul(a, np.ones((4097, n), np.float32)) for n in (5000, 3))
+    assert np.array_equal(wide[:, :3], narrow) and (narrow[1] == 4097).all()
+    # A float64 line of subnormals, and an empty inner dimension.
+    tiny = exact_matmul(np.array([[1e-310, 2e-310]]), np.ones((2, 1)))
+    assert np.isfinite(tiny).all() and 0 <= tiny[0, 0] <= 3e-310
+    assert np.array_equal(exact_matmul(np.ones((2, 0), np.float32), np.ones((0, 3), np.float32)),
+                          np.zeros((2, 3), np.float32))

@@ -45,9 +45,9 @@ def test_everything_a_model_records_is_described(tmp_path):
 
 
 def test_an_exact_mode_model_and_an_older_record_are_described(tmp_path):
-    exact = {"blas": "scipy-openblas 0.3.31", "numeric_mode": "exact", "numpy": "2.4.6"}
+    exact = {"numeric_mode": "exact", "numpy": "2.4.6"}
     text = "\n".join(describe_model(saved_model(tmp_path / "a", provenance=exact)))
-    assert "computed    numeric mode exact, NumPy 2.4.6, scipy-openblas 0.3.31" in text
+    assert "computed    numeric mode exact, NumPy 2.4.6" in text.splitlines()
     # Saved before numeric modes existed: the class was called kernel_class.
     older = {**PROVENANCE, "kernel_class": "avx2"}
     del older["numeric_mode"]

@@ -144,3 +144,51 @@ def test_the_numeric_tests_pass_in_every_other_mode_this_cpu_runs(mode):
         env={**os.environ, "NUMPYNET_TEST_NUMERICS": mode},
     )
     assert result.returncode == 0, f"in numeric mode {mode}:\n{result.stdout[-6000:]}"
+
+
+# What would compute other bits on another machine, outside the two modules made to avoid it:
+# NumPy's SIMD transcendentals and the platform's libm, einsum's fused loops, LAPACK, the BLAS
+# outside numpynet.matmul, and NumPy's normal draws (which call libm in their tails).
+PLATFORM_DEPENDENT = (
+    r"\b(?:np|numpy)\s*\.\s*(?:exp|exp2|expm1|log|log2|log10|log1p|sin|cos|tan|tanh|sinh|cosh|"
+    r"arctan|arctan2|power|float_power|einsum|dot|vdot|inner|matmul|tensordot|linalg)\b",
+    r"\bmath\s*\.\s*(?:exp|expm1|log|log1p|log2|log10|sin|cos|tan|tanh|pow|erf|gamma)\b",
+    r"\.\s*(?:standard_normal|normal|lognormal|exponential|gamma|beta)\s*\(",
+)
+EXEMPT = {"portable_math.py", "matmul.py"}
+
+
+def platform_dependent_uses(source: str) -> list[str]:
+    """Calls in ``source``'s code (not its strings or comments) that may compute other bits on
+    another machine, and every ``@`` used as matrix product."""
+    import io
+    import re
+    import tokenize
+
+    tokens = [t for t in tokenize.generate_tokens(io.StringIO(source).readline)
+              if t.type not in (tokenize.COMMENT, tokenize.STRING, tokenize.NL)]
+    code = " ".join(t.string for t in tokens)
+    found = [match for pattern in PLATFORM_DEPENDENT for match in re.findall(pattern, code)]
+    # A decorator's @ starts a line; a product's follows an operand.
+    found += [f"@ on line {t.start[0]}" for before, t in zip(tokens, tokens[1:])
+              if t.string == "@" and (before.type in (tokenize.NAME, tokenize.NUMBER)
+                                      or before.string in (")", "]"))]
+    return found
+
+
+def test_no_module_of_train_or_evaluate_computes_with_a_platform_dependent_function():
+    files = [path for path in (PROJECT / "src" / "numpynet").rglob("*.py")
+             if path.name not in EXEMPT]
+    files += [PROJECT / "stages" / name for name in ("train.py", "evaluate.py", "_dvclive_log.py")]
+    uses = {str(path.relative_to(PROJECT)): platform_dependent_uses(path.read_text("utf-8"))
+            for path in files}
+    assert {path: found for path, found in uses.items() if found} == {}
+
+
+@pytest.mark.parametrize("snippet", ["p = np.exp(x)", "v = np.einsum('ij,ij->j', a, b)",
+                                     "w = np.linalg.eigh(c)", "y = a @ b", "y = (a) @ b[0]",
+                                     "z = rng.standard_normal(3)", "c = math.cos(t)",
+                                     "y = np.dot(a, b)"])
+def test_the_checker_finds_each_kind(snippet):
+    assert platform_dependent_uses(f'"""np.exp(x) @ y in a docstring."""\n{snippet}\n')
+    assert platform_dependent_uses("@dataclass\nclass A:\n    x = 1  # np.exp\n") == []

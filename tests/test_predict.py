@@ -332,7 +332,8 @@ def test_real_mnist_digits_from_png_files(tmp_path, capsys):
     code, out, err = run(capsys, *paths, "--model", model_dir, "--json", "--top-k", "1")
     assert code == 0, err
     predicted = [int(entry["predictions"][0]["class"]) for entry in json.loads(out)]
-    assert predicted == predict_logits(model, x_test, 100).argmax(axis=1).tolist()
+    # In predict's own batches: a kernel class may round differently in batches of other sizes.
+    assert predicted == predict_logits(model, x_test, 256).argmax(axis=1).tolist()
     accuracy = np.mean(np.array(predicted) == y_test)
     print(f"predict on 200 real MNIST PNGs: accuracy {accuracy:.3f}")
     assert accuracy >= 0.9

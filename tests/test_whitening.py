@@ -7,7 +7,8 @@ import pytest
 
 import numpynet.whitening as whitening
 from numpynet.nn.layers import Linear
-from numpynet.whitening import fold_whitening, whiten, zca_whitening
+from numpynet.matmul import exact_products
+from numpynet.whitening import fold_whitening, inverse_square_root, whiten, zca_whitening
 
 
 def correlated_images(count=3000, seed=0):
@@ -82,3 +83,41 @@ def test_mirror_symmetric_whitening_commutes_with_the_flip():
     mean, matrix = zca_whitening(images)  # the plain statistics do not commute with it
     assert not np.allclose(whiten(mirrored, mean, matrix),
                            whiten(images, mean, matrix)[:, :, ::-1], atol=1e-2)
+
+
+def spd(size, smallest, largest, seed=0):
+    """A symmetric positive definite matrix with eigenvalues from smallest to largest, and the
+    inverse square root it should have."""
+    rotation, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((size, size)))
+    eigenvalues = np.geomspace(smallest, largest, size)
+    return (rotation * eigenvalues) @ rotation.T, (rotation / np.sqrt(eigenvalues)) @ rotation.T
+
+
+@pytest.mark.parametrize("exact, tolerance", [(False, 1e-9), (True, 1e-3)])
+def test_the_inverse_square_root_against_an_eigendecomposition(exact, tolerance):
+    # A condition number of 10**4: that of whitening's covariance (standardized pixels, plus
+    # epsilon 0.1) is below 4096 / 0.1.
+    matrix, expected = spd(120, 0.01, 100.0)
+    with exact_products(exact):
+        root = inverse_square_root(matrix)
+    np.testing.assert_array_equal(root, root.T)
+    assert np.abs(root - expected).max() <= tolerance * np.abs(expected).max()
+
+
+@pytest.mark.parametrize("exact", [False, True])
+def test_a_slow_direction_spread_over_every_pixel_still_converges(exact):
+    # One small eigenvalue whose eigenvector touches every entry a little: a stopping rule that
+    # looked at the largest entry of Z Y - I would stop before it converged.
+    size = 256
+    spread = np.full(size, 1 / np.sqrt(size))
+    matrix = 10 * (np.eye(size) - np.outer(spread, spread)) + 0.1 * np.eye(size)
+    with exact_products(exact):
+        root = inverse_square_root(matrix)
+    assert spread @ root @ spread == pytest.approx(1 / np.sqrt(0.1), rel=1e-3)
+
+
+def test_a_matrix_that_is_not_positive_definite_is_an_error():
+    matrix, _ = spd(50, 0.5, 2.0)
+    matrix -= np.eye(50)  # eigenvalues from -0.5 to 1
+    with pytest.raises(RuntimeError, match="not symmetric positive definite"):
+        inverse_square_root(matrix)

@@ -41,23 +41,26 @@ EXACT = "exact"
 @dataclass(frozen=True)
 class KernelClass:
     """One class of x86-64 CPUs that compute the same bits: an OpenBLAS kernel forced on all of
-    them, NumPy's dispatch targets above the class's level switched off, the CPU flags needed."""
+    them, NumPy's dispatch targets above the class's level switched off, the CPU features needed
+    (as Linux's /proc/cpuinfo and as NumPy name them)."""
 
     openblas_coretype: str
     numpy_disabled: str
     numpy_level: str
     cpu_flags: frozenset[str]
+    numpy_features: tuple[str, ...]
     cpus: str
 
 
 KERNEL_CLASSES = {
     "avx2": KernelClass(
         "Haswell", "X86_V4,AVX512_ICL,AVX512_SPR", "X86_V3", frozenset({"avx2", "fma"}),
-        "x86-64 with AVX2 and FMA (Intel since 2013, AMD since 2015)",
+        ("AVX2", "FMA3"), "x86-64 with AVX2 and FMA (Intel since 2013, AMD since 2015)",
     ),
     "avx512": KernelClass(
         "SkylakeX", "AVX512_ICL,AVX512_SPR", "X86_V4",
         frozenset({"avx2", "fma", "avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"}),
+        ("AVX2", "FMA3", "AVX512F", "AVX512CD", "AVX512BW", "AVX512DQ", "AVX512VL"),
         "x86-64 with AVX-512 F/CD/BW/DQ/VL (Intel Skylake-X and later, AMD Zen 4 and later)",
     ),
 }
@@ -68,8 +71,9 @@ _NUMPY_LEVELS = ("X86_V3", "X86_V4", "AVX512_ICL", "AVX512_SPR")
 _pinned_mode: str | None = None
 
 
-def cpu_flags(cpuinfo: str | None = None) -> frozenset[str]:
-    """The instruction-set flags of this CPU (empty where it is no x86-64 or cannot be read).
+def cpu_flags(cpuinfo: str | None = None) -> frozenset[str] | None:
+    """The instruction-set flags of this CPU: empty where it is no x86-64, None where it is one
+    but they cannot be read before NumPy loads (no ``/proc/cpuinfo``: macOS, Windows).
 
     ``cpuinfo`` is the text of ``/proc/cpuinfo``; it is read from there when not given.
     """
@@ -79,18 +83,27 @@ def cpu_flags(cpuinfo: str | None = None) -> frozenset[str]:
         try:
             cpuinfo = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace")
         except OSError:
-            return frozenset()
+            return None
     for line in cpuinfo.splitlines():
         key, _, value = line.partition(":")
         if key.strip() == "flags":
             return frozenset(value.split())
-    return frozenset()
+    return None
 
 
 def runnable_modes(cpuinfo: str | None = None) -> list[str]:
-    """The numeric modes this CPU can compute, ``exact`` last (it runs everywhere)."""
-    flags = cpu_flags(cpuinfo)
+    """The numeric modes this CPU is known to compute, ``exact`` last (it runs everywhere)."""
+    flags = cpu_flags(cpuinfo) or frozenset()
     return [name for name, kind in KERNEL_CLASSES.items() if kind.cpu_flags <= flags] + [EXACT]
+
+
+def _cannot_run(mode: str, kind: KernelClass, detail: str) -> ConfigError:
+    runs = runnable_modes()[0]
+    return ConfigError(
+        f"numerics.mode: {mode} needs {kind.cpus}, and {detail}; set numerics.mode: {runs} in "
+        f"params.yaml (dvc exp run -S numerics.mode={runs}), knowing that its bytes differ from "
+        f"a {mode} run's"
+    )
 
 
 def pin_backend(mode: str) -> None:
@@ -103,14 +116,10 @@ def pin_backend(mode: str) -> None:
     if mode not in NUMERIC_MODES:
         raise ValueError(f"unknown numeric mode {mode!r}; expected one of {NUMERIC_MODES}")
     kind = KERNEL_CLASSES.get(mode)
-    if kind is not None and not kind.cpu_flags <= cpu_flags():
-        runs = runnable_modes()[0]
-        raise ConfigError(
-            f"numerics.mode: {mode} needs {kind.cpus}, and this CPU "
-            f"({platform.machine() or 'unknown'}) is not one; set numerics.mode: {runs} in "
-            f"params.yaml (dvc exp run -S numerics.mode={runs}), knowing that its bytes differ "
-            f"from a {mode} run's"
-        )
+    flags = cpu_flags()
+    # Flags that cannot be read yet are checked through NumPy by finish_pinning().
+    if kind is not None and flags is not None and not kind.cpu_flags <= flags:
+        raise _cannot_run(mode, kind, f"this CPU ({platform.machine() or 'unknown'}) is not one")
     if "numpy" in sys.modules:
         raise RuntimeError("pin_backend() must run before numpy is imported")
     if kind is not None:
@@ -131,35 +140,55 @@ def pinned_mode() -> str | None:
 
 
 def finish_pinning() -> None:
-    """Once NumPy is imported: fix the BLAS thread count of a kernel class and check that the
-    kernel really runs. (In exact mode, :mod:`numpynet.matmul` computes exact products.)"""
+    """Once NumPy is imported, for a kernel class: check that the CPU has the class's features
+    and that NumPy's loops and OpenBLAS's kernel run at its level, then fix the thread count.
+    (In exact mode, :mod:`numpynet.matmul` computes exact products.)"""
     mode = _pinned_mode
     kind = KERNEL_CLASSES.get(mode)
-    if kind is not None:
-        lib = _openblas()
-        core = _openblas_call(lib, "openblas_get_corename", ctypes.c_char_p) if lib else None
-        if core is None or core.decode().lower() != kind.openblas_coretype.lower():
-            import numpy as np
+    if kind is None:
+        return
+    import numpy as np
+    from numpy._core._multiarray_umath import __cpu_features__
 
-            blas = np.__config__.CONFIG["Build Dependencies"]["blas"]
-            raise ConfigError(
-                f"numerics.mode: {mode} needs the OpenBLAS that NumPy's wheels from PyPI carry "
-                f"(running its {kind.openblas_coretype} kernel), but this NumPy computes with "
-                f"{blas.get('name')} {blas.get('version')}"
-                f"{f' ({core.decode()} kernel)' if core else ''}; install NumPy from PyPI "
-                f"(pip install -r requirements.lock) or set numerics.mode: exact"
-            )
-        # OPENBLAS_NUM_THREADS alone does not do it on a machine with fewer cores: OpenBLAS caps
-        # the variable at the core count, but not this call.
-        _openblas_call(lib, "openblas_set_num_threads", None, ctypes.c_int(BLAS_THREADS))
+    missing = [name for name in kind.numpy_features if not __cpu_features__.get(name)]
+    if missing:
+        raise _cannot_run(mode, kind, f"this CPU lacks {', '.join(missing)}")
+    level = _numpy_level()
+    if level != kind.numpy_level:
+        # A virtual machine may hide part of a level (MOVBE, F16C ...): NumPy's loops then run
+        # at another level, and compute other bits.
+        raise _cannot_run(mode, kind, f"NumPy runs its loops at {level} here, not {kind.numpy_level}")
+    lib = _openblas()
+    core = _openblas_call(lib, "openblas_get_corename", ctypes.c_char_p) if lib else None
+    if core is None or core.decode().lower() != kind.openblas_coretype.lower():
+        blas = np.__config__.CONFIG["Build Dependencies"]["blas"]
+        raise ConfigError(
+            f"numerics.mode: {mode} needs the OpenBLAS that NumPy's wheels from PyPI carry "
+            f"(running its {kind.openblas_coretype} kernel), but this NumPy computes with "
+            f"{blas.get('name')} {blas.get('version')}"
+            f"{f' ({core.decode()} kernel)' if core else ''}; install NumPy from PyPI "
+            f"(pip install -r requirements.lock) or set numerics.mode: exact"
+        )
+    # OPENBLAS_NUM_THREADS alone does not do it on a machine with fewer cores: OpenBLAS caps
+    # the variable at the core count, but not this call.
+    _openblas_call(lib, "openblas_set_num_threads", None, ctypes.c_int(BLAS_THREADS))
+
+
+def _numpy_level() -> str:
+    """The highest of NumPy's x86 dispatch levels its loops run at in this process."""
+    from numpy._core._multiarray_umath import __cpu_features__
+
+    return ([t for t in _NUMPY_LEVELS if __cpu_features__.get(t)] or ["baseline"])[-1]
 
 
 def _openblas() -> ctypes.CDLL | None:
     """NumPy's bundled OpenBLAS (the wheels' scipy-openblas), or None when it has another BLAS."""
     import numpy as np
 
-    libs = Path(np.__file__).resolve().parent.parent / "numpy.libs"
-    candidates = sorted(glob.glob(str(libs / "libscipy_openblas*")))
+    package = Path(np.__file__).resolve().parent
+    # Linux and Windows wheels keep it beside the package, macOS wheels inside it.
+    candidates = sorted(glob.glob(str(package.parent / "numpy.libs" / "*scipy_openblas*")))
+    candidates += sorted(glob.glob(str(package / ".dylibs" / "*scipy_openblas*")))
     return ctypes.CDLL(candidates[0]) if candidates else None
 
 
@@ -177,24 +206,17 @@ def backend_provenance() -> dict:
     """What computes this process's numbers: the numeric mode and the versions; in a kernel class
     also the BLAS kernel, its threads and NumPy's dispatch level.
 
-    Exact mode leaves out what differs between machines and changes no bit (kernel, threads), so
-    the record, an output of the train stage, is the same bytes everywhere too.
+    Exact mode leaves out what differs between machines and changes no bit (the BLAS, its kernel
+    and threads), so the record, an output of the train stage, is the same bytes everywhere too.
     """
     import numpy as np
 
-    from numpy._core._multiarray_umath import __cpu_features__
-
     blas = np.__config__.CONFIG["Build Dependencies"]["blas"]
-    provenance = {
-        "numeric_mode": _pinned_mode or "unpinned",
-        "numpy": np.__version__,
-        "blas": f"{blas.get('name')} {blas.get('version')}",
-    }
+    provenance = {"numeric_mode": _pinned_mode or "unpinned", "numpy": np.__version__}
     if _pinned_mode == EXACT:
         return provenance
-    provenance["numpy_simd"] = (
-        [t for t in _NUMPY_LEVELS if __cpu_features__.get(t)] or ["baseline"]
-    )[-1]
+    provenance["blas"] = f"{blas.get('name')} {blas.get('version')}"
+    provenance["numpy_simd"] = _numpy_level()
     lib = _openblas()
     if lib is not None:
         core = _openblas_call(lib, "openblas_get_corename", ctypes.c_char_p)

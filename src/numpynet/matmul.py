@@ -15,8 +15,11 @@ Every matrix product of the library goes through :func:`matmul`. In a kernel cla
    output's dtype.
 
 The error is that of rounding the inputs to ``bits`` bits relative to their row's or column's
-largest value (20 bits for K up to 8192, 23 for the weight gradients of a batch of 128): within a
-few float32 units of ``sum(|a| * |b|)``. Each output row depends on its own input row only, so a
+largest magnitude (20 bits for K up to 8192, 23 for the weight gradients of a batch of 128): each
+term's error is below ``2**-bits * (max|a_i.| * |b_kj| + |a_ik| * max|b_.j|)``, and the sum is
+rounded once. That is the accuracy of a float32 product for lines of similar magnitudes; a term
+far below its line's largest keeps fewer bits. float64 inputs are rounded the same way, so an
+exact product keeps about 20 of their 53 bits. Each output row depends on its own input row only, so a
 product computed in batches of any size gives the same bits. The price is a float64 product
 (half the float32 speed on most CPUs) and the conversions around it.
 """
@@ -80,6 +83,8 @@ def exact_matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) ->
     inner = a.shape[1]
     if b.shape[0] != inner:
         raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not chain")
+    if inner == 0:
+        return np.matmul(a, b, out=out)  # zeros: no sum to round
     bits = exact_bits(inner)
     # Each row of a and column of b is integers times a power of two, which multiplies every
     # term and partial sum of its output lines alike: applied before the product (where the
@@ -109,14 +114,18 @@ def _to_integers(
     by their scale already (still exact: a power of two).
     """
     peak = np.maximum(np.max(x, axis=axis), -np.min(x, axis=axis)).astype(np.float64)
-    # peak < 2**exponent; frexp and ldexp are exact wherever they run.
-    exponent = np.frexp(peak)[1]
+    # peak < 2**exponent; frexp and ldexp are exact wherever they run. A line below 2**-990
+    # (near float64's subnormals) is scaled as if it reached 2**-990, so that 2**(bits -
+    # exponent) stays finite: its values round coarser (to 0 far below), the same way everywhere.
+    exponent = np.maximum(np.frexp(peak)[1], -990)
     up, down = np.ldexp(1.0, bits - exponent), np.ldexp(1.0, exponent - bits)
     if axis == 1:
         up, down = up[:, None], down[:, None]
     # float32 holds the integers (at most 2**24) and, unless a line is far below float32's
     # normal range, both powers of two: then the passes over x move half the bytes.
-    if x.dtype == np.float32 and exponent.min(initial=0) >= bits - 126:
+    if x.dtype == np.float32 and bits - 126 <= exponent.min(initial=0) <= exponent.max(
+        initial=0
+    ) <= 127:
         scaled = np.multiply(x, up.astype(np.float32))
         np.rint(scaled, out=scaled)
         if rescale:

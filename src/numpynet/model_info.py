@@ -88,10 +88,8 @@ def _describe_provenance(provenance: dict) -> str:
         f" (OpenBLAS {provenance['blas_kernel']} kernel, {provenance['blas_threads']} threads)"
         if "blas_kernel" in provenance else ""
     )
-    return (
-        f"computed    numeric mode {mode}{kernel}, NumPy {provenance['numpy']}, "
-        f"{provenance['blas']}"
-    )
+    blas = f", {provenance['blas']}" if "blas" in provenance else ""  # exact mode: any BLAS
+    return f"computed    numeric mode {mode}{kernel}, NumPy {provenance['numpy']}{blas}"
 
 
 # The records a model folder may hold, each with the line that describes it, in print order.
