@@ -319,6 +319,17 @@ def test_accuracy_settings_are_checked(raw, key, value, expected):
     _rejects(raw, f"train.{key}", expected)
 
 
+def test_the_numeric_mode_is_one_of_three(raw):
+    assert parse_params(raw).numerics.mode == "avx2"  # the shipped default
+    for mode in ("avx512", "exact"):
+        raw["numerics"]["mode"] = mode
+        assert parse_params(raw).numerics.mode == mode
+    raw["numerics"]["mode"] = "sse9"
+    _rejects(raw, "numerics.mode", "'avx2' or 'avx512' or 'exact'")
+    del raw["numerics"]
+    _rejects(raw, "numerics: section is missing")
+
+
 def test_digits_are_never_flipped(raw):
     raw["datasets"]["mnist"]["train"] = {"augment_flip": True}
     _rejects(raw, "datasets.mnist.train.augment_flip", "MNIST must not be flipped")
