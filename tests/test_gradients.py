@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+from numpynet.matmul import exact_products
 from numpynet.nn import (
     BatchNorm,
     Dropout,
@@ -20,6 +21,16 @@ from numpynet.nn import (
 
 STEP = 1e-6
 TOLERANCE = 1e-6
+
+
+@pytest.fixture(autouse=True)
+def blas_products():
+    """Finite differences check the backward formulas in float64; exact mode's products round
+    their inputs to about 20 bits (tests/test_matmul.py bounds that), far coarser than a step of
+    1e-6, so these checks use the BLAS's products in every mode. The last test compares the
+    two."""
+    with exact_products(False):
+        yield
 
 
 def numerical_gradient(f, x: np.ndarray) -> np.ndarray:
@@ -399,3 +410,24 @@ def test_whole_mlp_gradients_with_batch_normalization():
             assert relative_error(analytic[name], numeric) < TOLERANCE, name
     assert grad_input.shape == x.shape
     assert relative_error(grad_input, numerical_gradient(f, x)) < TOLERANCE
+
+
+def test_exact_products_give_the_blas_gradients_to_float32_accuracy():
+    rng = np.random.default_rng(3)
+    model = build_mlp(MLPConfig(12, (8, 6), 4, dropout=0.0, normalization="batch"), rng)
+    x = rng.standard_normal((16, 12)).astype(np.float32)
+    labels = rng.integers(0, 4, size=16)
+
+    def gradients(exact):
+        loss = SoftmaxCrossEntropy(label_smoothing=0.1)
+        with exact_products(exact):
+            loss.forward(model.forward(x, training=True), labels)
+            model.backward(loss.backward())
+        return {name: grad.astype(np.float64) for name, _, grad in model.parameters()}
+
+    blas, exact = gradients(False), gradients(True)
+    # Relative to the largest gradient: a bias before batch normalization has a gradient of 0
+    # but for rounding, which no relative error could compare.
+    scale = max(np.abs(grad).max() for grad in blas.values())
+    for name in blas:
+        assert np.abs(exact[name] - blas[name]).max() < 1e-4 * scale, name

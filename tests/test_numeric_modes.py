@@ -43,12 +43,12 @@ NUMPY_BASELINE = "X86_V3,X86_V4,AVX512_ICL,AVX512_SPR"
 # sha256 of tests/helpers/short_run.py's weights and metrics, per mode. A change of the library's
 # numerics changes them: rerun the short run in each mode and pin the new digests here.
 KNOWN_ANSWERS = {
-    "avx2": {"weights": "4e62fc23d1418c7d37e036ab0039fc04056738852603461cbb8ed2ffd7664fcb",
-             "metrics": "bea7cdca8b379259fa78e6ef91089ecf762987773dd727a9cef2cc7fcb9ed95e"},
-    "avx512": {"weights": "0566f6fb4d74454dc5fbc2417cab8ccbd4fd88cbfea02b438c3ca97692f49cb6",
-               "metrics": "351738dd4084c6eea9d03c0701eed98fc6b9eb5ccb640fd17e34338718f98692"},
-    EXACT: {"weights": "5e901de9867cb5321a777a2098e2a1fb180e69c21202b97c8e0d29a225263ae5",
-            "metrics": "76265ab8de196cb56ba1c69ee951512faeec4560f5392dea443837426ddd6813"},
+    "avx2": {"weights": "9df9776e69f0dadfcb21f1a193c67de334b7bea276509a074f498e0a870dded7",
+             "metrics": "d73aced95f05d09b2589bb6839640c847503f25d702c96780315aa6ca7c763ae"},
+    "avx512": {"weights": "6349ea3ba90f45dd8b9008991eb29d3a602466ab2bce109409238d1e8a597e95",
+               "metrics": "1daf16a2014927321404d0f437b3d8dfa8afb358ada2b09922a97413ef86c681"},
+    EXACT: {"weights": "609e5a99def78ebb9eaf5dd9e93974e8cf2e7fc3a1f2ad07bab410893d47ca4c",
+            "metrics": "3417d32c003179db8b9d1911869145c5771aa36936648ab54081a8280277ed04"},
 }
 
 

@@ -67,11 +67,11 @@ def zca_whitening(
         mirror = np.arange(pixels).reshape(height, width, channels)[:, ::-1].ravel()
         mean = (mean + mean[mirror]) / 2
     # Centred before the products (a second pass over the images), so that no large mean is
-    # subtracted from large sums afterwards: float32 products within a block, float64 across.
-    centre = mean.astype(np.float32)
+    # subtracted from large sums afterwards, and summed in float64: the weakest directions,
+    # which whitening scales up most, are differences of sums far larger than they are.
     covariance = np.zeros((pixels, pixels))
     for start in range(0, count, _BLOCK_ROWS):
-        block = np.asarray(flat[start : start + _BLOCK_ROWS], dtype=np.float32) - centre
+        block = np.asarray(flat[start : start + _BLOCK_ROWS], dtype=np.float64) - mean
         covariance += matmul(block.T, block)
     covariance /= count
     if mirror_symmetric:
