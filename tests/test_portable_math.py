@@ -209,25 +209,21 @@ def trig_arguments():
             math.pi, 2 * math.pi, pm.TRIG_MAX, -pm.TRIG_MAX])
 
 
-@pytest.mark.parametrize("ours, libm", [(pm.cos, math.cos), (pm.sin, math.sin)])
-def test_cos_sin_within_2_ulp_of_libm(ours, libm):
+def test_cos_within_2_ulp_of_libm():
     xs = trig_arguments()
-    got = np.array([ours(float(v)) for v in xs])
-    assert all(isinstance(ours(float(v)), float) for v in xs[:10])
-    reference = np.array([libm(float(v)) for v in xs])
+    got = np.array([pm.cos(float(v)) for v in xs])
+    assert all(isinstance(pm.cos(float(v)), float) for v in xs[:10])
+    reference = np.array([math.cos(float(v)) for v in xs])
     assert ulp_error(got, reference).max() <= 2.0
 
 
-def test_cos_sin_special_values():
-    assert pm.cos(0.0) == 1.0 and pm.sin(0.0) == 0.0
-    assert math.copysign(1.0, pm.sin(-0.0)) == -1.0
+def test_cos_special_values():
+    assert pm.cos(0.0) == 1.0 and pm.cos(-0.0) == 1.0
     assert pm.cos(math.pi) == -1.0
-    assert math.isnan(pm.cos(math.nan)) and math.isnan(pm.sin(math.nan))
+    assert math.isnan(pm.cos(math.nan))
     for bad in (math.inf, -math.inf, 2 * pm.TRIG_MAX):
         with pytest.raises(ValueError):
             pm.cos(bad)
-        with pytest.raises(ValueError):
-            pm.sin(bad)
 
 
 def test_power_within_1_ulp_of_math_pow():

@@ -19,7 +19,7 @@ import struct
 
 import numpy as np
 
-__all__ = ["cos", "exp", "log", "power", "sin", "standard_normal"]
+__all__ = ["cos", "exp", "log", "power", "standard_normal"]
 
 # Cody-Waite split of ln 2 (fdlibm's): _LN2_HI has 21 trailing zero bits, so k * _LN2_HI is
 # exact for |k| < 2**21 and x - k * _LN2_HI is exact (Sterbenz) once k = rint(x / ln 2).
@@ -85,7 +85,7 @@ _PIO4 = float.fromhex("0x1.921fb54442d18p-1")
 _TWO_PI = float.fromhex("0x1.921fb54442d18p+2")
 # Largest |x| the reduction is exact for: n = rint(x * 2/pi) stays below 2**20.
 TRIG_MAX = 1048576.0
-# Below this sin x rounds to x and cos x to 1; returning them keeps the sign of -0.0.
+# Below this cos x rounds to 1 (and sin x, for the quadrant kernels, to x).
 _TRIG_TINY = float.fromhex("0x1p-27")
 
 # Taylor coefficients on |x| <= pi/4 (the first omitted term is below 0.01 ulp):
@@ -295,31 +295,6 @@ def _check_trig_argument(x: float, name: str) -> float:
             f"{name}({x!r}): only |x| <= {TRIG_MAX:g} is supported (exact argument reduction)"
         )
     return x
-
-
-def sin(x: float) -> float:
-    """sin x for a Python float, within 1 ulp of the correctly rounded value (tests allow 2).
-
-    Meant for |x| <= 2*pi (a cosine learning-rate schedule uses [0, pi]); accurate for any
-    |x| <= TRIG_MAX = 2**20, where the reduction by multiples of pi/2 is exact. Larger |x| and
-    infinities raise ValueError; NaN gives NaN.
-    """
-    x = _check_trig_argument(x, "sin")
-    if x != x:
-        return x
-    if abs(x) < _TRIG_TINY:
-        return x
-    if abs(x) <= _PIO4:
-        return _sin_kernel(x, 0.0)
-    n, hi, lo = _reduce_pio2(x)
-    quadrant = n & 3
-    if quadrant == 0:
-        return _sin_kernel(hi, lo)
-    if quadrant == 1:
-        return _cos_kernel(hi, lo)
-    if quadrant == 2:
-        return -_sin_kernel(hi, lo)
-    return -_cos_kernel(hi, lo)
 
 
 def cos(x: float) -> float:
