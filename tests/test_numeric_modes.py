@@ -12,10 +12,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
 import subprocess
 import sys
+import tokenize
 
 import numpy as np
 import pytest
@@ -161,10 +164,6 @@ EXEMPT = {"portable_math.py", "matmul.py"}
 def platform_dependent_uses(source: str) -> list[str]:
     """Calls in ``source``'s code (not its strings or comments) that may compute other bits on
     another machine, and every ``@`` used as matrix product."""
-    import io
-    import re
-    import tokenize
-
     tokens = [t for t in tokenize.generate_tokens(io.StringIO(source).readline)
               if t.type not in (tokenize.COMMENT, tokenize.STRING, tokenize.NL)]
     code = " ".join(t.string for t in tokens)
