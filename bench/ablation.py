@@ -5,7 +5,7 @@
         --hidden-sizes 1024 512
 
 Reads the dataset's settings from params.yaml (``train`` with its overrides) and a processed
-dataset (what the preprocess stage writes), then trains with :func:`numpynet.recipe.train_mlp`,
+dataset (what the preprocess stage writes), then trains with :func:`numpynet.training.recipe.train_mlp`,
 the train stage's own code, once per rung of a ladder: the baseline (none of the ingredients),
 then + shifts (and flips, where the dataset uses them), + label smoothing, + batch normalization,
 + ZCA whitening (where the dataset uses it). Each rung reports the validation accuracy of the
@@ -25,7 +25,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT / "src"))
 
 from numpynet.backend import finish_pinning, pin_backend  # noqa: E402
-from numpynet.cli import run_stage  # noqa: E402
+from numpynet.stage_entry import run_stage  # noqa: E402
 from numpynet.config import load_params  # noqa: E402
 
 # The numeric mode of params.yaml, before NumPy loads, as the train stage does; a bad setting is
@@ -36,7 +36,7 @@ import numpy  # noqa: E402, F401
 run_stage(finish_pinning, "ablation")
 from numpynet.data.processed import read_meta, read_split  # noqa: E402
 from numpynet.evaluation import loss_and_accuracy, predict_logits  # noqa: E402
-from numpynet.recipe import train_mlp  # noqa: E402
+from numpynet.training.recipe import train_mlp  # noqa: E402
 
 
 def ladder(recipe) -> list[tuple[str, object]]:

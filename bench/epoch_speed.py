@@ -154,7 +154,7 @@ def numpynet_worker(case: str, mode: str) -> dict:
 
     from numpynet.evaluation import evaluate_model
     from numpynet.nn.model import MLPConfig, build_mlp
-    from numpynet.training import fit, make_optimizer
+    from numpynet.training.loop import LoopSettings, RandomStreams, Reports, fit, make_optimizer
 
     settings = case_settings(case)
     train, sizes, batch = settings["train"], settings["sizes"], settings["batch_size"]
@@ -173,10 +173,13 @@ def numpynet_worker(case: str, mode: str) -> dict:
         betas=train.betas, eps=train.eps, weight_decay=train.weight_decay,
     )
 
+    loop = LoopSettings(
+        epochs=1, batch_size=batch, learning_rate=lambda step: train.lr, eval_batch_size=EVAL_BATCH
+    )
+    quiet = Reports(log=lambda message: None, show_progress=False)
+
     def epoch(data):
-        fit(model, optimizer, data, val_set, epochs=1, batch_size=batch,
-            learning_rate=lambda step: train.lr, rng=rng, eval_batch_size=EVAL_BATCH,
-            show_progress=False, log=lambda message: None)
+        fit(model, optimizer, data, val_set, loop, RandomStreams(rng), reports=quiet)
 
     warmup = WARMUP_BATCHES * batch
     epoch((train_set[0][:warmup], train_set[1][:warmup]))

@@ -112,8 +112,8 @@ def read_metric(directory: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def read_log(directory: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], int]:
-    """A run's whole log: the per-step metrics and the per-epoch ones (``LOG_COLUMNS`` names),
-    as arrays in order, and the number of steps in an epoch."""
+    """A run's whole log, as arrays in order: the per-epoch metrics (by their ``LOG_COLUMNS``
+    names), the per-step ones (``lr`` and ``loss``), and the number of steps in an epoch."""
     steps = {name: read_metric(directory, name)[1] for name in STEP_METRICS}
     epoch_end, _ = read_metric(directory, "train/loss")
     epochs = {column: read_metric(directory, name)[1] for name, column in EPOCH_METRICS.items()}
@@ -121,4 +121,5 @@ def read_log(directory: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarr
         raise DataFormatError(
             f"the training log in {directory} is incomplete; rerun the train stage (dvc repro)"
         )
-    return steps, epochs, int(epoch_end[0])  # every epoch has as many steps
+    step_columns = {"lr": steps["lr"], "loss": steps["train/batch_loss"]}
+    return epochs, step_columns, int(epoch_end[0])  # every epoch has as many steps

@@ -11,10 +11,10 @@ import _bootstrap  # noqa: I001  (first: this tree's code, on a pinned numeric b
 
 import os
 
-from numpynet.cli import run_stage, stage_arguments
+from numpynet.stage_entry import run_stage, stage_arguments
 from numpynet.config import load_params
-from numpynet.data.download import MIRROR_ENV, resolve_mirror
-from numpynet.data.sources import acquire_dataset
+from numpynet.data.fetch.mirrors import MIRROR_ENV, resolve_mirror
+from numpynet.data.fetch import acquire_dataset
 from numpynet.files import atomic_directory
 
 

@@ -14,8 +14,6 @@ import _bootstrap  # noqa: I001  (first: this tree's code, on a pinned numeric b
 import numpy as np
 
 from _dvclive_log import read_log
-from numpynet.checkpoint import DATASET_FILE, TRAINING_FILE, load_model, read_record
-from numpynet.cli import run_stage, stage_arguments
 from numpynet.config import load_params
 from numpynet.data.processed import read_meta, read_split
 from numpynet.evaluation import (
@@ -27,6 +25,7 @@ from numpynet.evaluation import (
     predict_logits,
 )
 from numpynet.files import atomic_directory, write_json
+from numpynet.model_folder import load_model
 from numpynet.nn.loss import log_softmax
 from numpynet.portable_math import exp
 from numpynet.pictures import (
@@ -38,6 +37,8 @@ from numpynet.pictures import (
     draw_per_class_accuracy,
     most_confident_mistakes,
 )
+from numpynet.records import EvaluationScores, record_json
+from numpynet.stage_entry import run_stage, stage_arguments
 
 MISTAKES_SHOWN = 20
 
@@ -54,57 +55,40 @@ def main() -> None:
     # mirrored images is asked about mirrored ones: a mirrored digit is not the same digit.
     test_time_flip = params.evaluate.test_time_flip and params.train_for(args.dataset).augment_flip
     meta = read_meta(args.data)
-    # Matplotlib reads a text between two dollar signs as a formula (and fails on a bad one): a
-    # class name shows as it is written only with its dollar signs escaped.
-    classes = [name.replace("$", r"\$") for name in meta.classes]
     x_test, y_test = read_split(args.data, "test", meta)
-    model, config = load_model(args.model)
-    check_model_fits_data(args.model, config, read_record(args.model, DATASET_FILE), args.data,
-                          meta)
-    selected_epoch = read_record(args.model, TRAINING_FILE).get("selected_epoch")
-    steps, epochs, steps_per_epoch = read_log(args.live)
-    curves = LearningCurves(
-        epoch=np.arange(1, len(epochs["val_accuracy"]) + 1),
-        train_loss=epochs["train_loss"],
-        val_loss=epochs["val_loss"],
-        train_accuracy=epochs["train_accuracy"],
-        val_accuracy=epochs["val_accuracy"],
-        step_epoch=np.arange(1, len(steps["lr"]) + 1) / steps_per_epoch,
-        step_lr=steps["lr"],
-        step_loss=steps["train/batch_loss"],
-        selected_epoch=selected_epoch,
-    )
+    saved = load_model(args.model)
+    check_model_fits_data(args.model, saved, args.data, meta)
+    selected_epoch = saved.training.selected_epoch if saved.training else None
+    curves = LearningCurves.from_log(*read_log(args.live), selected_epoch=selected_epoch)
 
-    logits = predict_logits(model, x_test, params.evaluate.batch_size, test_time_flip)
+    logits = predict_logits(saved.model, x_test, params.evaluate.batch_size, test_time_flip)
     check_finite_outputs(logits, args.model, args.data / "x_test.npy")
     loss, accuracy = loss_and_accuracy(logits, y_test)
     probabilities = exp(log_softmax(logits))
     predictions = probabilities.argmax(axis=1)
-    confusion = confusion_matrix(y_test, predictions, len(classes))
+    confusion = confusion_matrix(y_test, predictions, len(meta.classes))
     mistakes = most_confident_mistakes(probabilities, y_test, MISTAKES_SHOWN)
 
-    metrics = {"accuracy": accuracy, "loss": loss}
-    if selected_epoch is not None:
-        metrics["selected_epoch"] = selected_epoch
+    scores = EvaluationScores(accuracy=accuracy, loss=loss, selected_epoch=selected_epoch)
     title = f"{args.dataset}: test accuracy {accuracy:.2%}"
     with atomic_directory(args.pictures) as out:
         draw_learning_curves(curves, out / "learning_curves.png", f"{args.dataset}: training")
-        draw_confusion_matrix(confusion, classes, out / "confusion_matrix.png", title)
+        draw_confusion_matrix(confusion, meta.classes, out / "confusion_matrix.png", title)
         draw_per_class_accuracy(
-            per_class_accuracy(confusion), classes, out / "per_class_accuracy.png", title
+            per_class_accuracy(confusion), meta.classes, out / "per_class_accuracy.png", title
         )
         draw_mistakes(
             displayable(np.asarray(x_test[mistakes]), meta.mean, meta.std),
             y_test[mistakes],
             predictions[mistakes],
             probabilities[mistakes, predictions[mistakes]],
-            classes,
+            meta.classes,
             out / "misclassified.png",
             f"{args.dataset}: the most confident mistakes on the test set",
         )
         # Inside the pictures' block: a metrics file that cannot be written (a full disk) keeps
         # the old pictures too, so the two outputs never tell different runs' results.
-        write_json(args.metrics, {args.dataset: metrics})
+        write_json(args.metrics, {args.dataset: record_json(scores)})
 
 
 if __name__ == "__main__":

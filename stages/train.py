@@ -5,7 +5,7 @@ params.yaml ``train`` with the overrides in ``datasets.<name>.train``; writes th
 ``--model`` (``models/<name>``: architecture, weights, the numeric backend that computed them,
 which epoch's weights were kept, and the dataset's classes, image shape and standardization) and
 the training log, live, with DVCLive into ``--live`` (``dvclive/<name>``). The recipe itself is
-:func:`numpynet.recipe.train_mlp`.
+:func:`numpynet.training.recipe.train_mlp`.
 
 After every epoch the run's state goes to ``--checkpoint`` (``checkpoints/<name>.npz``, which no
 stage declares, so DVC leaves it alone): a run stopped by Ctrl-C, a kill or a crash continues
@@ -15,19 +15,19 @@ only by the same parameters, code, data and numeric backend, and deleted once th
 
 import _bootstrap  # noqa: I001  (first: this tree's code, on a pinned numeric backend)
 
-import dataclasses
 import resource
 from pathlib import Path
 
 from _dvclive_log import LiveLogger
 from numpynet.backend import backend_provenance
-from numpynet.checkpoint import save_model
-from numpynet.cli import run_stage, stage_arguments
 from numpynet.config import load_params
 from numpynet.data.processed import read_meta, read_split, split_files
 from numpynet.log import log_to_stderr
-from numpynet.recipe import train_mlp
-from numpynet.resume import CheckpointStore, digest_files, digest_json
+from numpynet.model_folder import save_model
+from numpynet.records import DatasetRecord, ProvenanceRecord
+from numpynet.stage_entry import run_stage, stage_arguments
+from numpynet.training.checkpoints import CheckpointStore, run_fingerprint
+from numpynet.training.recipe import train_mlp
 
 
 def main() -> None:
@@ -40,16 +40,11 @@ def main() -> None:
     config = load_params(args.params).train_for(args.dataset)
     meta = read_meta(args.data)
     train_set, val_set = read_split(args.data, "train", meta), read_split(args.data, "val", meta)
-    provenance = backend_provenance()
+    backend = backend_provenance()
     code = [*(_bootstrap.PROJECT_ROOT / "src").rglob("*.py"), *Path(__file__).parent.glob("*.py")]
+    data = split_files(args.data, ("train", "val"))
     checkpoints = CheckpointStore(
-        args.checkpoint,
-        {
-            "parameters": digest_json(dataclasses.asdict(config)),
-            "code": digest_files(code, _bootstrap.PROJECT_ROOT),
-            "data": digest_files(split_files(args.data, ("train", "val"))),
-            "numeric backend": digest_json(provenance),
-        },
+        args.checkpoint, run_fingerprint(config, code, _bootstrap.PROJECT_ROOT, data, backend)
     )
     try:
         run = train_mlp(
@@ -70,16 +65,9 @@ def main() -> None:
         args.model,
         run.model,
         run.architecture,
-        provenance=provenance,
-        training=run.summary(config),
-        dataset={
-            "name": args.dataset,
-            "classes": meta.classes,
-            "image_shape": meta.image_shape,
-            "layout": meta.layout,
-            "mean": meta.mean,
-            "std": meta.std,
-        },
+        dataset=DatasetRecord.of(args.dataset, meta),
+        training=run.record(config),
+        provenance=ProvenanceRecord(**backend),
     )
     checkpoints.remove()
     # ru_maxrss is in KiB on Linux. Memory-mapped inputs count once touched: one copy at most.

@@ -9,7 +9,7 @@ nothing downstream by itself.
 
 import _bootstrap  # noqa: I001  (first: this tree's code, on a pinned numeric backend)
 
-from numpynet.cli import run_stage, stage_arguments
+from numpynet.stage_entry import run_stage, stage_arguments
 from numpynet.config import load_params
 from numpynet.files import write_text
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from numpynet.data.archive_listing import list_location
+from numpynet.data.formats.archive import list_location
 
 CONTENT = {"train/cat/1.png": b"one", "train/cat/notes.txt": b"skip me", "top.png": b"two"}
 

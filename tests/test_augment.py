@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from numpynet.augment import Augmentation, displace, elastic_distort, flip_horizontally
+from numpynet.training.augment import Augmentation, displace, elastic_distort, flip_horizontally
 
 
 def numbered_images(count=64, height=8, width=8, channels=3):

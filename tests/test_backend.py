@@ -33,7 +33,7 @@ def run_pinned(mode: str, code: str, **env: str) -> subprocess.CompletedProcess:
     """Run ``code`` in a fresh interpreter pinned to ``mode`` as the train stage pins it."""
     script = (f"import sys; sys.path.insert(0, {str(PROJECT / 'src')!r})\n"
               f"from numpynet.backend import pin_backend, finish_pinning\n"
-              f"from numpynet.cli import run_stage\n"
+              f"from numpynet.stage_entry import run_stage\n"
               f"run_stage(lambda: pin_backend({mode!r}))\n"
               f"import numpy\nrun_stage(finish_pinning)\n{code}")
     return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,

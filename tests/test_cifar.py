@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from numpynet.data.catalog import BUILTIN, RemoteFile
-from numpynet.data.cifar import (
+from numpynet.data.formats.cifar import (
     BATCH_DIR,
     META_MEMBER,
     RECORD_BYTES,
@@ -22,8 +22,8 @@ from numpynet.data.cifar import (
     TRAIN_MEMBERS,
     read_cifar10_binary,
 )
-from numpynet.data.download import download_dataset
-from numpynet.data.raw import load_raw_dataset
+from numpynet.data.fetch.download import download_dataset
+from numpynet.data.formats.load import load_raw_dataset
 from numpynet.errors import DataFormatError, DownloadError
 from helpers.synthetic import (
     CIFAR10_CLASSES,

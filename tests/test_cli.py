@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from numpynet.cli import stage_arguments
+from numpynet.stage_entry import stage_arguments
 from numpynet.errors import ConfigError
 
 

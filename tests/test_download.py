@@ -12,13 +12,9 @@ import numpy as np
 import pytest
 
 from numpynet.data.catalog import BUILTIN, DatasetSource, RemoteFile, is_url
-from numpynet.data.checksums import checksum_failure
-from numpynet.data.download import (
-    MIRROR_ENV,
-    candidate_urls,
-    download_dataset,
-    fetch_file,
-)
+from numpynet.data.fetch.checksums import checksum_failure
+from numpynet.data.fetch.download import download_dataset, fetch_file
+from numpynet.data.fetch.mirrors import MIRROR_ENV, candidate_urls
 from numpynet.errors import DownloadError
 from helpers.loopback import DROP_MID_FILE, NOT_FOUND, STALL, closed_port_url
 from helpers.synthetic import make_synthetic_idx_dataset, stored_paths, synthetic_source
@@ -502,7 +498,7 @@ def test_existing_md5_only_file_stored_as_served_is_checked_by_md5(http_server, 
 
 
 def test_a_mirror_is_a_url_or_a_folder_that_exists(tmp_path, monkeypatch):
-    from numpynet.data.download import resolve_mirror
+    from numpynet.data.fetch.mirrors import resolve_mirror
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "here").mkdir()

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from numpynet.data.catalog import BUILTIN, DatasetSource, RemoteFile
-from numpynet.data.download import download_dataset
-from numpynet.data.idx import write_idx
-from numpynet.data.raw import load_raw_dataset
+from numpynet.data.fetch.download import download_dataset
+from numpynet.data.formats.idx import write_idx
+from numpynet.data.formats.load import load_raw_dataset
 from numpynet.errors import DataFormatError, DownloadError
 from helpers.synthetic import MNIST_FILE_NAMES, make_synthetic_idx_dataset
 

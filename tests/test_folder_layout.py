@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from numpynet.data.archive_listing import ListedFile, Listing
-from numpynet.data.folder_layout import find_samples, ignored_summary, labelled, may_be_image
+from numpynet.data.formats.archive import ListedFile, Listing
+from numpynet.data.formats.image_folder import find_samples, ignored_summary, labelled, may_be_image
 from numpynet.errors import DataFormatError
 
 HERE = Path("dataset")

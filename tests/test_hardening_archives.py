@@ -31,11 +31,11 @@ from helpers.hostile_data import (
     tar_gz_with,
     zip_with,
 )
-from numpynet.data.archive_bounds import MAX_TAR_EXTENDED_HEADER_BYTES, Holdings
-from numpynet.data.archive_listing import list_location
-from numpynet.data.folder_layout import may_be_image
-from numpynet.data.image_folder import read_image_folder
-from numpynet.data.limits import MEMBER_OVERHEAD_BYTES, ReadLimits
+from numpynet.data.formats.archive import MAX_TAR_EXTENDED_HEADER_BYTES, Holdings
+from numpynet.data.formats.archive import list_location
+from numpynet.data.formats.image_folder import may_be_image
+from numpynet.data.formats.image_folder import read_image_folder
+from numpynet.data.formats.limits import MEMBER_OVERHEAD_BYTES, ReadLimits
 from numpynet.errors import DataFormatError
 
 PEAK_GOAL = 1_500_000_000  # bytes: preprocess on any hostile archive, default limits

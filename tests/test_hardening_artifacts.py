@@ -30,11 +30,12 @@ from helpers.hardening_stages import (
     write_model,
 )
 from numpynet.arrays import ArrayFileError, load_npy, load_npz
-from numpynet.checkpoint import ARCHITECTURE_FILE, DATASET_FILE, WEIGHTS_FILE, load_model
-from numpynet.console import main as numpynet_main
+from numpynet.model_folder import ARCHITECTURE_FILE, DATASET_FILE, WEIGHTS_FILE, load_model
+from numpynet.cli import main as numpynet_main
 from numpynet.errors import DataFormatError
 from numpynet.files import save_npz
-from numpynet.resume import CheckpointStore, Progress, Snapshot
+from numpynet.training.checkpoints import CheckpointStore, Snapshot
+from numpynet.training.loop import RunState
 
 HUGE = 2**40  # elements a header may declare in a file of a few bytes
 
@@ -264,7 +265,7 @@ WEIGHT_DAMAGE = {
     "absurd_input_size": (_architecture(input_size=10**11), "more than the"),
     "absurd_hidden_sizes": (_architecture(hidden_sizes=[10**9, 10**9]), "more than the"),
     "absurd_class_count": (_architecture(num_classes=2**40), "more than the"),
-    "nan_dropout": (_architecture(dropout=float("nan")), "dropout"),
+    "nan_dropout": (_architecture(dropout=float("nan")), "NaN is no JSON number"),
     "negative_size": (_architecture(input_size=-16), "input_size"),
 }
 
@@ -308,9 +309,9 @@ def saved_checkpoint(path: Path) -> Path:
     weights = {"layers.1.weight": np.ones((4, 2), np.float32)}
     optimizer = {"step": np.int64(3), "m.layers.1.weight": np.zeros((4, 2), np.float32)}
     generators = {"init": np.random.default_rng(0).bit_generator.state}
-    progress = Progress(1, [{"epoch": 1}], [0.1], [0.5], 0.5, 1, dict(weights))
-    CheckpointStore(path, FINGERPRINT, log=lambda _: None).save(
-        Snapshot(weights, optimizer, generators, progress))
+    state = RunState(1, [{"epoch": 1}], [0.1], [0.5], 0.5, 1, dict(weights))
+    CheckpointStore(path, FINGERPRINT, log=lambda _: None).write(
+        Snapshot(weights, optimizer, generators, state))
     return path
 
 

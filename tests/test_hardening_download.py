@@ -28,9 +28,9 @@ from numpynet.data.catalog import (
     DatasetSource,
     RemoteFile,
 )
-from numpynet.data.download import download_dataset, fetch_file
-from numpynet.data.gunzip import GunzipReader
-from numpynet.data.transfer import caps_for
+from numpynet.data.fetch.download import download_dataset, fetch_file
+from numpynet.data.fetch.gunzip import GunzipReader
+from numpynet.data.fetch.transport import caps_for
 from numpynet.errors import ConfigError, DownloadError
 from helpers import scripted_server as scripts
 from helpers.project import base_params, shipped_params

@@ -5,7 +5,7 @@ Category 1 (memory): images whose header declares too many pixels (PNG, GIF canv
 refused before any pixel is decoded, by ``preprocess.max_image_pixels`` and not by Pillow's
 warning; a dataset whose decoded array would pass ``preprocess.max_dataset_bytes`` is refused
 before it is allocated. Category 2 (silent corruption): one known-answer test per Pillow mode
-(see the table in :mod:`numpynet.data.image_modes`), mixed modes in one dataset, and constant
+(see the table in :mod:`numpynet.data.formats.image_modes`), mixed modes in one dataset, and constant
 images and channels through the real stage.
 """
 
@@ -31,9 +31,9 @@ from helpers.hostile_data import (
     tar_gz_with,
     tiff_declaring,
 )
-from numpynet.data.image_folder import read_image_folder
-from numpynet.data.image_modes import COLOR_MODES, GRAYSCALE_MODES, UnrepresentableImage, convert
-from numpynet.data.limits import ReadLimits
+from numpynet.data.formats.image_folder import read_image_folder
+from numpynet.data.formats.image_modes import COLOR_MODES, GRAYSCALE_MODES, UnrepresentableImage, convert
+from numpynet.data.formats.limits import ReadLimits
 from numpynet.errors import DataFormatError
 
 

@@ -19,9 +19,9 @@ import pytest
 
 from numpynet.config import parse_params
 from numpynet.config.file import read_params_file
-from numpynet.data.archive_listing import TAR_SUFFIXES, ZIP_SUFFIXES
+from numpynet.data.formats.archive import TAR_SUFFIXES, ZIP_SUFFIXES
 from numpynet.data.catalog import IMAGE_ARCHIVE_SUFFIXES, ImageFolderSource
-from numpynet.data.sources import acquire_dataset
+from numpynet.data.fetch import acquire_dataset
 from numpynet.errors import ConfigError, DownloadError, NumpynetError
 from helpers import scripted_server as scripts
 from helpers.project import base_params, shipped_params

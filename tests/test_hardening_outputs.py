@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import dataclasses
 import json
 import math
 import os
@@ -33,9 +34,10 @@ from helpers.hardening_stages import (
 )
 from helpers.synthetic import make_synthetic_idx_dataset
 from numpynet import files
-from numpynet.checkpoint import WEIGHTS_FILE, save_model
-from numpynet.cli import run_stage
-from numpynet.console import main as numpynet_main
+from numpynet.model_folder import WEIGHTS_FILE, save_model
+from numpynet.records import TrainingRecord
+from numpynet.stage_entry import run_stage
+from numpynet.cli import main as numpynet_main
 from numpynet.errors import OutputError
 from numpynet.files import (
     atomic_directory,
@@ -88,10 +90,13 @@ def test_write_json_text_is_unchanged_for_finite_values(tmp_path):
 def test_a_model_whose_training_record_holds_nan_is_not_saved(tmp_path):
     config = MLPConfig(4, (3,), 2, 0.0)
     model = build_mlp(config, np.random.default_rng(0))
-    save_model(tmp_path / "model", model, config, training={"val_loss": 0.5})
+    training = TrainingRecord(epochs=2, select_by="val_loss", selected_epoch=1, val_accuracy=0.5,
+                              val_loss=0.5)
+    save_model(tmp_path / "model", model, config, training=training)
     before = tree_bytes(tmp_path / "model")
     with pytest.raises(OutputError, match="val_loss is nan"):
-        save_model(tmp_path / "model", model, config, training={"val_loss": math.nan})
+        save_model(tmp_path / "model", model, config,
+                   training=dataclasses.replace(training, val_loss=math.nan))
     assert tree_bytes(tmp_path / "model") == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
 

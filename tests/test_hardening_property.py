@@ -33,10 +33,10 @@ from helpers.hardening_stages import run_in_process
 from helpers.project import PROJECT, base_params, write_params
 from helpers.stage_run import code_copy, run_stage
 from helpers.synthetic import cifar10_members, random_cifar10_split, tar_bytes
-from numpynet.cli import run_stage as run_stage_main
+from numpynet.stage_entry import run_stage as run_stage_main
 from numpynet.config.file import read_params_file
 from numpynet.data.catalog import IDX_FILE_NAMES
-from numpynet.data.idx import write_idx
+from numpynet.data.formats.idx import write_idx
 
 STAGES = PROJECT / "stages"
 EXAMPLES = settings(

@@ -21,9 +21,9 @@ from helpers.project import base_params, shipped_params, write_params
 from numpynet.config import load_params, parse_params
 from numpynet.config.preprocess_section import PILLOW_PIXEL_CEILING, PreprocessConfig
 from numpynet.config.rules import FEWEST_IMAGES
-from numpynet.console import main as numpynet_main
-from numpynet.data.image_decode import PILLOW_PIXEL_CEILING as DECODE_CEILING
-from numpynet.data.limits import ReadLimits
+from numpynet.cli import main as numpynet_main
+from numpynet.data.formats.image_decode import PILLOW_PIXEL_CEILING as DECODE_CEILING
+from numpynet.data.formats.limits import ReadLimits
 from numpynet.errors import ConfigError
 
 BOUNDS = ("max_file_bytes", "max_archive_bytes", "max_image_pixels", "max_dataset_bytes")

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from numpynet.data.catalog import BUILTIN
-from numpynet.data.download import download_dataset
-from numpynet.data.idx import load_idx_dataset, read_idx, write_idx
+from numpynet.data.fetch.download import download_dataset
+from numpynet.data.formats.idx import load_idx_dataset, read_idx, write_idx
 from numpynet.errors import DataFormatError
 from helpers.synthetic import make_synthetic_idx_dataset, stored_paths, synthetic_source
 

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from numpynet.data.archive_listing import UnsafeArchiveError
-from numpynet.data.image_folder import read_image_folder
+from numpynet.data.formats.archive import UnsafeArchiveError
+from numpynet.data.formats.image_folder import read_image_folder
 from numpynet.errors import DataFormatError
 
 CIFAR_JPEG = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "cifar10-jpeg.tar.gz"

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 
 from numpynet import __version__
-from numpynet.checkpoint import DATASET_FILE, save_model
-from numpynet.console import main
+from numpynet.model_folder import DATASET_FILE, save_model
+from numpynet.cli import main
 from numpynet.errors import DataFormatError
 from numpynet.model_info import describe_model
 from numpynet.nn import MLPConfig, build_mlp
+from numpynet.records import DatasetRecord, ProvenanceRecord, TrainingRecord
 
 PROVENANCE = {"blas": "scipy-openblas 0.3.31", "blas_kernel": "SkylakeX", "blas_threads": 2,
               "numeric_mode": "avx512", "numpy": "2.4.6", "numpy_simd": "X86_V4"}
@@ -25,8 +26,10 @@ def saved_model(directory, classes=("cat", "dog", "eel"), **records):
     model = build_mlp(config, np.random.default_rng(0))
     dataset = {"name": "pets", "classes": list(classes), "image_shape": [2, 2, 3],
                "layout": "NHWC", "mean": [0.5] * 3, "std": [0.2] * 3}
-    save_model(directory, model, config, **{"provenance": PROVENANCE, "training": TRAINING,
-                                            "dataset": dataset, **records})
+    records = {"provenance": PROVENANCE, "training": TRAINING, "dataset": dataset, **records}
+    save_model(directory, model, config, dataset=DatasetRecord(**records["dataset"]),
+               training=TrainingRecord(**records["training"]),
+               provenance=ProvenanceRecord(**records["provenance"]))
     return directory
 
 

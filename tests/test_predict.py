@@ -13,18 +13,19 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from numpynet.checkpoint import DATASET_FILE, save_model
-from numpynet.console import main
+from numpynet.model_folder import DATASET_FILE, save_model
+from numpynet.cli import main
 from numpynet.data.catalog import BUILTIN
-from numpynet.data.download import download_dataset
-from numpynet.data.preprocess import prepare_splits, standardize
-from numpynet.data.raw import load_raw_dataset
+from numpynet.data.fetch.download import download_dataset
+from numpynet.data.standardize import prepare_splits, standardize
+from numpynet.data.formats.load import load_raw_dataset
 from numpynet.evaluation import predict_logits
 from numpynet.nn import MLPConfig, build_mlp, learning_rate
 from numpynet.nn.loss import log_softmax
 from numpynet.predict import load_predictor, predict, prepare_images
 from numpynet.portable_math import exp
-from numpynet.training import fit, make_optimizer
+from numpynet.records import DatasetRecord
+from numpynet.training.loop import LoopSettings, RandomStreams, Reports, fit, make_optimizer
 
 MNIST_MIRROR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist"
 
@@ -43,7 +44,7 @@ def saved_model(directory, shape, classes, weight=None, hidden=(), normalization
     channels = shape[2]
     dataset = {"name": name, "classes": list(classes), "image_shape": list(shape),
                "layout": "NHWC", "mean": mean or [0.5] * channels, "std": std or [0.5] * channels}
-    save_model(directory, model, config, dataset=dataset)
+    save_model(directory, model, config, dataset=DatasetRecord(**dataset))
     return directory
 
 
@@ -261,16 +262,16 @@ def test_a_model_without_its_dataset_record_must_be_retrained(tmp_path, capsys):
 @pytest.mark.parametrize(
     "change, problem",
     [
-        ({"classes": ["a", "b"]}, "2 classes, but architecture.json has 4 outputs"),
-        ({"classes": None}, "classes: expected a list"),
+        ({"classes": ["a", "b"]}, "2 classes, but the architecture has 4 outputs"),
+        ({"classes": None}, "classes: wrong type NoneType"),
         ({"image_shape": [2, 2]}, "image_shape: expected [height, width, channels]"),
         ({"image_shape": [1, 4, 1]}, None),  # the same size is fine: the model sees 4 values
         ({"image_shape": [3, 3, 1]}, "takes 4 values"),
         ({"layout": "NCHW"}, "layout"),
-        ({"mean": [0.5, 0.5]}, "mean: expected 1 finite number(s)"),
-        ({"std": [0.0]}, "std: expected positive numbers"),
-        ({"std": ["1"]}, "std: expected 1 finite number(s)"),
-        ({"mean": [10**400]}, "mean: expected 1 finite number(s)"),
+        ({"mean": [0.5, 0.5]}, "mean, std: expected 1 finite number(s) each"),
+        ({"std": [0.0]}, "std positive"),
+        ({"std": ["1"]}, "std: item 0: wrong type str"),
+        ({"mean": [10**400]}, "mean: item 0: got 1"),
         ({"name": 3}, "name"),
     ],
 )
@@ -315,14 +316,15 @@ def test_real_mnist_digits_from_png_files(tmp_path, capsys):
     optimizer = make_optimizer("adamw", model.parameters(), momentum=0.0, nesterov=False,
                                betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
     steps = 2 * math.ceil(splits["train"][0].shape[0] / 128)
-    fit(model, optimizer, splits["train"], splits["val"], epochs=2, batch_size=128,
-        learning_rate=partial(learning_rate, base_lr=2e-3, total_steps=steps, warmup_steps=0,
-                              min_lr=0.0, kind="cosine"),
-        rng=np.random.default_rng(1), show_progress=False)
+    schedule = partial(learning_rate, base_lr=2e-3, total_steps=steps, warmup_steps=0,
+                       min_lr=0.0, kind="cosine")
+    fit(model, optimizer, splits["train"], splits["val"],
+        LoopSettings(epochs=2, batch_size=128, learning_rate=schedule),
+        RandomStreams(np.random.default_rng(1)), reports=Reports(show_progress=False))
     model_dir = tmp_path / "models" / "mnist"
-    save_model(model_dir, model, config, dataset={
-        "name": "mnist", "classes": raw.classes, "image_shape": [28, 28, 1], "layout": "NHWC",
-        "mean": mean.tolist(), "std": std.tolist()})
+    save_model(model_dir, model, config, dataset=DatasetRecord(
+        name="mnist", classes=raw.classes, image_shape=[28, 28, 1], mean=mean.tolist(),
+        std=std.tolist()))
 
     x_test, y_test = splits["test"]
     paths = [write_image(tmp_path / f"{i:03d}.png", digit)

@@ -7,8 +7,8 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from numpynet.data import preprocess
-from numpynet.data.preprocess import channel_statistics, plan_splits, prepare_splits, standardize
+from numpynet.data import standardize as preprocess
+from numpynet.data.standardize import channel_statistics, plan_splits, prepare_splits, standardize
 from numpynet.data.processed import write_processed
 
 

@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 
 from numpynet.data.catalog import BUILTIN
-from numpynet.data.download import download_dataset
-from numpynet.data.preprocess import prepare_splits
-from numpynet.data.raw import load_raw_dataset
+from numpynet.data.fetch.download import download_dataset
+from numpynet.data.standardize import prepare_splits
+from numpynet.data.formats.load import load_raw_dataset
 from numpynet.evaluation import confusion_matrix, evaluate_model, per_class_accuracy, predict_logits
 from numpynet.nn import MLPConfig, build_mlp, learning_rate
-from numpynet.training import fit, make_optimizer
+from numpynet.training.loop import LoopSettings, RandomStreams, Reports, fit, make_optimizer
 
 MIRROR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist"
 
@@ -66,17 +66,15 @@ def test_mlp_reaches_97_percent_on_real_mnist(tmp_path):
     steps_per_epoch = math.ceil(x_train.shape[0] / BATCH_SIZE)
     schedule = partial(learning_rate, base_lr=1e-3, total_steps=EPOCHS * steps_per_epoch,
                        warmup_steps=0, min_lr=0.0, kind="cosine")
-    history, _ = fit(
+    history = fit(
         model,
         optimizer,
         (x_train, y_train),
         (x_val, y_val),
-        epochs=EPOCHS,
-        batch_size=BATCH_SIZE,
-        learning_rate=schedule,
-        rng=shuffle_rng,
-        show_progress=False,
-    )
+        LoopSettings(epochs=EPOCHS, batch_size=BATCH_SIZE, learning_rate=schedule),
+        RandomStreams(shuffle=shuffle_rng),
+        reports=Reports(show_progress=False),
+    ).history
 
     test_loss, test_accuracy = evaluate_model(
         model, x_test, y_test, batch_size=1000

@@ -9,11 +9,11 @@ import pytest
 
 from helpers.project import base_params
 from numpynet.config import parse_params
-from numpynet.data.processed import DatasetMeta
 from numpynet.errors import ConfigError
 from numpynet.evaluation import loss_and_accuracy, predict_logits
-from numpynet.recipe import train_mlp
-from numpynet.whitening import MAX_WHITENED_VALUES
+from numpynet.records import ProcessedMeta, TrainingRecord
+from numpynet.training.recipe import train_mlp
+from numpynet.training.whitening import MAX_WHITENED_VALUES
 
 
 def recipe(**changes):
@@ -32,9 +32,9 @@ def colour_blobs(count, seed, shape=(4, 4, 3)):
 
 
 def meta(shape=(4, 4, 3)):
-    return DatasetMeta(classes=["a", "b", "c"], image_shape=list(shape),
-                       sizes={"train": 300, "val": 90}, mean=[0.5] * shape[2],
-                       std=[0.25] * shape[2])
+    return ProcessedMeta(classes=["a", "b", "c"], image_shape=list(shape),
+                         sizes={"train": 300, "val": 90}, mean=[0.5] * shape[2],
+                         std=[0.25] * shape[2])
 
 
 def test_whitened_flipped_colour_run_saves_a_model_that_takes_the_stored_images():
@@ -47,7 +47,9 @@ def test_whitened_flipped_colour_run_saves_a_model_that_takes_the_stored_images(
     _, accuracy = loss_and_accuracy(predict_logits(run.model, val_set[0], 50), val_set[1])
     assert abs(accuracy - logged) <= 1 / 90  # folded whitening: the same model on raw images
     assert accuracy > 0.6
-    assert run.summary(config)["selected_epoch"] == run.selected_epoch
+    record = run.record(config)
+    assert isinstance(record, TrainingRecord)
+    assert record.selected_epoch == run.selected_epoch
 
 
 def test_augmentation_draws_from_its_own_stream_and_leaves_the_batch_order_alone():

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass, replace
+
 import numpy as np
 import pytest
 
-from numpynet.resume import CheckpointStore, Progress, Snapshot, digest_files
-from numpynet.recipe import train_mlp
+from numpynet.training.checkpoints import (
+    CheckpointStore,
+    Snapshot,
+    digest_files,
+    run_fingerprint,
+)
+from numpynet.training.loop import RunState
+from numpynet.training.recipe import train_mlp
 from test_recipe import colour_blobs, meta, recipe
 
 FINGERPRINT = {"parameters": "p1", "code": "c1", "data": "d1"}
@@ -65,13 +74,14 @@ def test_a_run_continued_from_its_checkpoint_ends_with_the_uninterrupted_bytes(
     store = CheckpointStore(tmp_path / "run.npz", FINGERPRINT, log=lambda line: None)
     with pytest.raises(Stop):
         train(store, Recorder(), log=stop_after(stopped_after))
-    assert store.load().progress.epochs_done == stopped_after
+    assert store.load().state.epochs_done == stopped_after
 
-    messages, resumed_log = [], Recorder()
-    store.log = messages.append
+    messages, store_messages, resumed_log = [], [], Recorder()
+    store.log = store_messages.append
     resumed = train(store, resumed_log, log=messages.append)
 
-    assert f"resuming after epoch {stopped_after}" in messages[0]
+    # The store that restored the run says so, in its own log.
+    assert f"resuming after epoch {stopped_after}" in store_messages[0]
     assert state_bytes(resumed) == state_bytes(whole)
     assert resumed.history == whole.history
     assert resumed.selected_epoch == whole.selected_epoch
@@ -95,7 +105,7 @@ def test_a_checkpoint_of_other_parameters_is_discarded_naming_what_changed(tmp_p
 def test_a_damaged_checkpoint_is_discarded_not_a_crash(tmp_path, damage):
     path = tmp_path / "run.npz"
     store = CheckpointStore(path, FINGERPRINT, log=lambda line: None)
-    store.save(Snapshot({"w": np.ones(3, np.float32)}, {"step": np.int64(3)}, {}, Progress()))
+    store.write(Snapshot({"w": np.ones(3, np.float32)}, {"step": np.int64(3)}, {}, RunState()))
     path.write_bytes(path.read_bytes()[:100] if damage is None else damage)
     messages = []
     store.log = messages.append
@@ -105,23 +115,23 @@ def test_a_damaged_checkpoint_is_discarded_not_a_crash(tmp_path, damage):
 
 
 def test_save_and_load_round_trip_every_part(tmp_path):
-    progress = Progress(epochs_done=2, history=[{"epoch": 1, "lr": 0.1}, {"epoch": 2, "lr": 0.2}],
-                        step_lr=[0.1, 0.2], step_loss=[2.5, 1.25], best_score=0.5, best_epoch=1,
-                        best_state={"0.weight": np.arange(6, dtype=np.float32).reshape(2, 3)})
+    state = RunState(epochs_done=2, history=[{"epoch": 1, "lr": 0.1}, {"epoch": 2, "lr": 0.2}],
+                     step_lr=[0.1, 0.2], step_loss=[2.5, 1.25], best_score=0.5, best_epoch=1,
+                     best_state={"0.weight": np.arange(6, dtype=np.float32).reshape(2, 3)})
     rng = np.random.default_rng(7)
     rng.random(5)
     snapshot = Snapshot({"0.weight": np.ones((2, 3), np.float32)},
                         {"step": np.int64(4), "exp_avg.0.weight": np.zeros((2, 3), np.float32)},
-                        {"shuffle": rng.bit_generator.state}, progress)
+                        {"shuffle": rng.bit_generator.state}, state)
     store = CheckpointStore(tmp_path / "run.npz", FINGERPRINT)
-    store.save(snapshot)
+    store.write(snapshot)
     loaded = store.load()
-    assert loaded.progress.history == progress.history
-    assert loaded.progress.step_lr == progress.step_lr
-    assert loaded.progress.step_loss == progress.step_loss
-    assert (loaded.progress.best_score, loaded.progress.best_epoch) == (0.5, 1)
-    np.testing.assert_array_equal(loaded.progress.best_state["0.weight"],
-                                  progress.best_state["0.weight"])
+    assert loaded.state.history == state.history
+    assert loaded.state.step_lr == state.step_lr
+    assert loaded.state.step_loss == state.step_loss
+    assert (loaded.state.best_score, loaded.state.best_epoch) == (0.5, 1)
+    np.testing.assert_array_equal(loaded.state.best_state["0.weight"],
+                                  state.best_state["0.weight"])
     assert int(loaded.optimizer["step"]) == 4
     restored = np.random.default_rng(0)
     restored.bit_generator.state = loaded.generators["shuffle"]
@@ -137,3 +147,51 @@ def test_file_digests_see_names_and_contents(tmp_path):
     assert digest_files([tmp_path / "b", tmp_path / "a"], tmp_path) == first  # order-free
     (tmp_path / "b").write_bytes(b"3")
     assert digest_files([tmp_path / "a", tmp_path / "b"], tmp_path) != first
+
+
+@dataclass(frozen=True)
+class Settings:
+    lr: float = 0.1
+    hidden_sizes: tuple[int, ...] = (16,)
+
+
+def test_run_fingerprint_has_four_digests_each_following_its_own_input(tmp_path):
+    code_root = tmp_path / "project"
+    (code_root / "src").mkdir(parents=True)
+    code = [code_root / "src" / "a.py", code_root / "src" / "b.py"]
+    code[0].write_text("x = 1\n")
+    code[1].write_text("y = 2\n")
+    data = [tmp_path / "train.npy", tmp_path / "val.npy"]
+    data[0].write_bytes(b"train")
+    data[1].write_bytes(b"val")
+    backend = {"numeric_mode": "exact", "numpy": "2.0.0"}
+
+    def fingerprint(settings=Settings(), backend=backend):
+        return run_fingerprint(settings, code, code_root, data, backend)
+
+    first = fingerprint()
+    assert list(first) == ["parameters", "code", "data", "numeric backend"]
+    assert all(re.fullmatch(r"[0-9a-f]{64}", digest) for digest in first.values()), first
+    assert len(set(first.values())) == 4
+    assert fingerprint() == first  # the same run, the same fingerprint
+
+    def changed(fingerprint):
+        return sorted(part for part in first if fingerprint[part] != first[part])
+
+    assert changed(fingerprint(replace(Settings(), lr=0.2))) == ["parameters"]
+    assert changed(fingerprint(backend={**backend, "numpy": "2.1.0"})) == ["numeric backend"]
+    code[1].write_text("y = 3\n")
+    assert changed(fingerprint()) == ["code"]
+    code[1].write_text("y = 2\n")
+    assert fingerprint() == first
+    data[1].write_bytes(b"VAL")
+    assert changed(fingerprint()) == ["data"]
+
+    # Code files are named relative to the code root: the same tree elsewhere is the same code.
+    moved_root = tmp_path / "elsewhere"
+    (moved_root / "src").mkdir(parents=True)
+    moved = [moved_root / "src" / path.name for path in code]
+    for source, target in zip(code, moved):
+        target.write_bytes(source.read_bytes())
+    elsewhere = run_fingerprint(Settings(), moved, moved_root, data, backend)
+    assert elsewhere["code"] == fingerprint()["code"]

@@ -20,13 +20,14 @@ SRC = PROJECT / "src"
 FETCH_ONLY = {
     "src/numpynet/__init__.py",
     "src/numpynet/backend.py",
-    "src/numpynet/cli.py",
+    "src/numpynet/stage_entry.py",
     "src/numpynet/errors.py",
     "src/numpynet/files.py",
     "src/numpynet/log.py",
     "src/numpynet/data/__init__.py",
-    "src/numpynet/data/download.py",
-    "src/numpynet/data/transfer.py",
+    "src/numpynet/data/fetch/download.py",
+    "src/numpynet/data/fetch/mirrors.py",
+    "src/numpynet/data/fetch/transport.py",
 }
 
 

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 
 from helpers.project import base_params, dvc_environment, make_project
-from numpynet.checkpoint import load_model
+from numpynet.model_folder import load_model
 from numpynet.data.processed import read_split, write_processed
 from numpynet.evaluation import loss_and_accuracy, predict_logits
 
@@ -51,7 +51,7 @@ def test_train_stage_selects_on_validation_and_needs_no_test_split(tmp_path):
     assert training["val_accuracy"] == max(accuracies)
     # The whitening folded into the first layer: the saved model takes the stored images as they
     # are and scores what the kept epoch logged (up to a prediction that rounding may tip).
-    model, _ = load_model(repo / "models" / NAME)
+    model = load_model(repo / "models" / NAME).model
     x_val, y_val = read_split(repo / "data" / "processed" / NAME, "val")
     _, accuracy = loss_and_accuracy(predict_logits(model, x_val, 100), y_val)
     assert abs(accuracy - training["val_accuracy"]) <= 1 / 60

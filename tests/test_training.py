@@ -9,7 +9,15 @@ import pytest
 from numpynet.errors import TrainingDiverged
 from numpynet.evaluation import loss_and_accuracy, predict_logits
 from numpynet.nn import MLPConfig, build_mlp, learning_rate
-from numpynet.training import LOG_COLUMNS, fit, make_optimizer
+from numpynet.training.loop import (
+    LOG_COLUMNS,
+    LoopSettings,
+    RandomStreams,
+    Reports,
+    RunState,
+    fit,
+    make_optimizer,
+)
 from numpynet.matmul import exact_products
 
 NUM_CLASSES = 10
@@ -71,20 +79,18 @@ def train(optimizer_name="adamw", *, epochs=4, batch_size=64, init_seed=0, shuff
         min_lr=0.0,
         kind=schedule,
     )
-    history, _ = fit(
+    state = fit(
         model,
         optimizer,
         train_set,
         val_set,
-        epochs=epochs,
-        batch_size=batch_size,
-        learning_rate=schedule_fn,
-        rng=np.random.default_rng(shuffle_seed),
-        eval_batch_size=128,
-        show_progress=False,
-        log=log or (lambda line: None),
+        LoopSettings(epochs=epochs, batch_size=batch_size, learning_rate=schedule_fn,
+                     eval_batch_size=128),
+        RandomStreams(shuffle=np.random.default_rng(shuffle_seed)),
+        reports=Reports(log=log or (lambda line: None), show_progress=False),
     )
-    return model, optimizer, history, (train_set, val_set)
+    assert isinstance(state, RunState)
+    return model, optimizer, state.history, (train_set, val_set)
 
 
 @pytest.mark.parametrize("optimizer_name", ["adamw", "sgd"])
@@ -160,8 +166,10 @@ def test_the_log_defaults_to_stderr_and_stdout_stays_empty(capsys):
     model = mlp([4], dropout=0.0, seed=0)
     optimizer = make_optimizer("sgd", model.parameters(), momentum=0.0, nesterov=False,
                                betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
-    fit(model, optimizer, (x_train, y_train), val_set, epochs=1, batch_size=40,
-        learning_rate=lambda step: 1e-3, rng=np.random.default_rng(0), show_progress=False)
+    fit(model, optimizer, (x_train, y_train), val_set,
+        LoopSettings(epochs=1, batch_size=40, learning_rate=lambda step: 1e-3),
+        RandomStreams(shuffle=np.random.default_rng(0)),
+        reports=Reports(show_progress=False))
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.startswith("epoch   1/1  lr 1.00e-03  train loss ")
@@ -224,9 +232,10 @@ def test_every_sample_is_used_each_epoch_including_the_partial_last_batch():
     model = RecordingModel(inner)
     optimizer = make_optimizer("sgd", inner.parameters(), momentum=0.0, nesterov=False,
                                betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
-    fit(model, optimizer, (x, y), (x, y), epochs=epochs, batch_size=batch_size,
-        learning_rate=lambda step: 1e-3, rng=np.random.default_rng(0), show_progress=False,
-        log=lambda line: None)
+    fit(model, optimizer, (x, y), (x, y),
+        LoopSettings(epochs=epochs, batch_size=batch_size, learning_rate=lambda step: 1e-3),
+        RandomStreams(shuffle=np.random.default_rng(0)),
+        reports=Reports(log=lambda line: None, show_progress=False))
     assert [len(batch) for batch in model.seen] == [4, 4, 2] * epochs
     assert optimizer.step_count == 3 * epochs
     for epoch in range(epochs):
@@ -245,9 +254,10 @@ def test_train_metrics_average_over_every_sample():
                                betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
     # Batches of 16 against one of 77: the same bits only where the mode promises it (exact).
     with exact_products():
-        history, _ = fit(model, optimizer, (x_train, y_train), val_set, epochs=1, batch_size=16,
-                         learning_rate=lambda step: 0.0, rng=np.random.default_rng(0),
-                         show_progress=False, log=lambda line: None)
+        history = fit(model, optimizer, (x_train, y_train), val_set,
+                      LoopSettings(epochs=1, batch_size=16, learning_rate=lambda step: 0.0),
+                      RandomStreams(shuffle=np.random.default_rng(0)),
+                      reports=Reports(log=lambda line: None, show_progress=False)).history
         loss, accuracy = loss_and_accuracy(model.forward(x_train, training=False), y_train)
     for name, value in model.state_dict().items():
         np.testing.assert_array_equal(value, before[name])
@@ -264,13 +274,15 @@ def _train_then_wreck(select_by, epochs=4):
                                betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
     steps = -(-train_set[0].shape[0] // 64)
     lines = []
-    history, selected = fit(
-        model, optimizer, train_set, val_set, epochs=epochs, batch_size=64,
-        learning_rate=lambda step: 0.05 if step < (epochs - 1) * steps else -0.2,
-        rng=np.random.default_rng(0), select_by=select_by, show_progress=False,
-        log=lines.append,
+    state = fit(
+        model, optimizer, train_set, val_set,
+        LoopSettings(epochs=epochs, batch_size=64,
+                     learning_rate=lambda step: 0.05 if step < (epochs - 1) * steps else -0.2,
+                     select_by=select_by),
+        RandomStreams(shuffle=np.random.default_rng(0)),
+        reports=Reports(log=lines.append, show_progress=False),
     )
-    return model, history, selected, val_set, lines
+    return model, state.history, state.kept_epoch, val_set, lines
 
 
 @pytest.mark.parametrize("select_by, column, best", [("val_accuracy", "val_accuracy", max),
@@ -296,6 +308,12 @@ def test_selecting_the_last_epoch_keeps_the_final_weights():
     assert accuracy == history[-1]["val_accuracy"]
 
 
+def test_an_unknown_selection_rule_is_refused_when_the_settings_are_built():
+    # Before any work: the loop's settings cannot hold a rule the loop does not know.
+    with pytest.raises(ValueError, match=r"select_by must be 'val_accuracy', 'val_loss' or 'last'"):
+        LoopSettings(epochs=1, batch_size=1, learning_rate=lambda step: 0.0, select_by="best")
+
+
 def test_selection_restores_normalization_statistics_too():
     train_set, val_set = split()
     config = MLPConfig(DIM, (32,), NUM_CLASSES, 0.0, normalization="batch")
@@ -303,19 +321,22 @@ def test_selection_restores_normalization_statistics_too():
     optimizer = make_optimizer("sgd", model.parameters(), momentum=0.0, nesterov=False,
                                betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
     steps = -(-train_set[0].shape[0] // 64)
-    history, selected = fit(
-        model, optimizer, train_set, val_set, epochs=3, batch_size=64,
-        learning_rate=lambda step: 0.05 if step < 2 * steps else -0.2,
-        rng=np.random.default_rng(0), select_by="val_loss", show_progress=False,
-        log=lambda line: None,
+    state = fit(
+        model, optimizer, train_set, val_set,
+        LoopSettings(epochs=3, batch_size=64,
+                     learning_rate=lambda step: 0.05 if step < 2 * steps else -0.2,
+                     select_by="val_loss"),
+        RandomStreams(shuffle=np.random.default_rng(0)),
+        reports=Reports(log=lambda line: None, show_progress=False),
     )
+    history, selected = state.history, state.kept_epoch
     assert selected < 3
     loss, _ = loss_and_accuracy(predict_logits(model, val_set[0], 1000), val_set[1])
     assert loss == pytest.approx(history[selected - 1]["val_loss"], rel=1e-12)
 
 
 def test_augmentation_and_label_smoothing_reach_the_loop():
-    from numpynet.augment import Augmentation
+    from numpynet.training.augment import Augmentation
 
     # Images (N, H, W, C): the flip moves values between columns, so a recording model sees it.
     rng = np.random.default_rng(0)
@@ -327,10 +348,11 @@ def test_augmentation_and_label_smoothing_reach_the_loop():
         model = RecordingModel(mlp([4], dropout=0.0, seed=0, input_size=6, num_classes=2))
         optimizer = make_optimizer("sgd", model.model.parameters(), momentum=0.0,
                                    nesterov=False, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
-        history, _ = fit(model, optimizer, (x, y), (x.reshape(40, -1)[:, :6].reshape(x.shape), y),
-                         epochs=1, batch_size=40, learning_rate=lambda step: 0.0,
-                         rng=np.random.default_rng(1), augmentation=augmentation,
-                         label_smoothing=smoothing, show_progress=False, log=lambda line: None)
+        history = fit(model, optimizer, (x, y), (x.reshape(40, -1)[:, :6].reshape(x.shape), y),
+                      LoopSettings(epochs=1, batch_size=40, learning_rate=lambda step: 0.0,
+                                   augmentation=augmentation, label_smoothing=smoothing),
+                      RandomStreams(shuffle=np.random.default_rng(1)),
+                      reports=Reports(log=lambda line: None, show_progress=False)).history
         runs.append((np.concatenate(model.seen), history[0]["train_loss"]))
     (plain, plain_loss), (flipped, flipped_loss), (_, smoothed_loss) = runs
     assert not np.array_equal(plain, flipped)  # the flip changed what the model saw
@@ -348,8 +370,9 @@ def test_a_last_batch_of_one_sample_joins_the_batch_before():
     model = RecordingModel(inner)
     optimizer = make_optimizer("sgd", inner.parameters(), momentum=0.0, nesterov=False,
                                betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
-    fit(model, optimizer, (x, y), (x, y), epochs=2, batch_size=batch_size,
-        learning_rate=lambda step: 1e-3, rng=np.random.default_rng(0), show_progress=False,
-        log=lambda line: None)
+    fit(model, optimizer, (x, y), (x, y),
+        LoopSettings(epochs=2, batch_size=batch_size, learning_rate=lambda step: 1e-3),
+        RandomStreams(shuffle=np.random.default_rng(0)),
+        reports=Reports(log=lambda line: None, show_progress=False))
     assert [len(batch) for batch in model.seen] == [4, 5] * 2
     assert optimizer.step_count == 4

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import numpynet.whitening as whitening
+import numpynet.training.whitening as whitening
 from numpynet.nn.layers import Linear
 from numpynet.matmul import exact_products
-from numpynet.whitening import fold_whitening, inverse_square_root, whiten, zca_whitening
+from numpynet.training.whitening import fold_whitening, inverse_square_root, whiten, zca_whitening
 
 
 def correlated_images(count=3000, seed=0):

@@ -1,97 +1,99 @@
-"""Command-line plumbing shared by the stages and the ``numpynet`` command: arguments, paths,
-and turning a user-facing error into a message and an exit code.
+"""The ``numpynet`` console command: ``check``, ``info``, ``predict`` and ``--version``.
 
-Imported before NumPy is loaded (see stages/_bootstrap.py), so nothing here may import it.
+Kept apart from :mod:`numpynet.stage_entry`, which every stage imports, so that the commands' imports
+(the model loader and all it needs) are no stage's dependency.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import sys
-from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from numpynet.config import check_dataset_name
-from numpynet.errors import ConfigError, NumpynetError, environment_message
+from numpynet import __version__
+from numpynet.stage_entry import run_stage
+from numpynet.config import load_params
+from numpynet.model_info import describe_model
+from numpynet.predict import format_json, format_text, predict
 
-EXIT_USER_ERROR = 2
+
+def _check_params(args: argparse.Namespace) -> None:
+    params = load_params(args.params)
+    print(f"{args.params} is valid; datasets: {', '.join(params.datasets)}")
 
 
-def stage_arguments(
-    description: str,
-    project_root: Path,
-    inputs: Sequence[str] = (),
-    outputs: Sequence[str] = (),
-    dataset: bool = True,
-    argv: list[str] | None = None,
-) -> argparse.Namespace:
-    """Parse a stage's arguments: a dataset name, ``--params`` and its paths, from dvc.yaml.
+def _show_model(args: argparse.Namespace) -> None:
+    print("\n".join(describe_model(args.model, args.metrics)))
 
-    Each name in ``inputs`` and ``outputs`` becomes a required ``--<name>`` path option. The
-    dataset name must match the pattern params validation enforces, and every output must lie
-    inside ``project_root``: a stage never writes, or replaces, anything outside the project.
-    """
-    parser = argparse.ArgumentParser(description=description)
-    if dataset:
-        parser.add_argument("dataset", help="a dataset configured under 'datasets:' in params.yaml")
-    parser.add_argument("--params", default="params.yaml", help="the parameters file")
-    for name in (*inputs, *outputs):
-        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=Path, required=True)
+
+def _predict(args: argparse.Namespace) -> None:
+    predictions = predict(args.images, args.model, args.top_k)
+    print(format_json(predictions) if args.json else format_text(predictions))
+
+
+_PREDICT_DESCRIPTION = """\
+Classify image files with a trained model: print each image's most probable classes.
+
+Images are converted the way preprocessing converts an image folder: to grayscale or RGB as
+the model was trained (an alpha channel is dropped, a palette becomes its colours), resized with
+bilinear resampling to the training size, pixels taken as stored (no EXIF rotation), then
+standardized with the training set's mean and std. Only the model folder is read, not data/.
+Models trained on MNIST-style data expect white digits on a black background: invert
+black-on-white scans first. Trained with label smoothing (the default recipe), a model's top
+probability stays near 90% even when it is sure.
+
+Every image is checked before anything is printed: a missing file, a folder or a file Pillow
+cannot decode stops the command with its name."""
+
+
+_DESCRIPTION = """\
+numpynet trains multilayer perceptrons written in plain NumPy, through a DVC pipeline.
+Run the pipeline with `dvc repro` (see README.md); these commands help around it."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``numpynet`` console command."""
+    parser = argparse.ArgumentParser(prog="numpynet", description=_DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"numpynet {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    check = commands.add_parser(
+        "check",
+        help="check params.yaml and list every problem, without running anything",
+        description="Check params.yaml as every stage does before it starts: unknown keys, "
+        "wrong types, out-of-range values and inconsistent settings, all listed at once.",
+    )
+    check.add_argument("--params", default="params.yaml", help="the file (default: %(default)s)")
+    check.set_defaults(handler=_check_params)
+    info = commands.add_parser(
+        "info",
+        help="describe a trained model: network, size, data, training, backend, test scores",
+        description="Describe the model the train stage saved in MODEL (models/<dataset>): its "
+        "network and parameter count, the data it was trained on, the epoch it kept, the BLAS "
+        "kernel that computed it and, when metrics/<dataset>.json exists, its test scores.",
+    )
+    info.add_argument("model", type=Path, metavar="MODEL", help="a model folder, e.g. models/mnist")
+    info.add_argument(
+        "--metrics", type=Path, help="a metrics JSON (default: metrics/<dataset>.json)"
+    )
+    info.set_defaults(handler=_show_model)
+    predict_command = commands.add_parser(
+        "predict",
+        help="classify image files with a trained model",
+        description=_PREDICT_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    predict_command.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    predict_command.add_argument(
+        "--model", type=Path, metavar="MODEL",
+        help="a model folder, e.g. models/mnist (default: the only model under models/)",
+    )
+    predict_command.add_argument(
+        "--top-k", type=int, metavar="K",
+        help="how many classes to show per image, 1 to the number of classes (default: 3)",
+    )
+    predict_command.add_argument(
+        "--json", action="store_true",
+        help='print a JSON list of {"image", "predictions": [{"class", "probability"}]}',
+    )
+    predict_command.set_defaults(handler=_predict)
     args = parser.parse_args(argv)
-    if dataset:
-        check_dataset_name(args.dataset)
-    # Lexically, not through symlinks: a data/ folder linked to another disk is still inside.
-    root = os.path.abspath(project_root)
-    for name in outputs:
-        path = os.path.abspath(getattr(args, name))
-        if os.path.commonpath([root, path]) != root or path == root:
-            raise ConfigError(
-                f"--{name.replace('_', '-')} {getattr(args, name)}: outputs must lie inside the "
-                f"project ({root}); pass a path below it, as dvc.yaml does"
-            )
-    return args
-
-
-def run_stage(main: Callable[[], None], name: str | None = None) -> None:
-    """Run a stage; turn a user-facing error into a one-paragraph message and exit code 2.
-
-    User-facing are :class:`NumpynetError`, an ``OSError`` of the machine (full disk, quota,
-    read-only or forbidden file: see :func:`numpynet.errors.environment_problem`) and
-    ``MemoryError`` (an input too large, or a damaged one declaring a huge size). Any other
-    exception is a bug and keeps its traceback. ``name`` is what the message calls the command;
-    by default the stage and dataset from the command line (``train@mnist``).
-    """
-    try:
-        main()
-    except NumpynetError as error:
-        _fail(str(error))
-    except KeyboardInterrupt:
-        print("interrupted: nothing was written", file=sys.stderr)
-        sys.exit(130)
-    except MemoryError as error:
-        # NumPy's own text says how much it asked for: "Unable to allocate 4.00 TiB for ...".
-        detail = f" ({error})" if str(error) else ""
-        _fail(
-            f"{name or _command_name()} ran out of memory{detail}: an input is larger than this "
-            f"machine's free memory, or damaged so that it declares a huge size; check the "
-            f"inputs it reads (rerun the stages that write them) or run it where more memory is "
-            f"free"
-        )
-    except OSError as error:
-        message = environment_message(error)
-        if message is None:
-            raise
-        _fail(f"{name or _command_name()}: {message}, then run it again")
-
-
-def _fail(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(EXIT_USER_ERROR)
-
-
-def _command_name() -> str:
-    """``train@mnist`` for ``stages/train.py mnist ...``; the script's name without a dataset."""
-    script = Path(sys.argv[0]).stem if sys.argv and sys.argv[0] else "numpynet"
-    first = sys.argv[1] if len(sys.argv) > 1 else ""
-    return f"{script}@{first}" if first and not first.startswith("-") else script
+    run_stage(lambda: args.handler(args), name=f"numpynet {args.command}")

@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from numpynet.augment import flip_horizontally
 from numpynet.errors import DataFormatError
 from numpynet.nn.loss import log_softmax
+from numpynet.training.augment import flip_horizontally
 
 if TYPE_CHECKING:
-    from numpynet.data.processed import DatasetMeta
-    from numpynet.nn.model import MLPConfig
+    from numpynet.model_folder import SavedModel
+    from numpynet.records import ProcessedMeta
 
 
 def predict_logits(
@@ -71,36 +71,32 @@ def _listed(classes) -> str:
 
 
 def check_model_fits_data(
-    model_dir: Path | str, config: MLPConfig, record: dict, data_dir: Path | str,
-    meta: DatasetMeta,
+    model_dir: Path | str, saved: SavedModel, data_dir: Path | str, meta: ProcessedMeta
 ) -> None:
-    """Raise :class:`DataFormatError` naming both sides when the model in ``model_dir`` (its
-    ``config`` and ``dataset.json`` ``record``, {} for a model saved without one) does not take
-    the dataset in ``data_dir`` (``meta``): another input size, image shape, class count, class
-    names or standardization. Scoring it anyway would fail deep in a matrix product, or worse,
-    give a number that means nothing."""
+    """Raise :class:`DataFormatError` naming both sides when the model saved in ``model_dir``
+    does not take the dataset in ``data_dir`` (``meta``): another input size, image shape, class
+    count, class names or standardization. Scoring it anyway would fail deep in a matrix product,
+    or worse, give a number that means nothing. A model saved without ``dataset.json`` is checked
+    on its architecture alone."""
+    config, record = saved.config, saved.dataset
     values = math.prod(meta.image_shape)
     differ = []
-    if config.input_size != values or record.get("image_shape", meta.image_shape) != (
-        meta.image_shape
-    ):
+    if config.input_size != values or (record and record.image_shape != meta.image_shape):
         differ.append("input shape")
     if config.num_classes != len(meta.classes):
         differ.append("number of classes")
-    elif record.get("classes", meta.classes) != meta.classes:
+    elif record and record.classes != meta.classes:
         differ.append("class names")
-    if (record.get("mean", meta.mean), record.get("std", meta.std)) != (meta.mean, meta.std):
+    if record and (record.mean, record.std) != (meta.mean, meta.std):
         differ.append("standardization (mean, std)")
     if not differ:
         return
-    shape = record.get("image_shape")
-    takes = f"{'x'.join(map(str, shape))} images, " if isinstance(shape, list) else ""
-    names = f" {_listed(record['classes'])}" if isinstance(record.get("classes"), list) else ""
+    takes = f"{'x'.join(map(str, record.image_shape))} images, " if record else ""
+    names = f" {_listed(record.classes)}" if record else ""
     scaled = ""
     if differ[-1].startswith("standardization"):
-        # .get: a hand-edited record may hold one of the two.
-        scaled = (f"; the model's inputs were standardized with mean {record.get('mean')}, std "
-                  f"{record.get('std')}, the data's with mean {meta.mean}, std {meta.std}")
+        scaled = (f"; the model's inputs were standardized with mean {record.mean}, std "
+                  f"{record.std}, the data's with mean {meta.mean}, std {meta.std}")
     verb = "differ" if len(differ) > 1 else "differs"
     raise DataFormatError(
         f"the model in {model_dir} does not fit the data in {data_dir} ({', '.join(differ)} "

@@ -30,7 +30,7 @@ from numpynet.errors import OutputError, write_failure
 # A fixed timestamp makes zip archives byte-identical across runs.
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 # What follows ".<name>." in the temporary names of a destination <name>: ours (below) and the
-# download's partial files (numpynet.data.download). Exactly 12 lowercase hex digits, as
+# download's partial files (numpynet.data.fetch.download). Exactly 12 lowercase hex digits, as
 # secrets.token_hex(6) gives: nothing a person would name a file by accident.
 _TAIL = r"[0-9a-f]{12}\.tmp|part-[0-9a-f]{12}"
 _LEFTOVER_TAIL = re.compile(_TAIL)

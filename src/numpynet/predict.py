@@ -3,9 +3,9 @@
 A model folder written by the train stage records what its inputs went through
 (``dataset.json``: class names, image shape, per-channel mean and std), so images are turned into
 the model's input here exactly as preprocessing turns an image folder's images into the
-dataset: decoded by :func:`numpynet.data.image_decode.decode_images` (converted to grayscale or
+dataset: decoded by :func:`numpynet.data.formats.image_decode.decode_images` (converted to grayscale or
 RGB, an alpha channel dropped, resized bilinearly to the training size, pixels taken as stored,
-without EXIF rotation), then standardized by :func:`numpynet.data.preprocess.standardize`, the
+without EXIF rotation), then standardized by :func:`numpynet.data.standardize.standardize`, the
 same float32 arithmetic, so an image saved from a processed dataset gives its processed values
 bit for bit. Nothing under ``data/`` is read.
 
@@ -16,28 +16,20 @@ whole call, naming it, and nothing is printed for the others.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from numpynet.checkpoint import (
-    ARCHITECTURE_FILE,
-    DATASET_FILE,
-    TRAINING_FILE,
-    load_model,
-    read_record,
-)
-from numpynet.config.fields import is_int, is_number
-from numpynet.data.archive_listing import ListedFile
-from numpynet.data.image_decode import decode_images
-from numpynet.data.limits import PILLOW_PIXEL_CEILING, ReadLimits
-from numpynet.data.preprocess import standardize
+from numpynet.data.formats.archive import ListedFile
+from numpynet.data.formats.image_decode import decode_images
+from numpynet.data.formats.limits import PILLOW_PIXEL_CEILING, ReadLimits
+from numpynet.data.standardize import standardize
 from numpynet.errors import ConfigError, DataFormatError
 from numpynet.evaluation import check_finite_outputs, predict_logits
+from numpynet.model_folder import ARCHITECTURE_FILE, DATASET_FILE, load_model
 from numpynet.nn.loss import log_softmax
-from numpynet.nn.model import MLPConfig, Sequential
+from numpynet.nn.model import Sequential
 from numpynet.portable_math import exp
 
 # One image at a time, named on the command line: any photo Pillow opens (a 108-megapixel one
@@ -95,7 +87,7 @@ def load_predictor(directory: Path | str) -> tuple[Sequential, InputSpec]:
     """The model saved in ``directory`` and the input it takes.
 
     Raises :class:`ConfigError` when the folder does not exist and :class:`DataFormatError` when
-    it cannot be loaded or lacks a valid ``dataset.json`` (a model from an older version).
+    it cannot be loaded or lacks ``dataset.json`` (a model from an older version).
     """
     directory = Path(directory)
     if not directory.is_dir():
@@ -103,66 +95,23 @@ def load_predictor(directory: Path | str) -> tuple[Sequential, InputSpec]:
             f"model folder {directory} does not exist (or is not a folder): run `dvc repro` to "
             f"train it, or pass --model with a model folder such as models/<dataset>"
         )
-    model, config = load_model(directory)
-    return model, read_input_spec(directory, config)
-
-
-def read_input_spec(directory: Path, config: MLPConfig) -> InputSpec:
-    """The model's ``dataset.json``, checked against itself and the architecture."""
-    record = read_record(directory, DATASET_FILE)
-    name = record.get("name")
-    retrain = f"retrain it with `dvc repro train@{name if _is_name(name) else directory.name}`"
-    if not record:
+    saved = load_model(directory)
+    record = saved.dataset
+    if record is None:
         raise DataFormatError(
             f"{directory} has no {DATASET_FILE}: the model predates self-contained models, which "
-            f"record their classes, input shape and standardization; {retrain}"
+            f"record their classes, input shape and standardization; retrain it with "
+            f"`dvc repro train@{directory.name}`"
         )
-    problem = dataset_record_problem(record, config)
-    if problem:
-        raise DataFormatError(
-            f"{directory / DATASET_FILE} is not as numpynet writes it ({problem}): the model "
-            f"predates self-contained models or the file was changed; {retrain}"
-        )
-    return InputSpec(
-        name=name,
-        classes=list(record["classes"]),
-        image_shape=tuple(record["image_shape"]),
-        mean=np.asarray(record["mean"], dtype=np.float64),
-        std=np.asarray(record["std"], dtype=np.float64),
-        mirrored=read_record(directory, TRAINING_FILE).get("augment_flip") is True,
+    spec = InputSpec(
+        name=record.name,
+        classes=list(record.classes),
+        image_shape=tuple(record.image_shape),
+        mean=np.asarray(record.mean, dtype=np.float64),
+        std=np.asarray(record.std, dtype=np.float64),
+        mirrored=saved.training is not None and saved.training.augment_flip,
     )
-
-
-def dataset_record_problem(record: dict, config: MLPConfig) -> str | None:
-    """What is wrong with a ``dataset.json`` record, or None when it is usable: its own values,
-    or a class count or input shape that contradicts the architecture (``numpynet info`` checks
-    a model folder with it too)."""
-    if not isinstance(record.get("name"), str):
-        return "name: expected the dataset's name"
-    classes, shape = record.get("classes"), record.get("image_shape")
-    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
-        return "classes: expected a list of class names"
-    if len(classes) != config.num_classes:
-        return f"{len(classes)} classes, but {ARCHITECTURE_FILE} has {config.num_classes} outputs"
-    if not (isinstance(shape, list) and len(shape) == 3 and all(is_int(n) and n > 0 for n in shape)
-            and shape[2] in (1, 3)):
-        return "image_shape: expected [height, width, channels] with 1 or 3 channels"
-    if math.prod(shape) != config.input_size:
-        return f"image_shape {shape}, but {ARCHITECTURE_FILE} takes {config.input_size} values"
-    if record.get("layout") != "NHWC":
-        return "layout: expected \"NHWC\""
-    for key in ("mean", "std"):
-        values = record.get(key)
-        if not (isinstance(values, list) and len(values) == shape[2]
-                and all(is_number(v) for v in values)):
-            return f"{key}: expected {shape[2]} finite number(s), one per channel"
-    if not all(v > 0 for v in record["std"]):
-        return "std: expected positive numbers"
-    return None
-
-
-def _is_name(value) -> bool:
-    return isinstance(value, str) and bool(value)
+    return saved.model, spec
 
 
 def read_images(paths: list[str], spec: InputSpec) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Running the stages in this process on tiny projects, for the hostile-input tests.
 
 A stage runs as ``python stages/<name>.py ARGS`` from the project root runs it: its ``main``
-under :func:`numpynet.cli.run_stage`, with ``sys.argv`` and the working directory set, and the
+under :func:`numpynet.stage_entry.run_stage`, with ``sys.argv`` and the working directory set, and the
 exit code and stderr captured. The stage scripts are copied into each project, so the train
 stage's code digest and its "outputs inside the project" check see that project. NumPy is loaded
 already: ``_bootstrap`` is replaced by a module that only names the project root.
@@ -28,8 +28,9 @@ import numpy as np
 from ruamel.yaml import YAML
 
 from helpers.project import PROJECT, base_params
-from numpynet.checkpoint import save_model
-from numpynet.cli import run_stage
+from numpynet.model_folder import save_model
+from numpynet.records import DatasetRecord, TrainingRecord
+from numpynet.stage_entry import run_stage
 from numpynet.data.catalog import IDX_ROLES
 from numpynet.data.processed import write_processed
 from numpynet.nn import MLPConfig, build_mlp
@@ -122,12 +123,11 @@ def write_model(project: Path, shape=(4, 4, 1), classes=("a", "b", "c"), name: s
     config = MLPConfig(int(np.prod(shape)), (8,), len(classes), 0.0)
     model = build_mlp(config, np.random.default_rng(0))
     directory = project / "models" / name
-    training = {"epochs": 2, "select_by": "last", "augment_flip": False, "selected_epoch": 1,
-                "val_accuracy": 0.5, "val_loss": 1.0}
-    save_model(directory, model, config, training=training,
-               dataset={"name": name, "classes": list(classes), "image_shape": list(shape),
-                        "layout": "NHWC", "mean": mean or [0.0] * shape[2],
-                        "std": std or [1.0] * shape[2]})
+    training = TrainingRecord(epochs=2, select_by="last", selected_epoch=1, val_accuracy=0.5,
+                              val_loss=1.0, augment_flip=False)
+    dataset = DatasetRecord(name=name, classes=list(classes), image_shape=list(shape),
+                            mean=mean or [0.0] * shape[2], std=std or [1.0] * shape[2])
+    save_model(directory, model, config, training=training, dataset=dataset)
     return directory
 
 

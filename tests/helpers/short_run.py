@@ -45,13 +45,13 @@ def main(mode: str) -> None:
 
     finish_pinning()
     from numpynet.config import TrainConfig
-    from numpynet.data.processed import DatasetMeta
+    from numpynet.records import ProcessedMeta
     from numpynet.evaluation import loss_and_accuracy, predict_logits
-    from numpynet.recipe import train_mlp
+    from numpynet.training.recipe import train_mlp
 
     rng = np.random.default_rng(2026)
     train_set, val_set, test_set = images(rng, 600), images(rng, 200), images(rng, 203)
-    meta = DatasetMeta([f"c{i}" for i in range(CLASSES)], list(SHAPE),
+    meta = ProcessedMeta([f"c{i}" for i in range(CLASSES)], list(SHAPE),
                        {"train": 600, "val": 200, "test": 203}, [0.3], [0.25])
     config = TrainConfig(
         seed=7, hidden_sizes=[48, 32], dropout=0.2, epochs=4, batch_size=50, optimizer="adamw",

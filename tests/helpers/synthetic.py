@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from numpynet.data.catalog import BUILTIN, DatasetSource, RemoteFile
-from numpynet.data.cifar import BATCH_DIR, META_MEMBER, TEST_MEMBER
-from numpynet.data.idx import write_idx
+from numpynet.data.formats.cifar import BATCH_DIR, META_MEMBER, TEST_MEMBER
+from numpynet.data.formats.idx import write_idx
 
 IMAGE_SIDE = 28
 NUM_CLASSES = 10

@@ -77,6 +77,8 @@ MAX_EPOCHS = 100_000
 MAX_SHIFT_PIXELS = 16
 MAX_ELASTIC_ALPHA = 100.0  # past this the displacement field tears images apart
 SELECTION_CRITERIA = ("val_accuracy", "val_loss", "last")
+# none, or batch normalization after each hidden Linear.
+NORMALIZATIONS = ("none", "batch")
 
 # A file with more problems than this is most likely not a params file; list the first ones.
 _MAX_LISTED_PROBLEMS = 30
@@ -134,7 +136,7 @@ class TrainConfig:
     )
     min_lr: float = field(metadata=field_check(lambda v: v >= 0, "a number >= 0"))
     normalization: str = field(
-        metadata=field_check(lambda v: v in ("none", "batch"), "'none' or 'batch'")
+        metadata=field_check(lambda v: v in NORMALIZATIONS, "'none' or 'batch'")
     )
     whitening: str = field(
         metadata=field_check(lambda v: v in ("none", "zca"), "'none' or 'zca'")

@@ -32,7 +32,7 @@ class DownloadConfig:
             lambda v: 0 < v <= MAX_TIMEOUT_S, f"a number of seconds > 0 and <= {MAX_TIMEOUT_S:g}"
         )
     )
-    # Whole-file bounds (see numpynet.data.transfer); optional, with these defaults.
+    # Whole-file bounds (see numpynet.data.fetch.transport); optional, with these defaults.
     deadline_s: float = field(
         default=DEFAULT_DEADLINE_S,
         metadata=field_check(

@@ -95,16 +95,18 @@ def parse_section(cls, raw: Any, path: str, problems: list[str]):
 def parse_fields(cls, raw: dict, path: str, problems: list[str], required: bool) -> dict:
     """Check the keys of ``raw`` against the fields of dataclass ``cls``; return the valid values.
 
-    Each problem is appended to ``problems`` with its key path under ``path``. A field absent from
+    Each problem is appended to ``problems`` with its key path under ``path`` (the bare key when
+    ``path`` is empty, as for the records of :mod:`numpynet.records`). A field absent from
     ``raw`` is a problem only when ``required`` and it has no default; with one, a required field
     takes its default (a key added later may be left out of older params files).
     """
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    prefix = f"{path}." if path else ""
     for key in sorted(set(raw) - set(fields), key=str):
-        problems.append(f"{path}.{show_key(key)}: unknown key (accepted: {', '.join(fields)})")
+        problems.append(f"{prefix}{show_key(key)}: unknown key (accepted: {', '.join(fields)})")
     values = {}
     for name, spec in fields.items():
-        key_path = f"{path}.{name}"
+        key_path = f"{prefix}{name}"
         if name not in raw:
             if required and spec.default is not dataclasses.MISSING:
                 values[name] = spec.default
@@ -112,7 +114,8 @@ def parse_fields(cls, raw: dict, path: str, problems: list[str], required: bool)
                 problems.append(f"{key_path}: missing (expected {_expected(spec)})")
             continue
         value, error = _coerce(raw[name], spec.type)
-        if error is None and "check" in spec.metadata and not spec.metadata["check"](value):
+        checked = error is None and value is not None and "check" in spec.metadata
+        if checked and not spec.metadata["check"](value):
             error = f"got {show(raw[name])}"
         if error is not None:
             problems.append(f"{key_path}: {error}; expected {_expected(spec)}")
@@ -122,7 +125,11 @@ def parse_fields(cls, raw: dict, path: str, problems: list[str], required: bool)
 
 
 def _expected(spec: dataclasses.Field) -> str:
-    return spec.metadata.get("accepts") or _TYPE_NAMES[spec.type]
+    if spec.metadata.get("accepts"):
+        return spec.metadata["accepts"]
+    optional = spec.type.endswith(" | None")
+    name = _TYPE_NAMES[spec.type.removesuffix(" | None")]
+    return f"{name} or null" if optional else name
 
 
 _TYPE_NAMES = {
@@ -132,12 +139,17 @@ _TYPE_NAMES = {
     "str": "a string",
     "list[int]": "a list of integers",
     "list[float]": "a list of numbers",
+    "list[str]": "a list of strings",
+    "dict[str, int]": "a mapping of names to integers",
+    "dict[str, str]": "a mapping of names to strings",
 }
 
 
 def _coerce(value: Any, type_name: str) -> tuple[Any, str | None]:
     """Check ``value`` against a field's annotation; return (value, None) or (None, problem)."""
     wrong = f"wrong type {describe(value)}"
+    if type_name.endswith(" | None"):
+        return (None, None) if value is None else _coerce(value, type_name.removesuffix(" | None"))
     if type_name == "bool":
         return (value, None) if isinstance(value, bool) else (None, wrong)
     if type_name == "int":
@@ -161,4 +173,14 @@ def _coerce(value: Any, type_name: str) -> tuple[Any, str | None]:
                 return None, f"item {i}: {error}"
             items.append(item_value)
         return items, None
+    if type_name.startswith("dict[str, "):
+        if not isinstance(value, dict):
+            return None, wrong
+        entries = {}
+        for key, item in value.items():
+            item_value, error = _coerce(item, type_name[10:-1])
+            if not isinstance(key, str) or error is not None:
+                return None, f"entry {show_key(key)}: {error or 'the key is no string'}"
+            entries[key] = item_value
+        return entries, None
     raise AssertionError(f"no coercion for annotation {type_name}")

@@ -3,7 +3,7 @@
 A dataset comes either from a list of URLs with pinned files (:class:`DatasetSource`: the built-in
 datasets and the user's own idx files) or from one location the user names
 (:class:`ImageFolderSource`). Both are plain descriptions; fetching them is
-:mod:`numpynet.data.sources`' job and parsing them :mod:`numpynet.data.raw`'s.
+:mod:`numpynet.data.fetch`' job and parsing them :mod:`numpynet.data.formats`'s.
 
 A file may be pinned two ways, and matching either pin is enough:
 
@@ -16,7 +16,7 @@ A file may be pinned two ways, and matching either pin is enough:
   only this pin.
 
 A built-in file also pins its sizes, so that a download stops as soon as a source sends more than
-a genuine copy holds (see :mod:`numpynet.data.transfer`): ``served_size``, the publisher's file as
+a genuine copy holds (see :mod:`numpynet.data.fetch.transport`): ``served_size``, the publisher's file as
 served, and ``max_stored_size``, the most the stored content can hold (its exact size where known).
 Any other file is capped by ``download.max_bytes`` (default :data:`DEFAULT_MAX_BYTES`).
 """
@@ -41,7 +41,7 @@ IDX_FILE_NAMES = {
 IDX_ROLES = tuple(IDX_FILE_NAMES)
 
 # Every format a dataset can have, each with the keys params.yaml accepts under
-# ``datasets.<name>.data`` for it. The reader for each is chosen in numpynet.data.raw.
+# ``datasets.<name>.data`` for it. The reader for each is chosen in numpynet.data.formats.
 FORMATS: dict[str, tuple[str, ...]] = {
     "idx": ("format", "urls", "sha256"),
     "cifar10-binary": ("format", "urls"),
@@ -56,7 +56,7 @@ _URL_SCHEMES = ("http://", "https://", "file://")
 DEFAULT_DEADLINE_S = 3600.0
 DEFAULT_MAX_BYTES = 8 << 30
 
-# The archives an image folder may come as: archive_listing.py's TAR_SUFFIXES and ZIP_SUFFIXES
+# The archives an image folder may come as: archive.py's TAR_SUFFIXES and ZIP_SUFFIXES
 # (a test keeps the two lists equal; params validation must not import the readers).
 IMAGE_ARCHIVE_SUFFIXES = (
     ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".zip"
@@ -170,7 +170,7 @@ class DatasetSource:
 
 @dataclass(frozen=True)
 class ImageFolderSource:
-    """A user's own images, laid out as ``[<split>/]<class>/<image>`` (see folder_layout.py).
+    """A user's own images, laid out as ``[<split>/]<class>/<image>`` (see formats/image_folder.py).
 
     ``location`` is a directory, a ``.tar``/``.tar.gz``/``.tgz``/``.zip`` archive, or an archive's
     URL; ``sha256`` pins the archive's bytes (required for a URL, so downloads are verified).

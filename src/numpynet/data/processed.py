@@ -5,22 +5,22 @@ The one place that spells the layout of ``data/processed/<name>/``:
 * ``x_<split>.npy``: float32 images (N, H, W, C), standardized; ``y_<split>.npy``: int64 labels,
   for the splits ``train``, ``val`` and ``test``;
 * ``meta.json``: the class names, the image shape, the split sizes and the per-channel mean and
-  std of the training split that standardized them.
+  std of the training split that standardized them (:class:`numpynet.records.ProcessedMeta`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from numpynet.arrays import ArrayFileError, load_npy, npy_header
-from numpynet.errors import DataFormatError, environment_problem
-from numpynet.files import atomic_directory, parse_json, save_npy, write_json
+from numpynet.errors import DataFormatError
+from numpynet.files import atomic_directory, save_npy
+from numpynet.records import ProcessedMeta, read_record, write_record
 
 META_FILE = "meta.json"
 
@@ -29,7 +29,7 @@ class ImageBlocks(Protocol):
     """Images that come a block at a time, so they can be written without being held whole: each
     block a C-contiguous run of their values, in order (whole rows, or pieces of a large row).
 
-    :class:`numpynet.data.preprocess.StandardizedImages` is one.
+    :class:`numpynet.data.standardize.StandardizedImages` is one.
     """
 
     @property
@@ -39,18 +39,6 @@ class ImageBlocks(Protocol):
     def dtype(self) -> np.dtype: ...
 
     def blocks(self) -> Iterator[np.ndarray]: ...
-
-
-@dataclass(frozen=True)
-class DatasetMeta:
-    """What ``meta.json`` says about a processed dataset."""
-
-    classes: list[str]
-    image_shape: list[int]  # [height, width, channels]
-    sizes: dict[str, int]  # images per split
-    mean: list[float]  # per channel, on a 0..1 scale
-    std: list[float]
-    layout: str = "NHWC"
 
 
 def write_processed(
@@ -66,7 +54,7 @@ def write_processed(
     images may come as :class:`ImageBlocks`, streamed to their file a block at a time; the bytes
     are those of the whole array saved at once.
     """
-    meta = DatasetMeta(
+    meta = ProcessedMeta(
         classes=list(classes),
         image_shape=list(splits["train"][0].shape[1:]),
         sizes={split: int(labels.shape[0]) for split, (_, labels) in splits.items()},
@@ -80,7 +68,7 @@ def write_processed(
             else:
                 _save_blocks(out / f"x_{split}.npy", images)
             save_npy(out / f"y_{split}.npy", labels)
-        write_json(out / META_FILE, asdict(meta))
+        write_record(out / META_FILE, meta)
 
 
 def _save_blocks(path: Path, images: ImageBlocks) -> None:
@@ -109,55 +97,16 @@ def _rerun(directory: Path) -> str:
     return f"rerun the preprocess stage: dvc repro --force preprocess@{Path(directory).name}"
 
 
-def read_meta(directory: Path | str) -> DatasetMeta:
-    """The ``meta.json`` of a processed dataset, its values checked (:class:`DataFormatError`
-    naming the file and the fix otherwise)."""
+def read_meta(directory: Path | str) -> ProcessedMeta:
+    """The ``meta.json`` of a processed dataset, checked (:class:`DataFormatError` naming the file
+    and the fix otherwise)."""
     path = Path(directory) / META_FILE
     try:
-        data = parse_json(path.read_text(encoding="utf-8"))
-        meta = DatasetMeta(**data) if isinstance(data, dict) else None
-        problem = _meta_problem(meta) if meta else "not a JSON object"
+        return read_record(path, ProcessedMeta, _rerun(path.parent))
     except FileNotFoundError:
         raise DataFormatError(
             f"{path} not found: the preprocess stage has not run; run `dvc repro`"
         ) from None
-    except (OSError, ValueError, TypeError) as error:
-        if environment_problem(error):
-            raise
-        problem = str(error)
-    if problem:
-        raise DataFormatError(
-            f"{path} is not a meta.json written by the preprocess stage ({problem}); "
-            f"{_rerun(path.parent)}"
-        )
-    return meta
-
-
-def _meta_problem(meta: DatasetMeta) -> str | None:
-    """What is wrong with the values of a ``meta.json``, or None."""
-    def numbers(values, count):
-        return isinstance(values, list) and len(values) == count and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-            for v in values)
-
-    def whole(value):
-        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-    shape = meta.image_shape
-    if not (isinstance(meta.classes, list) and meta.classes
-            and all(isinstance(c, str) for c in meta.classes)):
-        return "classes: expected a list of class names"
-    if not (isinstance(shape, list) and len(shape) == 3 and all(whole(n) and n for n in shape)
-            and shape[2] in (1, 3)):
-        return "image_shape: expected [height, width, channels] with 1 or 3 channels"
-    if not (isinstance(meta.sizes, dict) and all(whole(n) for n in meta.sizes.values())):
-        return "sizes: expected a count of images per split"
-    if not (numbers(meta.mean, shape[2]) and numbers(meta.std, shape[2])
-            and all(v > 0 for v in meta.std)):
-        return f"mean, std: expected {shape[2]} finite number(s) each, std positive"
-    if meta.layout != "NHWC":
-        return 'layout: expected "NHWC"'
-    return None
 
 
 def split_files(directory: Path | str, splits: tuple[str, ...]) -> list[Path]:
@@ -170,7 +119,7 @@ def split_files(directory: Path | str, splits: tuple[str, ...]) -> list[Path]:
 
 
 def read_split(
-    directory: Path | str, split: str, meta: DatasetMeta | None = None
+    directory: Path | str, split: str, meta: ProcessedMeta | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``(images, labels)`` of one split; the images memory-mapped read-only.
 
@@ -198,7 +147,7 @@ def read_split(
     return images, labels
 
 
-def _split_problem(x_path: Path, y_path: Path, split: str, meta: DatasetMeta) -> str | None:
+def _split_problem(x_path: Path, y_path: Path, split: str, meta: ProcessedMeta) -> str | None:
     """What the headers of a split's two files contradict (each other or meta.json), or None."""
     (x_shape, x_dtype), (y_shape, y_dtype) = npy_header(x_path), npy_header(y_path)
     if x_dtype != np.float32 or list(x_shape[1:]) != meta.image_shape:

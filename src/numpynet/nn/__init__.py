@@ -2,7 +2,7 @@
 
 from numpynet.nn.layers import BatchNorm, Dropout, Flatten, Linear, ReLU
 from numpynet.nn.loss import SoftmaxCrossEntropy, log_softmax
-from numpynet.nn.model import NORMALIZATIONS, MLPConfig, Sequential, build_mlp
+from numpynet.nn.model import MLPConfig, Sequential, build_mlp
 from numpynet.nn.optim import SGD, AdamW
 from numpynet.nn.schedule import learning_rate
 
@@ -13,7 +13,6 @@ __all__ = [
     "Flatten",
     "Linear",
     "MLPConfig",
-    "NORMALIZATIONS",
     "ReLU",
     "SGD",
     "Sequential",

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
 from numpynet.nn.layers import BatchNorm, Dropout, Flatten, Linear, ReLU
-
-# What MLPConfig.normalization may be: none, or batch normalization after each hidden Linear.
-NORMALIZATIONS = ("none", "batch")
-
 
 class Sequential:
     """Apply layers one after another; backpropagate through them in reverse order."""
@@ -114,83 +110,21 @@ class MLPConfig:
     """The architecture of an MLP, stored beside its weights so a saved model can be rebuilt.
 
     Values are trusted as given: ``params.yaml`` is validated once, in :mod:`numpynet.config`,
-    and a file read back from disk goes through :meth:`from_dict`.
+    and ``architecture.json`` is read back through :class:`numpynet.records.Architecture`.
     """
 
     input_size: int
     hidden_sizes: tuple[int, ...]
     num_classes: int
     dropout: float
-    # Last and defaulted, so configs built positionally, and files written before it, still work.
+    # "none", or "batch": batch normalization after each hidden Linear. Last and defaulted, so
+    # configs built positionally still work.
     normalization: str = "none"
 
     def __post_init__(self):
         # A conversion, not a check: a list (as params.yaml gives) becomes a tuple, so the frozen
         # config stays hashable and equals the config read back from disk.
         object.__setattr__(self, "hidden_sizes", tuple(self.hidden_sizes))
-
-    def to_dict(self) -> dict:
-        """Return the config as plain JSON types (a list for ``hidden_sizes``)."""
-        # A NumPy integer (say, from an array shape) is not JSON-serialisable, and a dropout of
-        # 0 should be written as 0.0 whichever number type it arrived as.
-        data = {
-            "input_size": int(self.input_size),
-            "hidden_sizes": [int(size) for size in self.hidden_sizes],
-            "num_classes": int(self.num_classes),
-            "dropout": float(self.dropout),
-        }
-        # Written only when it is not the default, which from_dict assumes when the key is
-        # absent: a model without normalization keeps the exact architecture.json (and so the
-        # DVC hash) that it had before the option existed.
-        if self.normalization != "none":
-            data["normalization"] = str(self.normalization)
-        return data
-
-    @classmethod
-    def from_dict(cls, data) -> MLPConfig:
-        """Rebuild a config from :meth:`to_dict` output that was read back from a file.
-
-        A file is an edge where anything may arrive, so this checks what the constructor
-        trusts: raises ``ValueError`` naming the key for a missing or unknown key, a value of
-        the wrong type, a size below 1 (building would divide by zero), a dropout outside
-        [0, 1) or a normalization not in ``NORMALIZATIONS``. A key with a default (only
-        ``normalization``, which files written before it lack) may be absent.
-        """
-        if not isinstance(data, dict):
-            raise ValueError(f"expected a JSON object, got {type(data).__name__}")
-        names = [field.name for field in fields(cls)]
-        for field in fields(cls):
-            if field.name not in data and field.default is MISSING:
-                raise ValueError(f"missing key {field.name!r}")
-        unknown = sorted(set(data) - set(names))
-        if unknown:
-            raise ValueError(f"unknown key {unknown[0]!r} (known: {names})")
-        for name in ("input_size", "num_classes"):
-            if not _is_positive_int(data[name]):
-                raise ValueError(f"key {name!r} must be an integer >= 1, got {data[name]!r}")
-        hidden_sizes = data["hidden_sizes"]
-        if not isinstance(hidden_sizes, list) or not all(map(_is_positive_int, hidden_sizes)):
-            raise ValueError(
-                f"key 'hidden_sizes' must be a list of integers >= 1, got {hidden_sizes!r}"
-            )
-        dropout = data["dropout"]
-        is_number = isinstance(dropout, (int, float)) and not isinstance(dropout, bool)
-        if not is_number or not 0 <= dropout < 1:
-            raise ValueError(f"key 'dropout' must be a number in [0, 1), got {dropout!r}")
-        normalization = data.get("normalization", "none")
-        if normalization not in NORMALIZATIONS:
-            raise ValueError(
-                f"key 'normalization' must be one of {list(NORMALIZATIONS)}, got {normalization!r}"
-            )
-        return cls(
-            data["input_size"], tuple(hidden_sizes), data["num_classes"], float(dropout),
-            normalization,
-        )
-
-
-def _is_positive_int(value) -> bool:
-    # bool is an int subclass, and JSON's `true` is no layer width.
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def build_mlp(config: MLPConfig, rng: np.random.Generator, dtype=np.float32) -> Sequential:

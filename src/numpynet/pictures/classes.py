@@ -10,7 +10,7 @@ import numpy as np
 from matplotlib.colors import PowerNorm
 from matplotlib.ticker import PercentFormatter
 
-from numpynet.pictures.png import new_figure, plain_style, save_figure
+from numpynet.pictures.png import literal, new_figure, plain_style, save_figure
 
 # Cell annotations and bar-end values are readable only up to these many classes.
 MAX_CLASSES_ANNOTATED = 20
@@ -71,6 +71,7 @@ def draw_confusion_matrix(
     different sizes compare; a class with no test images keeps a grey row. Cells carry their
     percentage when there are at most ``MAX_CLASSES_ANNOTATED`` classes.
     """
+    classes = [literal(name) for name in classes]
     confusion = np.asarray(confusion)
     num_classes = len(classes)
     if confusion.shape != (num_classes, num_classes):
@@ -152,6 +153,7 @@ def draw_per_class_accuracy(
     :func:`numpynet.evaluation.per_class_accuracy`); such a class says "no test images" instead
     of showing a bar. A vertical line marks the mean over the classes present.
     """
+    classes = [literal(name) for name in classes]
     accuracy = np.asarray(accuracy, dtype=np.float64)
     num_classes = len(classes)
     if accuracy.shape != (num_classes,):

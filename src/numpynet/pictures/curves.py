@@ -59,6 +59,29 @@ class LearningCurves:
                         f"{name} has shape {getattr(self, name).shape}, {reference} {shape}"
                     )
 
+    @classmethod
+    def from_log(
+        cls,
+        epochs: dict[str, np.ndarray],
+        steps: dict[str, np.ndarray],
+        steps_per_epoch: int,
+        selected_epoch: int | None,
+    ) -> LearningCurves:
+        """The curves of a training log: ``epochs`` by the loop's column names (``train_loss``,
+        ``val_loss``, ``train_accuracy``, ``val_accuracy``), ``steps`` (``lr`` and ``loss``, one
+        value per optimizer step) and ``steps_per_epoch``, the same for every epoch."""
+        return cls(
+            epoch=np.arange(1, len(epochs["val_accuracy"]) + 1),
+            train_loss=epochs["train_loss"],
+            val_loss=epochs["val_loss"],
+            train_accuracy=epochs["train_accuracy"],
+            val_accuracy=epochs["val_accuracy"],
+            step_epoch=np.arange(1, len(steps["lr"]) + 1) / steps_per_epoch,
+            step_lr=steps["lr"],
+            step_loss=steps["loss"],
+            selected_epoch=selected_epoch,
+        )
+
 
 def _percent(fraction: float) -> str:
     return f"{100 * fraction:.1f}%"

@@ -8,7 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
-from numpynet.pictures.png import new_figure, plain_style, save_figure
+from numpynet.pictures.png import literal, new_figure, plain_style, save_figure
 
 COLUMNS = 5
 
@@ -107,6 +107,7 @@ def draw_mistakes(
     ``confidences`` (N,) the predicted class's probability. Pixels are drawn as squares, not
     smoothed, so what is shown is what the model saw. With no images, the picture says so.
     """
+    classes = [literal(name) for name in classes]
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[-1] not in (1, 3):
         raise ValueError(f"images must be (N, H, W, 1 or 3), got shape {images.shape}")

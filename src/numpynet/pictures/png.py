@@ -26,6 +26,12 @@ DPI = 100
 _NO_METADATA = {"Software": None}
 
 
+def literal(text: str) -> str:
+    """``text`` escaped so that matplotlib shows it as written: it reads a text between two dollar
+    signs as a formula (and fails on a bad one), and a class name may hold dollar signs."""
+    return text.replace("$", r"\$")
+
+
 @contextlib.contextmanager
 def plain_style() -> Iterator[None]:
     """Matplotlib's built-in defaults while drawing and saving, whatever a matplotlibrc says.

@@ -6,7 +6,7 @@ decompressed). Either pinned digest matching is enough: a mirror that re-compres
 changes its md5 but still carries the content the sha256 proves. A corrupted or truncated file
 matches neither. Nothing unverified ever reaches the destination name: each attempt streams into a
 hidden temporary file that is renamed into place only after a checksum matched, and deleted
-otherwise. Every attempt is bounded in time and size (see :mod:`numpynet.data.transfer`): a source
+otherwise. Every attempt is bounded in time and size (see :mod:`numpynet.data.fetch.transport`): a source
 that trickles, or sends more than the file can hold, fails like any other and the next is tried.
 """
 
@@ -17,7 +17,6 @@ import http.client
 import os
 import secrets
 import sys
-import urllib.parse
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,73 +25,30 @@ from typing import BinaryIO
 from tqdm import tqdm
 
 from numpynet.data.catalog import (
-    DEFAULT_DEADLINE_S, DEFAULT_MAX_BYTES, DatasetSource, RemoteFile, is_url,
+    DEFAULT_DEADLINE_S,
+    DEFAULT_MAX_BYTES,
+    DatasetSource,
+    RemoteFile,
 )
-from numpynet.data.checksums import checksum_failure, stored_file_is_verified
-from numpynet.data.gunzip import GunzipReader
-from numpynet.data.transfer import (
-    CountingReader, Deadline, SourceFailure, cap_failure, caps_for, describe_failure, local_path,
-    open_local, open_url,
+from numpynet.data.fetch.checksums import checksum_failure, stored_file_is_verified
+from numpynet.data.fetch.gunzip import GunzipReader
+from numpynet.data.fetch.transport import (
+    CountingReader,
+    Deadline,
+    SourceFailure,
+    cap_failure,
+    caps_for,
+    describe_failure,
+    local_path,
+    open_local,
+    open_url,
 )
+from numpynet.data.fetch.mirrors import MIRROR_ENV, candidate_urls, shown_source
 from numpynet.errors import DownloadError, NumpynetError
 from numpynet.files import public_name
 from numpynet.log import Log, log_to_stderr
 
-MIRROR_ENV = "NUMPYNET_MIRROR"
-
 _CHUNK_BYTES = 1 << 16
-
-
-def resolve_mirror(mirror: str | None) -> str | None:
-    """Check a mirror setting: a URL, or a folder that exists; None when there is no mirror.
-
-    A relative folder is refused when it is not there: queued and ``--temp`` experiments run in a
-    copy of the project elsewhere, where a path that worked in the project means something else.
-    """
-    if not mirror or is_url(mirror):
-        return mirror or None
-    folder = os.path.expanduser(mirror)
-    if not os.path.isabs(folder) and not os.path.isdir(folder):
-        raise DownloadError(
-            f"{MIRROR_ENV}={mirror} is a relative path and no such folder exists here "
-            f"({os.getcwd()}); give an absolute path, e.g. {MIRROR_ENV}=$(realpath {mirror}), "
-            f"so that queued and --temp experiments find it too"
-        )
-    return mirror
-
-
-def candidate_urls(
-    file_name: str, dataset_name: str, urls: Sequence[str], mirror: str | None
-) -> list[str]:
-    """List the places to fetch ``file_name`` from, in the order they should be tried.
-
-    A mirror comes first, both as ``<mirror>/<dataset_name>/<file_name>`` and as
-    ``<mirror>/<file_name>``, so it may point at a folder of datasets or at one dataset's folder.
-    A mirror that is not an http(s):// or file:// URL is a local directory; it is made absolute
-    against the current directory so the candidates do not depend on where they are opened.
-    The dataset's own ``urls`` (base URLs ending in ``/``) follow.
-    """
-    candidates: list[str] = []
-    if mirror:
-        if is_url(mirror):
-            base = mirror.rstrip("/")
-            candidates += [f"{base}/{dataset_name}/{file_name}", f"{base}/{file_name}"]
-        else:
-            base_dir = Path(os.path.abspath(os.path.expanduser(mirror)))
-            candidates += [str(base_dir / dataset_name / file_name), str(base_dir / file_name)]
-    for url in urls:
-        base_url = url if url.endswith("/") else url + "/"
-        candidates.append(base_url + file_name)
-    return candidates
-
-
-def shown_source(candidate: str) -> str:
-    """``candidate`` as messages show it: a URL without its query or password, which may sign it."""
-    if not is_url(candidate):
-        return candidate
-    parts = urllib.parse.urlsplit(candidate)
-    host = parts.netloc.rpartition("@")[2]
-    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "…" if parts.query else "", ""))
 
 
 def _open_source(
@@ -122,7 +78,7 @@ def _stream_into(
 
     Returns ``(md5 of the served bytes, sha256 of the stored content)``. Raises
     :class:`SourceFailure` when the attempt passes ``deadline`` seconds or one of the file's caps
-    (:func:`~numpynet.data.transfer.caps_for`); nothing past the stored cap is ever written.
+    (:func:`~numpynet.data.fetch.transport.caps_for`); nothing past the stored cap is ever written.
     """
     caps = caps_for(remote, max_bytes)
     with Deadline(deadline) as clock:
@@ -207,7 +163,7 @@ def fetch_file(
     streams. It is accepted when the stored content matches ``remote.sha256`` or the served bytes
     match ``remote.md5``, whichever are pinned. ``timeout`` bounds each blocking step, ``deadline``
     (seconds) each whole attempt, and the bytes one attempt may bring are capped by the file's
-    pinned size or else by ``max_bytes`` (see :mod:`numpynet.data.transfer`). A source that fails
+    pinned size or else by ``max_bytes`` (see :mod:`numpynet.data.fetch.transport`). A source that fails
     (HTTP error, refused connection, timeout, deadline, cap, dropped connection, bad gzip, checksum
     mismatch) is logged in one line and the next is tried. Raises :class:`DownloadError` listing
     every source and its reason, and the params key to raise where one would help, when none

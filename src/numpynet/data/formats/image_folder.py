@@ -1,4 +1,4 @@
-"""The layout of an image dataset: which files are samples of which split and class.
+"""Reading a user's own image dataset: a folder, or an archive of one, with a folder per class.
 
 Layout, in a directory or in a ``.tar``, ``.tar.gz``, ``.tgz`` or ``.zip`` archive::
 
@@ -6,7 +6,9 @@ Layout, in a directory or in a ``.tar``, ``.tar.gz``, ``.tgz`` or ``.zip`` archi
     <class>/<image>                                       (no split: a test split is carved off)
 
 A single wrapping folder around either layout (``mydata/train/cat/1.png``) is descended into.
-The classes are the sorted names of the class folders of the training split.
+The classes are the sorted names of the class folders of the training split. When there is no
+``test`` folder, the test split is carved off the training images: per class, ``test_fraction``
+of its images, chosen by ``seed``.
 
 Ignored files (counted, and summarized in one line by :func:`ignored_summary`):
 
@@ -19,6 +21,12 @@ Ignored files (counted, and summarized in one line by :func:`ignored_summary`):
 An empty class folder, a test class absent from training, a folder next to ``train``/``test``
 other than those two, fewer than two classes: each raises
 :class:`~numpynet.errors.DataFormatError` naming the folder.
+
+The other pieces, each documented where its rules live: :mod:`numpynet.data.formats.archive`
+(listing a folder or an archive in memory, rejecting members that could escape the dataset),
+:mod:`numpynet.data.formats.image_decode` and :mod:`numpynet.data.formats.image_modes` (decoding
+with Pillow, modes and sizes) and :mod:`numpynet.data.formats.limits` (the bounds on the memory
+all of this may take).
 """
 
 from __future__ import annotations
@@ -29,8 +37,14 @@ from pathlib import Path
 
 import numpy as np
 
-from numpynet.data.archive_listing import ListedFile, Listing, Parts
+from numpynet.data.formats.archive import ListedFile, Listing, Parts, list_location
+from numpynet.data.formats.image_decode import decode_images
+from numpynet.data.formats.limits import DEFAULT_LIMITS, ReadLimits
+from numpynet.data.formats.raw_dataset import RawDataset
+from numpynet.data.split import stratified_split
 from numpynet.errors import DataFormatError
+from numpynet.log import Log, log_to_stderr
+
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 SPLITS = ("train", "test")
@@ -194,3 +208,42 @@ def _check_test_classes(train: Samples, test: Samples, root: Parts, location: Pa
 
 def _join(parts: Parts, name: str) -> str:
     return "/".join(parts + (name,))
+
+
+def read_image_folder(
+    location: Path,
+    *,
+    mode: str | None = None,
+    size: tuple[int, int] | None = None,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    log: Log = log_to_stderr,
+    limits: ReadLimits = DEFAULT_LIMITS,
+) -> RawDataset:
+    """Read the images under ``location`` (a folder or an archive) into uint8 NHWC arrays.
+
+    ``mode`` is ``"L"`` or ``"RGB"``; ``None`` picks ``"RGB"`` if any image has color, else
+    ``"L"``. ``size`` is (height, width) to resize every image to; ``None`` requires all images
+    to share one size. Without a ``test`` folder, ``test_fraction`` (in (0, 1)) of each class,
+    chosen by ``seed``, becomes the test split. Labels index ``classes``, the sorted class folder
+    names. Samples come in sorted path order, so the same input always gives the same arrays. A
+    summary of ignored files (see the module docstring) goes to ``log``. Reading
+    stays within ``limits``; past one, a DataFormatError names the file and the bound.
+    """
+    size = None if size is None else (int(size[0]), int(size[1]))  # a list from YAML works too
+    location = Path(location)
+    layout = find_samples(list_location(location, may_be_image, limits), location)
+    if layout.ignored:
+        log(ignored_summary(layout.ignored))
+
+    train_files, y_train = labelled(layout.train, layout.classes)
+    test_files, y_test = labelled(layout.test, layout.classes)
+    if not test_files:
+        keep, held_out = stratified_split(y_train, test_fraction, np.random.default_rng(seed))
+        test_files, y_test = [train_files[i] for i in held_out], y_train[held_out]
+        train_files, y_train = [train_files[i] for i in keep], y_train[keep]
+
+    # One array for both splits, so that one color image makes both RGB; they are views of it.
+    images = decode_images(train_files + test_files, location, mode, size, limits)
+    x_train, x_test = images[: len(train_files)], images[len(train_files) :]
+    return RawDataset(x_train, y_train, x_test, y_test, layout.classes)

@@ -1,21 +1,30 @@
-"""Saving and loading models: exact round trips, stable bytes, and clear errors for bad files."""
+"""The model folder: exact round trips, stable bytes, its records, and clear errors for bad files."""
 
 import json
+import re
 
 import numpy as np
 import pytest
 
-from numpynet.checkpoint import (
+from numpynet.errors import DataFormatError
+from numpynet.model_folder import (
     ARCHITECTURE_FILE,
+    DATASET_FILE,
     PROVENANCE_FILE,
-    WEIGHTS_FILE,
     TRAINING_FILE,
+    WEIGHTS_FILE,
     load_model,
-    read_record,
     save_model,
 )
-from numpynet.errors import DataFormatError
 from numpynet.nn import MLPConfig, build_mlp
+from numpynet.records import DatasetRecord, ProvenanceRecord, TrainingRecord
+
+PROVENANCE = ProvenanceRecord(numpy="2.4.6", numeric_mode="avx2", blas="scipy-openblas 0.3.31",
+                              numpy_simd="X86_V3", blas_kernel="Haswell", blas_threads=2)
+TRAINING = TrainingRecord(epochs=9, select_by="val_accuracy", selected_epoch=7,
+                          val_accuracy=0.5, val_loss=1.25, augment_flip=False)
+DATASET = DatasetRecord(name="blocks", classes=["a", "b", "c", "d"], image_shape=[3, 4, 1],
+                        mean=[0.5], std=[0.25])
 
 
 def trained_looking_model(seed=0, dropout=0.25):
@@ -35,7 +44,8 @@ def images():
 def test_round_trip_gives_identical_logits(tmp_path):
     model, config = trained_looking_model()
     save_model(tmp_path / "model", model, config)
-    loaded, loaded_config = load_model(tmp_path / "model")
+    saved = load_model(tmp_path / "model")
+    loaded, loaded_config = saved.model, saved.config
     assert loaded_config == config
     np.testing.assert_array_equal(
         loaded.forward(images(), training=False), model.forward(images(), training=False)
@@ -70,34 +80,36 @@ def test_architecture_file_text_is_unchanged(tmp_path):
 
 def test_provenance_is_written_key_sorted_only_when_given(tmp_path):
     model, config = trained_looking_model()
-    provenance = {"seed": 3, "optimizer": "adamw", "betas": [0.9, 0.999]}
-    save_model(tmp_path / "model", model, config, provenance=provenance)
+    save_model(tmp_path / "model", model, config, provenance=PROVENANCE)
     text = (tmp_path / "model" / PROVENANCE_FILE).read_text()
-    assert json.loads(text) == provenance
-    assert list(json.loads(text)) == ["betas", "optimizer", "seed"]
-    loaded, loaded_config = load_model(tmp_path / "model")  # provenance does not disturb loading
+    assert list(json.loads(text)) == [
+        "blas", "blas_kernel", "blas_threads", "numeric_mode", "numpy", "numpy_simd"
+    ]  # sorted, and no null for the fields an older model lacks (kernel_class)
+    assert load_model(tmp_path / "model").provenance == PROVENANCE
+    saved = load_model(tmp_path / "model")
+    loaded, loaded_config = saved.model, saved.config  # provenance does not disturb loading
     assert loaded_config == config
 
 
 def test_saving_twice_gives_identical_bytes(tmp_path):
     first_model, config = trained_looking_model(seed=5)
     second_model, _ = trained_looking_model(seed=5)  # equal weights, distinct arrays
-    provenance = {"seed": 5, "lr": 0.001}
-    save_model(tmp_path / "a", first_model, config, provenance)
-    save_model(tmp_path / "b", second_model, config, dict(reversed(list(provenance.items()))))
-    for name in (ARCHITECTURE_FILE, WEIGHTS_FILE, PROVENANCE_FILE):
+    save_model(tmp_path / "a", first_model, config, provenance=PROVENANCE, training=TRAINING)
+    save_model(tmp_path / "b", second_model, config, provenance=PROVENANCE, training=TRAINING)
+    for name in (ARCHITECTURE_FILE, WEIGHTS_FILE, PROVENANCE_FILE, TRAINING_FILE):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
 
 
 def test_saving_over_an_existing_model_replaces_it(tmp_path):
     old_model, config = trained_looking_model(seed=1)
     new_model, _ = trained_looking_model(seed=2)
-    save_model(tmp_path / "model", old_model, config, {"run": "old"})
+    save_model(tmp_path / "model", old_model, config, provenance=PROVENANCE)
     (tmp_path / "model" / "leftover.txt").write_text("from an older layout")
     save_model(tmp_path / "model", new_model, config)
     assert not (tmp_path / "model" / PROVENANCE_FILE).exists()
     assert not (tmp_path / "model" / "leftover.txt").exists()
-    loaded, _ = load_model(tmp_path / "model")
+    saved = load_model(tmp_path / "model")
+    loaded, _ = saved.model, saved.config
     np.testing.assert_array_equal(
         loaded.forward(images(), training=False), new_model.forward(images(), training=False)
     )
@@ -172,7 +184,9 @@ VALID_ARCHITECTURE = {
         (json.dumps({**VALID_ARCHITECTURE, "hidden_sizes": "16"}), "hidden_sizes"),
         (json.dumps({**VALID_ARCHITECTURE, "input_size": 0}), "input_size"),
         (json.dumps({**VALID_ARCHITECTURE, "width": 3}), "width"),
-        (json.dumps({**VALID_ARCHITECTURE, "normalization": "layer"}), "'normalization'"),
+        (json.dumps({**VALID_ARCHITECTURE, "normalization": "layer"}), "normalization: got 'layer'"),
+        (json.dumps({**VALID_ARCHITECTURE, "input_size": True}), "input_size: wrong type bool"),
+        (json.dumps({**VALID_ARCHITECTURE, "dropout": 1.0}), "dropout: got 1.0"),
         # Valid, but the weights hold no running statistics for the BatchNorm layers it adds.
         (json.dumps({**VALID_ARCHITECTURE, "normalization": "batch"}), "running_mean"),
         # Valid, but not the architecture the weights were saved with.
@@ -188,7 +202,7 @@ def test_bad_architecture_raises_data_format_error(saved_model, text, named):
 def test_valid_reference_architecture_loads(saved_model):
     # Guards the parametrized test above: its base dict is a loadable architecture.
     (saved_model / ARCHITECTURE_FILE).write_text(json.dumps(VALID_ARCHITECTURE))
-    assert load_model(saved_model)[1] == MLPConfig(12, (16, 8), 4, 0.25)
+    assert load_model(saved_model).config == MLPConfig(12, (16, 8), 4, 0.25)
 
 
 def test_weights_with_a_pickled_array_raise_data_format_error(saved_model):
@@ -210,7 +224,8 @@ def test_batch_normalized_model_round_trip_keeps_the_running_statistics(tmp_path
     assert json.loads((tmp_path / "model" / ARCHITECTURE_FILE).read_text())["normalization"] == (
         "batch"
     )
-    loaded, loaded_config = load_model(tmp_path / "model")
+    saved = load_model(tmp_path / "model")
+    loaded, loaded_config = saved.model, saved.config
     assert loaded_config == config
     np.testing.assert_array_equal(
         loaded.forward(images(), training=False), model.forward(images(), training=False)
@@ -227,24 +242,46 @@ def test_architecture_without_normalization_loads_as_none(saved_model):
     # the architecture text): it must still load, as a network without normalization.
     text = (saved_model / ARCHITECTURE_FILE).read_text()
     assert "normalization" not in text
-    model, config = load_model(saved_model)
+    saved = load_model(saved_model)
+    model, config = saved.model, saved.config
     assert config.normalization == "none"
     assert not model.buffers()
 
 
-def test_training_summary_round_trip_and_absence(tmp_path):
+def test_records_round_trip_and_may_be_absent(tmp_path):
     model, config = trained_looking_model()
-    summary = {"select_by": "val_accuracy", "selected_epoch": 7, "val_accuracy": 0.5}
-    save_model(tmp_path / "with", model, config, training=summary)
-    assert read_record(tmp_path / "with", TRAINING_FILE) == summary
-    save_model(tmp_path / "without", model, config)
-    assert read_record(tmp_path / "without", TRAINING_FILE) == {}  # saved before
+    save_model(tmp_path / "with", model, config, dataset=DATASET, training=TRAINING,
+               provenance=PROVENANCE)
+    saved = load_model(tmp_path / "with")
+    assert (saved.dataset, saved.training, saved.provenance) == (DATASET, TRAINING, PROVENANCE)
+    save_model(tmp_path / "without", model, config)  # as an older version saved it
+    saved = load_model(tmp_path / "without")
+    assert (saved.dataset, saved.training, saved.provenance) == (None, None, None)
 
 
-@pytest.mark.parametrize("text", ["[1, 2]", "{not json", ""])
-def test_a_damaged_training_summary_is_named(tmp_path, text):
+@pytest.mark.parametrize("file_name", [DATASET_FILE, TRAINING_FILE, PROVENANCE_FILE])
+@pytest.mark.parametrize("text", ["[1, 2]", "{not json", "", '{"epochs": 3}'])
+def test_a_damaged_record_is_named_with_the_fix(tmp_path, file_name, text):
     model, config = trained_looking_model()
-    save_model(tmp_path / "model", model, config)
-    (tmp_path / "model" / TRAINING_FILE).write_text(text, encoding="utf-8")
-    with pytest.raises(DataFormatError, match="training.json.*rerun the train stage"):
-        read_record(tmp_path / "model", TRAINING_FILE)
+    save_model(tmp_path / "model", model, config, dataset=DATASET, training=TRAINING,
+               provenance=PROVENANCE)
+    (tmp_path / "model" / file_name).write_text(text, encoding="utf-8")
+    with pytest.raises(DataFormatError, match=rf"{file_name}.*retrain it \(dvc repro train@model\)"):
+        load_model(tmp_path / "model")
+
+
+@pytest.mark.parametrize(
+    "change, problem",
+    [
+        ({"classes": ["a", "b", "c"]}, "3 classes, but the architecture has 4 outputs"),
+        ({"image_shape": [4, 4, 1]}, "image_shape [4, 4, 1], but the architecture takes 12 values"),
+    ],
+)
+def test_a_dataset_record_that_contradicts_the_architecture_is_refused(tmp_path, change, problem):
+    model, config = trained_looking_model()
+    save_model(tmp_path / "model", model, config, dataset=DATASET)
+    record = json.loads((tmp_path / "model" / DATASET_FILE).read_text())
+    (tmp_path / "model" / DATASET_FILE).write_text(json.dumps({**record, **change}))
+    with pytest.raises(DataFormatError, match=re.escape(problem)) as caught:
+        load_model(tmp_path / "model")
+    assert "dvc repro train@blocks" in str(caught.value)

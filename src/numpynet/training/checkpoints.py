@@ -1,8 +1,9 @@
 """Checkpoints that let an interrupted training run continue exactly where it stopped.
 
 After every epoch the run's whole state goes into one file, replaced atomically: the model's
-arrays, the optimizer's, every random generator's state and the :class:`Progress` (epochs done,
-the log so far, the best epoch and its weights). Continuing from it repeats none of the random
+arrays, the optimizer's, every random generator's state and the loop's
+:class:`~numpynet.training.loop.RunState` (epochs done, the log so far, the best epoch and its
+weights). Continuing from it repeats none of the random
 draws and skips none, so the finished model has the bytes an uninterrupted run gives.
 
 A checkpoint carries the fingerprint of what produced it (parameters, code, data, numeric
@@ -14,34 +15,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-import numbers
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from numpynet.arrays import load_npz
+from numpynet.config.fields import is_int, is_number
 from numpynet.errors import environment_problem
 from numpynet.files import save_npz
 from numpynet.log import Log, log_to_stderr
+from numpynet.training.loop import RunState
 
 # Raised whenever the file's layout changes, so an older checkpoint is discarded, not misread.
 CHECKPOINT_FORMAT = 1
 _RECORD = "record"  # the JSON part, stored as bytes beside the arrays
 _GROUPS = ("model", "optimizer", "best", "progress")
-
-
-@dataclass
-class Progress:
-    """How far a run has got: the part of its state that is not in a model or optimizer array."""
-
-    epochs_done: int = 0
-    history: list[dict] = field(default_factory=list)  # one row per finished epoch
-    step_lr: list[float] = field(default_factory=list)  # one value per optimizer step
-    step_loss: list[float] = field(default_factory=list)
-    best_score: float | None = None  # higher is better; None before the first epoch
-    best_epoch: int | None = None
-    best_state: dict[str, np.ndarray] | None = None  # the best epoch's model arrays
 
 
 @dataclass
@@ -51,7 +40,7 @@ class Snapshot:
     model: dict[str, np.ndarray]
     optimizer: dict
     generators: dict[str, dict]  # name -> numpy bit generator state
-    progress: Progress
+    state: RunState
 
 
 def digest_files(paths: list[Path], root: Path | None = None) -> str:
@@ -69,6 +58,20 @@ def digest_files(paths: list[Path], root: Path | None = None) -> str:
 def digest_json(value) -> str:
     """SHA-256 of ``value`` written as canonical JSON."""
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
+
+
+def run_fingerprint(
+    settings, code: list[Path], code_root: Path, data: list[Path], backend: dict
+) -> dict[str, str]:
+    """The fingerprint of a run: digests of its ``settings`` (a dataclass such as
+    :class:`~numpynet.config.TrainConfig`), its ``code`` files (named relative to ``code_root``),
+    its ``data`` files and the numeric ``backend`` (:func:`numpynet.backend.backend_provenance`)."""
+    return {
+        "parameters": digest_json(asdict(settings)),
+        "code": digest_files(code, code_root),
+        "data": digest_files(data),
+        "numeric backend": digest_json(backend),
+    }
 
 
 class CheckpointStore:
@@ -121,31 +124,51 @@ class CheckpointStore:
             self._discard(f"its content is not as numpynet writes it ({detail})")
             return None
 
-    def save(self, snapshot: Snapshot) -> None:
+    def write(self, snapshot: Snapshot) -> None:
         """Replace the checkpoint with ``snapshot`` in one rename: never a half-written file."""
-        progress = snapshot.progress
+        state = snapshot.state
         record = {
             "format": CHECKPOINT_FORMAT,
             "fingerprint": self.fingerprint,
-            "epochs_done": progress.epochs_done,
-            "history": progress.history,
-            "best_score": progress.best_score,
-            "best_epoch": progress.best_epoch,
+            "epochs_done": state.epochs_done,
+            "history": state.history,
+            "best_score": state.best_score,
+            "best_epoch": state.best_epoch,
             "generators": snapshot.generators,
         }
         arrays = {_RECORD: np.frombuffer(json.dumps(record).encode("utf-8"), dtype=np.uint8)}
         steps = {
-            "step_lr": np.asarray(progress.step_lr, dtype=np.float64),
-            "step_loss": np.asarray(progress.step_loss, dtype=np.float64),
+            "step_lr": np.asarray(state.step_lr, dtype=np.float64),
+            "step_loss": np.asarray(state.step_loss, dtype=np.float64),
         }
         for group, state in (
             ("model", snapshot.model),
             ("optimizer", snapshot.optimizer),
-            ("best", progress.best_state or {}),
+            ("best", state.best_state or {}),
             ("progress", steps),
         ):
             arrays.update({f"{group}:{name}": np.asarray(value) for name, value in state.items()})
         save_npz(self.path, arrays)
+
+    def save(self, model, optimizer, generators: dict, state: RunState) -> None:
+        """Checkpoint a run: its model's, optimizer's and ``generators``' state now, and ``state``
+        (called by the loop after every epoch)."""
+        generator_states = {name: rng.bit_generator.state for name, rng in generators.items()}
+        self.write(Snapshot(model.state_dict(), optimizer.state_dict(), generator_states, state))
+
+    def restore(self, model, optimizer, generators: dict) -> RunState | None:
+        """Put this run's saved state back into its objects and return the loop's state, or None
+        to start afresh (no checkpoint, or one of another run, which is deleted)."""
+        # With this run's shapes, a checkpoint shaped for another model is discarded, not loaded.
+        snapshot = self.load({name: a.shape for name, a in model.state_dict().items()})
+        if snapshot is None:
+            return None
+        model.load_state_dict(snapshot.model)
+        optimizer.load_state_dict(snapshot.optimizer)
+        for name, rng in generators.items():
+            rng.bit_generator.state = snapshot.generators[name]
+        self.log(f"resuming after epoch {snapshot.state.epochs_done}, from the checkpoint {self.path}")
+        return snapshot.state
 
     def remove(self) -> None:
         """Delete the checkpoint: the run it belongs to has finished."""
@@ -195,10 +218,10 @@ def _snapshot(
         raise ValueError("the per-step learning rates and losses are not two float64 lists")
     epochs_done, best_score, best_epoch = (record[k] for k in ("epochs_done", "best_score",
                                                                  "best_epoch"))
-    if not (isinstance(epochs_done, int) and epochs_done >= 0
+    if not (is_int(epochs_done) and epochs_done >= 0
             and isinstance(record["history"], list)
-            and (best_score is None or isinstance(best_score, numbers.Real))
-            and (best_epoch is None or isinstance(best_epoch, int))):
+            and (best_score is None or is_number(best_score))
+            and (best_epoch is None or is_int(best_epoch))):
         raise ValueError("its progress record has values of the wrong type")
     generators = record["generators"]
     if not (isinstance(generators, dict)
@@ -210,7 +233,7 @@ def _snapshot(
         if kind not in ("PCG64", "PCG64DXSM", "Philox", "SFC64", "MT19937"):
             raise ValueError(f"unknown random generator {kind!r}")
         getattr(np.random, kind)().state = state
-    progress = Progress(
+    state = RunState(
         epochs_done=epochs_done,
         history=record["history"],
         step_lr=steps[0].tolist(),
@@ -219,4 +242,4 @@ def _snapshot(
         best_epoch=best_epoch,
         best_state=best or None,
     )
-    return Snapshot(model, {"step": step, **optimizer}, record["generators"], progress)
+    return Snapshot(model, {"step": step, **optimizer}, record["generators"], state)

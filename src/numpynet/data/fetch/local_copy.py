@@ -1,11 +1,7 @@
-"""Getting a dataset's files into ``data/raw/<name>/``, whichever kind of source it has.
-
-Built-in and idx datasets come from their list of URLs (see :mod:`numpynet.data.download`); a
-user's image folder comes from the one location given in ``params.yaml``: a directory, an archive
-on disk, or an archive at a URL. The source types themselves live in :mod:`numpynet.data.catalog`.
+"""Copying a user's image folder, or an archive of one, from disk into ``data/raw/<name>/``.
 
 A local location is taken from the project root when relative, wherever the stage runs. What a
-folder source may hold follows the rule archives follow (archive_listing.py rejects every link
+folder source may hold follows the rule archives follow (formats/archive.py rejects every link
 member, since it could point anywhere):
 
 * a link that resolves to a regular file inside the folder is copied as that file;
@@ -18,21 +14,16 @@ member, since it could point anywhere):
 No copy, folder or archive, writes more than ``download.max_bytes`` in all.
 """
 
+
 from __future__ import annotations
 
 import os
 import stat
 from pathlib import Path
 
-from numpynet.data.catalog import (
-    DEFAULT_DEADLINE_S,
-    DEFAULT_MAX_BYTES,
-    DatasetSource,
-    ImageFolderSource,
-    RemoteFile,
-)
-from numpynet.data.checksums import sha256_of_file
-from numpynet.data.download import candidate_urls, download_dataset, fetch_file
+from numpynet.data.catalog import ImageFolderSource, RemoteFile
+from numpynet.data.fetch.checksums import sha256_of_file
+from numpynet.data.fetch.download import fetch_file
 from numpynet.errors import DownloadError
 from numpynet.files import atomic_directory, atomic_path, public_name
 from numpynet.log import Log, log_to_stderr
@@ -40,42 +31,21 @@ from numpynet.log import Log, log_to_stderr
 _CHUNK_BYTES = 1 << 16
 
 
-def acquire_dataset(
-    source: DatasetSource | ImageFolderSource,
+def copy_local_source(
+    source: ImageFolderSource,
     out_dir: Path,
-    *,
-    mirror: str | None,
-    timeout: float,
-    deadline: float = DEFAULT_DEADLINE_S,
-    max_bytes: int = DEFAULT_MAX_BYTES,
-    project_root: Path | None = None,
+    dest: Path,
+    project_root: Path | None,
+    limits: dict,
     log: Log = log_to_stderr,
 ) -> None:
-    """Fetch or copy every file of ``source`` into ``out_dir``, verified where pinned.
+    """Copy the folder or archive ``source`` names on disk to ``dest`` (inside ``out_dir``).
 
-    ``timeout``, ``deadline`` and ``max_bytes`` bound every transfer (see
-    :func:`numpynet.data.download.fetch_file`). ``project_root`` is where relative local paths
-    start and whose ``data/`` a folder source may not contain; the current directory when None.
+    A pinned archive is verified as a download is (``limits`` are
+    :func:`~numpynet.data.fetch.download.fetch_file`'s bounds); a folder is copied whole, within
+    ``limits["max_bytes"]``, after the checks of the module docstring.
     """
-    limits = {"timeout": timeout, "deadline": deadline, "max_bytes": max_bytes}
-    if isinstance(source, DatasetSource):
-        download_dataset(source, out_dir, mirror=mirror, log=log, **limits)
-        return
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if not source.local_name:  # params validation refuses these; a caller may not have validated
-        raise DownloadError(
-            f"{_key(source)}: {source.location} names no file or folder of its own; give the "
-            f"path of the folder or archive itself"
-        )
-    dest = out_dir / source.local_name
-    if source.is_url:
-        # The exact URL, query string and all (a signed link's signature is part of it), after
-        # the mirror's copy under the stored name.
-        candidates = candidate_urls(source.local_name, source.name, [], mirror) + [source.location]
-        remote = RemoteFile(source.local_name, sha256=source.sha256, decompress=False)
-        fetch_file(remote, dest, candidates, log=log, **limits)
-        return
+    max_bytes = limits["max_bytes"]
     location = _local_location(source, out_dir, project_root)
     if location.is_dir():
         # A snapshot of the folder, so the DVC cache holds exactly what was trained on.
@@ -93,7 +63,8 @@ def acquire_dataset(
         )
 
 
-def _key(source: ImageFolderSource) -> str:
+def source_key(source: ImageFolderSource) -> str:
+    """The params.yaml key that names a local source, for messages."""
     return f"datasets.{source.name}.data.source"
 
 
@@ -104,7 +75,7 @@ def _inside(path: Path, folder: Path) -> bool:
 
 def _local_location(source: ImageFolderSource, out_dir: Path, project_root: Path | None) -> Path:
     """The resolved path of a local source, after checking it may be copied (module docstring)."""
-    key = _key(source)
+    key = source_key(source)
     given = Path(source.location).expanduser()
     start = Path(project_root) if project_root is not None else Path.cwd()
     try:
@@ -164,7 +135,7 @@ class _Budget:
         self.left -= count
         if self.left < 0:
             raise DownloadError(
-                f"{_key(self.source)}: {self.location} holds more than download.max_bytes = "
+                f"{source_key(self.source)}: {self.location} holds more than download.max_bytes = "
                 f"{self.max_bytes} bytes (stopped at {path}); if the dataset really is that "
                 f"large, raise download.max_bytes in params.yaml"
             )
@@ -176,7 +147,7 @@ def _copy_file(path: Path | str, target: Path, budget: _Budget) -> None:
         descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError as error:
         raise DownloadError(
-            f"{_key(budget.source)}: cannot read {path} ({error.strerror}); fix its permissions "
+            f"{source_key(budget.source)}: cannot read {path} ({error.strerror}); fix its permissions "
             f"or remove it"
         ) from None
     with os.fdopen(descriptor, "rb") as stream:
@@ -194,14 +165,14 @@ def _read(stream, path: Path | str, source: ImageFolderSource) -> bytes:
         return stream.read(_CHUNK_BYTES)
     except OSError as error:
         raise DownloadError(
-            f"{_key(source)}: cannot read {path} ({error.strerror or error}); check the disk or "
+            f"{source_key(source)}: cannot read {path} ({error.strerror or error}); check the disk or "
             f"the folder's permissions, or remove the file"
         ) from None
 
 
 def _refuse_special(source: ImageFolderSource, path: str) -> None:
     raise DownloadError(
-        f"{_key(source)}: {path} is a special file (a pipe, a device or a socket), which an "
+        f"{source_key(source)}: {path} is a special file (a pipe, a device or a socket), which an "
         f"image folder may not hold; remove it from the folder"
     )
 
@@ -214,22 +185,22 @@ def _link_target(link: str, root: Path, source: ImageFolderSource) -> Path:
         target = Path(os.path.realpath(link, strict=True))
     except FileNotFoundError:
         raise DownloadError(
-            f"{_key(source)}: the link {link} -> {points_to} is dangling (nothing is there); "
+            f"{source_key(source)}: the link {link} -> {points_to} is dangling (nothing is there); "
             f"{fix}"
         ) from None
     except OSError:
         raise DownloadError(
-            f"{_key(source)}: the link {link} -> {points_to} is part of a loop of links; {fix}"
+            f"{source_key(source)}: the link {link} -> {points_to} is part of a loop of links; {fix}"
         ) from None
     if not _inside(target, root):
         raise DownloadError(
-            f"{_key(source)}: the link {link} -> {points_to} points outside the folder {root} "
+            f"{source_key(source)}: the link {link} -> {points_to} points outside the folder {root} "
             f"(to {target}); links may only point to files inside it (archives may hold no links "
             f"at all); {fix}"
         )
     if target.is_dir():
         raise DownloadError(
-            f"{_key(source)}: the link {link} -> {points_to} points to a folder; links to "
+            f"{source_key(source)}: the link {link} -> {points_to} points to a folder; links to "
             f"folders are refused (they can loop or copy images twice); move the folder there "
             f"instead"
         )
@@ -252,7 +223,7 @@ def _copy_tree(pending: list[tuple[Path, Path]], root: Path, source, budget: _Bu
             entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
         except OSError as error:
             raise DownloadError(
-                f"{_key(source)}: cannot list {folder} ({error.strerror}); fix its permissions"
+                f"{source_key(source)}: cannot list {folder} ({error.strerror}); fix its permissions"
             ) from None
         for entry in entries:
             target = target_folder / entry.name

@@ -13,19 +13,27 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from numpynet.augment import Augmentation
+from numpynet.training.augment import Augmentation
 from numpynet.errors import ConfigError
 from numpynet.log import Log, log_to_stderr
 from numpynet.nn.layers import Linear
 from numpynet.nn.model import MLPConfig, Sequential, build_mlp
 from numpynet.nn.schedule import learning_rate
-from numpynet.resume import CheckpointStore, Progress, Snapshot
-from numpynet.training import MetricsLogger, fit, make_optimizer, steps_per_epoch
-from numpynet.whitening import MAX_WHITENED_VALUES, fold_whitening, whiten, zca_whitening
+from numpynet.records import ProcessedMeta, TrainingRecord
+from numpynet.training.checkpoints import CheckpointStore
+from numpynet.training.loop import (
+    LoopSettings,
+    MetricsLogger,
+    RandomStreams,
+    Reports,
+    fit,
+    make_optimizer,
+    steps_per_epoch,
+)
+from numpynet.training.whitening import MAX_WHITENED_VALUES, fold_whitening, whiten, zca_whitening
 
 if TYPE_CHECKING:
     from numpynet.config import TrainConfig
-    from numpynet.data.processed import DatasetMeta
 
 
 @dataclass
@@ -37,24 +45,23 @@ class TrainedModel:
     history: list[dict]
     selected_epoch: int
 
-    def summary(self, config: TrainConfig) -> dict:
+    def record(self, config: TrainConfig) -> TrainingRecord:
         """Which epoch was kept, by what rule, its validation scores and whether training mirrored
-        images (``training.json``)."""
+        images (``training.json``; predict mirrors a model's inputs when it did)."""
         selected = self.history[self.selected_epoch - 1]
-        return {
-            "epochs": config.epochs,
-            "select_by": config.select_by,
-            # Read by predict: a model trained on mirrored images also sees each one mirrored.
-            "augment_flip": config.augment_flip,
-            "selected_epoch": self.selected_epoch,
-            "val_accuracy": selected["val_accuracy"],
-            "val_loss": selected["val_loss"],
-        }
+        return TrainingRecord(
+            epochs=config.epochs,
+            select_by=config.select_by,
+            selected_epoch=self.selected_epoch,
+            val_accuracy=selected["val_accuracy"],
+            val_loss=selected["val_loss"],
+            augment_flip=config.augment_flip,
+        )
 
 
 def train_mlp(
     config: TrainConfig,
-    meta: DatasetMeta,
+    meta: ProcessedMeta,
     train_set: tuple[np.ndarray, np.ndarray],
     val_set: tuple[np.ndarray, np.ndarray],
     log: Log = log_to_stderr,
@@ -133,52 +140,30 @@ def train_mlp(
         min_lr=config.min_lr,
         kind=config.schedule,
     )
-    progress, on_epoch_end = None, None
+    settings = LoopSettings(
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        learning_rate=schedule,
+        augmentation=augmentation,
+        label_smoothing=config.label_smoothing,
+        select_by=config.select_by,
+    )
+    state, on_epoch_end = None, None
     if checkpoints is not None:
-        progress = _restore(checkpoints, model, optimizer, generators, log)
-        on_epoch_end = partial(_save, checkpoints, model, optimizer, generators)
-    history, selected_epoch = fit(
+        state = checkpoints.restore(model, optimizer, generators)
+        on_epoch_end = partial(checkpoints.save, model, optimizer, generators)
+    state = fit(
         model,
         optimizer,
         train_set,
         val_set,
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        learning_rate=schedule,
-        rng=generators["shuffle"],
-        augmentation=augmentation,
-        augment_rng=generators["augment"],
-        label_smoothing=config.label_smoothing,
-        select_by=config.select_by,
-        log=log,
-        metrics_logger=metrics_logger,
-        progress=progress,
+        settings,
+        RandomStreams(shuffle=generators["shuffle"], augment=generators["augment"]),
+        reports=Reports(log=log, metrics_logger=metrics_logger),
+        state=state,
         on_epoch_end=on_epoch_end,
     )
     if config.whitening == "zca":
         first = next(layer for layer in model.layers if isinstance(layer, Linear))
         fold_whitening(first, mean, matrix)
-    return TrainedModel(model, architecture, history, selected_epoch)
-
-
-def _save(checkpoints, model, optimizer, generators, progress: Progress) -> None:
-    """Checkpoint the run: its objects' state now, and ``progress``."""
-    generator_states = {name: rng.bit_generator.state for name, rng in generators.items()}
-    checkpoints.save(
-        Snapshot(model.state_dict(), optimizer.state_dict(), generator_states, progress)
-    )
-
-
-def _restore(checkpoints, model, optimizer, generators, log: Log) -> Progress | None:
-    """Put a run's saved state back into its objects; its progress, or None to start afresh."""
-    # With this run's shapes, a checkpoint shaped for another model is discarded, not loaded.
-    snapshot = checkpoints.load({name: a.shape for name, a in model.state_dict().items()})
-    if snapshot is None:
-        return None
-    model.load_state_dict(snapshot.model)
-    optimizer.load_state_dict(snapshot.optimizer)
-    for name, rng in generators.items():
-        rng.bit_generator.state = snapshot.generators[name]
-    progress = snapshot.progress
-    log(f"resuming after epoch {progress.epochs_done}, from the checkpoint {checkpoints.path}")
-    return progress
+    return TrainedModel(model, architecture, state.history, state.kept_epoch)
