@@ -1,7 +1,7 @@
 """The ``numpynet`` console command: ``check``, ``info``, ``predict`` and ``--version``.
 
-Kept apart from :mod:`numpynet.stage_entry`, which every stage imports, so that the commands' imports
-(the model loader and all it needs) are no stage's dependency.
+Kept apart from :mod:`numpynet.stage_entry`, which every stage imports, so that the commands'
+imports (the model loader and all it needs) are no stage's dependency.
 """
 
 from __future__ import annotations

@@ -1,13 +1,13 @@
 """``numpynet predict``: classify image files with a trained model folder and nothing else.
 
-A model folder written by the train stage records what its inputs went through
-(``dataset.json``: class names, image shape, per-channel mean and std), so images are turned into
-the model's input here exactly as preprocessing turns an image folder's images into the
-dataset: decoded by :func:`numpynet.data.formats.image_decode.decode_images` (converted to grayscale or
-RGB, an alpha channel dropped, resized bilinearly to the training size, pixels taken as stored,
-without EXIF rotation), then standardized by :func:`numpynet.data.standardize.standardize`, the
-same float32 arithmetic, so an image saved from a processed dataset gives its processed values
-bit for bit. Nothing under ``data/`` is read.
+A model folder written by the train stage records what its inputs went through (``dataset.json``:
+class names, image shape, per-channel mean and std), so images are turned into the model's input
+here exactly as preprocessing turns an image folder's images into the dataset: decoded by
+:func:`numpynet.data.formats.image_decode.decode_images` (converted to grayscale or RGB, an alpha
+channel dropped, resized bilinearly to the training size, pixels taken as stored, without EXIF
+rotation), then standardized by :func:`numpynet.data.standardize.standardize`, the same float32
+arithmetic, so an image saved from a processed dataset gives its processed values bit for bit.
+Nothing under ``data/`` is read.
 
 Every image is read and checked before anything is computed or returned: one bad file fails the
 whole call, naming it, and nothing is printed for the others.

@@ -52,7 +52,8 @@ def _image_shape_problem(shape: list[int]) -> str | None:
 
 def _standardization_problem(shape: list[int], mean: list[float], std: list[float]) -> str | None:
     if len(mean) != shape[2] or len(std) != shape[2] or not all(v > 0 for v in std):
-        return f"mean, std: expected {shape[2]} finite number(s) each, one per channel, std positive"
+        return (f"mean, std: expected {shape[2]} finite number(s) each, one per channel, std "
+                f"positive")
     return None
 
 
@@ -96,7 +97,9 @@ class Architecture:
         metadata=field_check(lambda sizes: all(n >= 1 for n in sizes), "a list of integers >= 1")
     )
     num_classes: int = dataclasses.field(metadata=_POSITIVE)
-    dropout: float = dataclasses.field(metadata=field_check(lambda p: 0 <= p < 1, "a number in [0, 1)"))
+    dropout: float = dataclasses.field(
+        metadata=field_check(lambda p: 0 <= p < 1, "a number in [0, 1)")
+    )
     # Written only when not the default, which a file without the key means: a model without
     # normalization keeps the exact architecture.json (and so the DVC hash) it had before.
     normalization: str = dataclasses.field(

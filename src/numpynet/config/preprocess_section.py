@@ -1,10 +1,11 @@
 """The ``preprocess:`` section of ``params.yaml``: the validation split, and the bounds on reading.
 
-``val_fraction`` and ``seed`` choose the validation split. The four ``max_*`` keys bound the
-memory that reading an image folder may take (what each bounds, and why these defaults:
-:mod:`numpynet.data.formats.limits`, whose ``ReadLimits`` defaults are the ones here). Each may be left out and takes its default, so a params file written before
-they existed still works. ``max_image_pixels`` goes up to :data:`PILLOW_PIXEL_CEILING`, past which
-Pillow refuses to open an image whatever this says.
+``val_fraction`` and ``seed`` choose the validation split. The four ``max_*`` keys bound the memory
+that reading an image folder may take (what each bounds, and why these defaults:
+:mod:`numpynet.data.formats.limits`, whose ``ReadLimits`` defaults are the ones here). Each may be
+left out and takes its default, so a params file written before they existed still works.
+``max_image_pixels`` goes up to :data:`PILLOW_PIXEL_CEILING`, past which Pillow refuses to open an
+image whatever this says.
 """
 
 from __future__ import annotations

@@ -15,10 +15,10 @@ A file may be pinned two ways, and matching either pin is enough:
   by it. Datasets we have never had a genuine copy of (to compute a content sha256 from) carry
   only this pin.
 
-A built-in file also pins its sizes, so that a download stops as soon as a source sends more than
-a genuine copy holds (see :mod:`numpynet.data.fetch.transport`): ``served_size``, the publisher's file as
-served, and ``max_stored_size``, the most the stored content can hold (its exact size where known).
-Any other file is capped by ``download.max_bytes`` (default :data:`DEFAULT_MAX_BYTES`).
+A built-in file also pins its sizes, so that a download stops as soon as a source sends more than a
+genuine copy holds (see :mod:`numpynet.data.fetch.transport`): ``served_size``, the publisher's
+file as served, and ``max_stored_size``, the most the stored content can hold (its exact size where
+known). Any other file is capped by ``download.max_bytes`` (default :data:`DEFAULT_MAX_BYTES`).
 """
 
 from __future__ import annotations

@@ -167,7 +167,8 @@ class CheckpointStore:
         optimizer.load_state_dict(snapshot.optimizer)
         for name, rng in generators.items():
             rng.bit_generator.state = snapshot.generators[name]
-        self.log(f"resuming after epoch {snapshot.state.epochs_done}, from the checkpoint {self.path}")
+        done = snapshot.state.epochs_done
+        self.log(f"resuming after epoch {done}, from the checkpoint {self.path}")
         return snapshot.state
 
     def remove(self) -> None:

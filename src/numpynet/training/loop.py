@@ -226,7 +226,9 @@ def fit(
 
     if state.kept_epoch != epochs:
         model.load_state_dict(state.best_state)
-        reports.log(f"kept the weights of epoch {state.kept_epoch}, the best by {settings.select_by}")
+        reports.log(
+            f"kept the weights of epoch {state.kept_epoch}, the best by {settings.select_by}"
+        )
     return state
 
 

@@ -1,4 +1,4 @@
-"""The download stage's library: get a dataset's files into ``data/raw/<name>/``, whatever its source.
+"""The download stage's library: a dataset's files into ``data/raw/<name>/``, whatever the source.
 
 Built-in and idx datasets come from their list of URLs, a mirror first
 (:mod:`~numpynet.data.fetch.mirrors`, :mod:`~numpynet.data.fetch.download`); a user's image folder

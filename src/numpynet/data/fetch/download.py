@@ -6,8 +6,9 @@ decompressed). Either pinned digest matching is enough: a mirror that re-compres
 changes its md5 but still carries the content the sha256 proves. A corrupted or truncated file
 matches neither. Nothing unverified ever reaches the destination name: each attempt streams into a
 hidden temporary file that is renamed into place only after a checksum matched, and deleted
-otherwise. Every attempt is bounded in time and size (see :mod:`numpynet.data.fetch.transport`): a source
-that trickles, or sends more than the file can hold, fails like any other and the next is tried.
+otherwise. Every attempt is bounded in time and size (see :mod:`numpynet.data.fetch.transport`):
+a source that trickles, or sends more than the file can hold, fails like any other and the next is
+tried.
 """
 
 from __future__ import annotations
@@ -163,11 +164,11 @@ def fetch_file(
     streams. It is accepted when the stored content matches ``remote.sha256`` or the served bytes
     match ``remote.md5``, whichever are pinned. ``timeout`` bounds each blocking step, ``deadline``
     (seconds) each whole attempt, and the bytes one attempt may bring are capped by the file's
-    pinned size or else by ``max_bytes`` (see :mod:`numpynet.data.fetch.transport`). A source that fails
-    (HTTP error, refused connection, timeout, deadline, cap, dropped connection, bad gzip, checksum
-    mismatch) is logged in one line and the next is tried. Raises :class:`DownloadError` listing
-    every source and its reason, and the params key to raise where one would help, when none
-    succeeds. No temporary or partial file is left behind, whatever happens.
+    pinned size or else by ``max_bytes`` (see :mod:`numpynet.data.fetch.transport`). A source that
+    fails (HTTP error, refused connection, timeout, deadline, cap, dropped connection, bad gzip,
+    checksum mismatch) is logged in one line and the next is tried. Raises :class:`DownloadError`
+    listing every source and its reason, and the params key to raise where one would help, when
+    none succeeds. No temporary or partial file is left behind, whatever happens.
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)

@@ -147,8 +147,8 @@ def _copy_file(path: Path | str, target: Path, budget: _Budget) -> None:
         descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError as error:
         raise DownloadError(
-            f"{source_key(budget.source)}: cannot read {path} ({error.strerror}); fix its permissions "
-            f"or remove it"
+            f"{source_key(budget.source)}: cannot read {path} ({error.strerror}); fix its "
+            f"permissions or remove it"
         ) from None
     with os.fdopen(descriptor, "rb") as stream:
         if not stat.S_ISREG(os.fstat(descriptor).st_mode):
@@ -165,8 +165,8 @@ def _read(stream, path: Path | str, source: ImageFolderSource) -> bytes:
         return stream.read(_CHUNK_BYTES)
     except OSError as error:
         raise DownloadError(
-            f"{source_key(source)}: cannot read {path} ({error.strerror or error}); check the disk or "
-            f"the folder's permissions, or remove the file"
+            f"{source_key(source)}: cannot read {path} ({error.strerror or error}); check the disk "
+            f"or the folder's permissions, or remove the file"
         ) from None
 
 
@@ -190,13 +190,14 @@ def _link_target(link: str, root: Path, source: ImageFolderSource) -> Path:
         ) from None
     except OSError:
         raise DownloadError(
-            f"{source_key(source)}: the link {link} -> {points_to} is part of a loop of links; {fix}"
+            f"{source_key(source)}: the link {link} -> {points_to} is part of a loop of links; "
+            f"{fix}"
         ) from None
     if not _inside(target, root):
         raise DownloadError(
-            f"{source_key(source)}: the link {link} -> {points_to} points outside the folder {root} "
-            f"(to {target}); links may only point to files inside it (archives may hold no links "
-            f"at all); {fix}"
+            f"{source_key(source)}: the link {link} -> {points_to} points outside the folder "
+            f"{root} (to {target}); links may only point to files inside it (archives may hold "
+            f"no links at all); {fix}"
         )
     if target.is_dir():
         raise DownloadError(
@@ -223,7 +224,8 @@ def _copy_tree(pending: list[tuple[Path, Path]], root: Path, source, budget: _Bu
             entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
         except OSError as error:
             raise DownloadError(
-                f"{source_key(source)}: cannot list {folder} ({error.strerror}); fix its permissions"
+                f"{source_key(source)}: cannot list {folder} ({error.strerror}); fix its "
+                f"permissions"
             ) from None
         for entry in entries:
             target = target_folder / entry.name

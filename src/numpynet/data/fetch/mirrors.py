@@ -66,4 +66,5 @@ def shown_source(candidate: str) -> str:
         return candidate
     parts = urllib.parse.urlsplit(candidate)
     host = parts.netloc.rpartition("@")[2]
-    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "…" if parts.query else "", ""))
+    query = "…" if parts.query else ""
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, query, ""))

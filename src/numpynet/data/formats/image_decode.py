@@ -1,18 +1,18 @@
 """Decoding image files with Pillow into one uint8 (N, H, W, C) array.
 
 Images are converted to one mode, ``"L"`` (grayscale, one channel) or ``"RGB"`` (three), as
-:mod:`numpynet.data.formats.image_modes` says for each Pillow mode (an alpha channel is dropped, 16-bit
-values keep their high byte, an image that cannot be represented faithfully is refused); palette
-images count as color when the mode is inferred, EXIF orientation is not applied (pixels are
-taken as stored), and of an animated image only the first frame is read. Without a declared size
-every image must have the same size; with one, each is resized to it with bilinear resampling
+:mod:`numpynet.data.formats.image_modes` says for each Pillow mode (an alpha channel is dropped,
+16-bit values keep their high byte, an image that cannot be represented faithfully is refused);
+palette images count as color when the mode is inferred, EXIF orientation is not applied (pixels
+are taken as stored), and of an animated image only the first frame is read. Without a declared
+size every image must have the same size; with one, each is resized to it with bilinear resampling
 (:data:`RESAMPLING`). An image Pillow cannot decode raises
 :class:`~numpynet.errors.DataFormatError` naming the file.
 
-Memory is bounded by :class:`~numpynet.data.formats.limits.ReadLimits`: an image whose header declares
-more than ``max_image_pixels`` is refused before any pixel is decoded (Pillow's own check, a mere
-warning below twice its ``MAX_IMAGE_PIXELS``, is silenced here, not changed), and the dataset's
-array is checked against ``max_dataset_bytes`` before it is allocated.
+Memory is bounded by :class:`~numpynet.data.formats.limits.ReadLimits`: an image whose header
+declares more than ``max_image_pixels`` is refused before any pixel is decoded (Pillow's own check,
+a mere warning below twice its ``MAX_IMAGE_PIXELS``, is silenced here, not changed), and the
+dataset's array is checked against ``max_dataset_bytes`` before it is allocated.
 
 JPEG files in an archive that repeat a header already read are decoded without Pillow parsing it
 again (see :class:`_JpegHeaders`): the same pixels, and the same errors.
