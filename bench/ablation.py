@@ -5,12 +5,13 @@
         --hidden-sizes 1024 512
 
 Reads the dataset's settings from params.yaml (``train`` with its overrides) and a processed
-dataset (what the preprocess stage writes), then trains with :func:`numpynet.training.recipe.train_mlp`,
-the train stage's own code, once per rung of a ladder: the baseline (none of the ingredients),
-then + shifts (and flips, where the dataset uses them), + label smoothing, + batch normalization,
-+ ZCA whitening (where the dataset uses it). Each rung reports the validation accuracy of the
-epoch the recipe keeps and, for datasets trained with flips, with the test-time flip too. The test
-split is never read. ``--epochs`` and ``--hidden-sizes`` shorten the runs; the table says which.
+dataset (what the preprocess stage writes), then trains with
+:func:`numpynet.training.recipe.train_mlp`, the train stage's own code, once per rung of a ladder:
+the baseline (none of the ingredients), then + shifts (and flips, where the dataset uses them), +
+label smoothing, + batch normalization, + ZCA whitening (where the dataset uses it). Each rung
+reports the validation accuracy of the epoch the recipe keeps and, for datasets trained with flips,
+with the test-time flip too. The test split is never read. ``--epochs`` and ``--hidden-sizes``
+shorten the runs; the table says which.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT / "src"))
 
 from numpynet.backend import finish_pinning, pin_backend  # noqa: E402
-from numpynet.stage_entry import run_stage  # noqa: E402
 from numpynet.config import load_params  # noqa: E402
+from numpynet.stage_entry import run_stage  # noqa: E402
 
 # The numeric mode of params.yaml, before NumPy loads, as the train stage does; a bad setting is
 # a message, not a traceback.

@@ -18,8 +18,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT / "src"))
 
 from numpynet.backend import finish_pinning, pin_backend  # noqa: E402  (needs the path above)
-from numpynet.stage_entry import run_stage  # noqa: E402
 from numpynet.config import load_params  # noqa: E402
+from numpynet.stage_entry import run_stage  # noqa: E402
 
 NUMERIC_STAGES = ("train", "evaluate")
 

@@ -1,7 +1,7 @@
 """The training log in DVCLive's files: written live by train, read back by evaluate.
 
-The library knows nothing of DVCLive: :func:`numpynet.training.fit` reports to any
-:class:`~numpynet.training.MetricsLogger`, and :class:`LiveLogger` is the one the train stage
+The library knows nothing of DVCLive: :func:`numpynet.training.loop.fit` reports to any
+:class:`~numpynet.training.loop.MetricsLogger`, and :class:`LiveLogger` is the one the train stage
 passes. DVCLive's step is the optimizer step (from 1): every step logs ``lr`` and
 ``train/batch_loss``; every epoch, at its last step, logs ``train/loss``, ``train/accuracy``,
 ``val/loss`` and ``val/accuracy``, each into its own ``.tsv`` file under ``plots/metrics/``.
@@ -24,7 +24,7 @@ import numpy as np
 from numpynet.errors import DataFormatError, OutputError, environment_message
 
 STEP_METRICS = ("lr", "train/batch_loss")
-EPOCH_METRICS = {  # DVCLive's name -> the column of numpynet.training.LOG_COLUMNS
+EPOCH_METRICS = {  # DVCLive's name -> the column of numpynet.training.loop.LOG_COLUMNS
     "train/loss": "train_loss",
     "train/accuracy": "train_accuracy",
     "val/loss": "val_loss",
@@ -33,7 +33,7 @@ EPOCH_METRICS = {  # DVCLive's name -> the column of numpynet.training.LOG_COLUM
 
 
 class LiveLogger:
-    """Logs :func:`~numpynet.training.fit`'s numbers with DVCLive into ``directory``."""
+    """Logs :func:`~numpynet.training.loop.fit`'s numbers with DVCLive into ``directory``."""
 
     def __init__(self, directory: Path, dataset: str):
         from dvclive import Live  # only the train stage needs DVCLive (and DVC) loaded

@@ -11,11 +11,11 @@ import _bootstrap  # noqa: I001  (first: this tree's code, on a pinned numeric b
 
 import os
 
-from numpynet.stage_entry import run_stage, stage_arguments
 from numpynet.config import load_params
-from numpynet.data.fetch.mirrors import MIRROR_ENV, resolve_mirror
 from numpynet.data.fetch import acquire_dataset
+from numpynet.data.fetch.mirrors import MIRROR_ENV, resolve_mirror
 from numpynet.files import atomic_directory
+from numpynet.stage_entry import run_stage, stage_arguments
 
 
 def main() -> None:

@@ -27,7 +27,6 @@ from numpynet.evaluation import (
 from numpynet.files import atomic_directory, write_json
 from numpynet.model_folder import load_model
 from numpynet.nn.loss import log_softmax
-from numpynet.portable_math import exp
 from numpynet.pictures import (
     LearningCurves,
     displayable,
@@ -37,6 +36,7 @@ from numpynet.pictures import (
     draw_per_class_accuracy,
     most_confident_mistakes,
 )
+from numpynet.portable_math import exp
 from numpynet.records import EvaluationScores, record_json
 from numpynet.stage_entry import run_stage, stage_arguments
 

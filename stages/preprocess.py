@@ -9,13 +9,13 @@ import _bootstrap  # noqa: I001  (first: this tree's code, on a pinned numeric b
 
 import numpy as np
 
-from numpynet.stage_entry import run_stage, stage_arguments
 from numpynet.config import load_params
 from numpynet.data.formats.limits import ReadLimits
-from numpynet.data.standardize import CONSTANT_CHANNEL_STD, plan_splits
-from numpynet.data.processed import write_processed
 from numpynet.data.formats.load import load_raw_dataset
+from numpynet.data.processed import write_processed
+from numpynet.data.standardize import CONSTANT_CHANNEL_STD, plan_splits
 from numpynet.log import log_to_stderr
+from numpynet.stage_entry import run_stage, stage_arguments
 
 
 def main() -> None:

@@ -41,6 +41,7 @@ def main() -> None:
     meta = read_meta(args.data)
     train_set, val_set = read_split(args.data, "train", meta), read_split(args.data, "val", meta)
     backend = backend_provenance()
+    provenance = ProvenanceRecord(**backend)  # before training: a key it lacks fails at once
     code = [*(_bootstrap.PROJECT_ROOT / "src").rglob("*.py"), *Path(__file__).parent.glob("*.py")]
     data = split_files(args.data, ("train", "val"))
     checkpoints = CheckpointStore(
@@ -67,7 +68,7 @@ def main() -> None:
         run.architecture,
         dataset=DatasetRecord.of(args.dataset, meta),
         training=run.record(config),
-        provenance=ProvenanceRecord(**backend),
+        provenance=provenance,
     )
     checkpoints.remove()
     # ru_maxrss is in KiB on Linux. Memory-mapped inputs count once touched: one copy at most.

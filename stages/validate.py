@@ -9,9 +9,9 @@ nothing downstream by itself.
 
 import _bootstrap  # noqa: I001  (first: this tree's code, on a pinned numeric backend)
 
-from numpynet.stage_entry import run_stage, stage_arguments
 from numpynet.config import load_params
 from numpynet.files import write_text
+from numpynet.stage_entry import run_stage, stage_arguments
 
 
 def main() -> None:

@@ -10,10 +10,10 @@ import argparse
 from pathlib import Path
 
 from numpynet import __version__
-from numpynet.stage_entry import run_stage
 from numpynet.config import load_params
 from numpynet.model_info import describe_model
 from numpynet.predict import format_json, format_text, predict
+from numpynet.stage_entry import run_stage
 
 
 def _check_params(args: argparse.Namespace) -> None:

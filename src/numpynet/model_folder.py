@@ -31,8 +31,8 @@ from numpynet.errors import DataFormatError, environment_problem
 from numpynet.files import atomic_directory, save_npz
 from numpynet.nn.model import MLPConfig, Sequential, build_mlp
 from numpynet.records import (
-    Architecture,
     MODEL_TYPE,
+    Architecture,
     DatasetRecord,
     ProvenanceRecord,
     TrainingRecord,
@@ -161,10 +161,11 @@ def load_model(directory: Path | str) -> SavedModel:
             f"cannot load the model in {directory}: {error}; rerun the train stage (dvc repro)"
         ) from None
     dataset = _optional_record(directory / DATASET_FILE, DatasetRecord, _retrain(directory))
-    if dataset is not None and dataset.architecture_problem(architecture):
+    contradiction = dataset.architecture_problem(architecture) if dataset is not None else None
+    if contradiction:
         raise DataFormatError(
             f"{directory / DATASET_FILE} is not as numpynet writes it for the model in "
-            f"{directory} ({dataset.architecture_problem(architecture)}): the file was changed or "
+            f"{directory} ({contradiction}): the file was changed or "
             f"comes from another model; {_retrain(directory, dataset.name)}"
         )
     return SavedModel(

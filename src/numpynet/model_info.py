@@ -10,8 +10,8 @@ from numpynet.model_folder import load_model
 from numpynet.predict import one_line
 from numpynet.records import (
     DatasetRecord,
-    ProvenanceRecord,
     EvaluationScores,
+    ProvenanceRecord,
     TrainingRecord,
     record_problem,
 )

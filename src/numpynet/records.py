@@ -13,7 +13,7 @@ ProcessedMeta       data/processed/<name>/meta.json  preprocess; train, evaluate
 Architecture        models/<name>/architecture.json  train; evaluate, predict, info
 DatasetRecord       models/<name>/dataset.json       train; evaluate, predict, info
 TrainingRecord      models/<name>/training.json      train; evaluate, predict, info
-ProvenanceRecord    models/<name>/provenance.json    train; info
+ProvenanceRecord    models/<name>/provenance.json    train; evaluate, predict, info
 EvaluationScores    metrics/<name>.json              evaluate; info (and ``dvc metrics``)
 ==================  ===============================  =========================================
 
@@ -183,6 +183,8 @@ class ProvenanceRecord:
     def problem(self) -> str | None:
         if self.numeric_mode is None and self.kernel_class is None:
             return "numeric_mode: missing"
+        if (self.blas_kernel is None) != (self.blas_threads is None):
+            return "blas_kernel, blas_threads: expected both or neither"
         return None
 
 

@@ -43,8 +43,13 @@ from pathlib import Path
 from typing import Any
 
 from numpynet.backend import NUMERIC_MODES
-from numpynet.data.catalog import DatasetSource, ImageFolderSource
-from numpynet.errors import ConfigError
+from numpynet.config.data_source import parse_data_source
+from numpynet.config.download_section import (  # noqa: F401 (MAX_* are part of this API)
+    MAX_DEADLINE_S,
+    MAX_DOWNLOAD_BYTES,
+    MAX_TIMEOUT_S,
+    DownloadConfig,
+)
 from numpynet.config.fields import (
     describe,
     field_check,
@@ -54,15 +59,10 @@ from numpynet.config.fields import (
     show_key,
 )
 from numpynet.config.file import read_params_file
-from numpynet.config.rules import check_dataset_inputs, check_train_rules
-from numpynet.config.data_source import parse_data_source
 from numpynet.config.preprocess_section import PreprocessConfig
-from numpynet.config.download_section import (  # noqa: F401 (MAX_* are part of this API)
-    MAX_DEADLINE_S,
-    MAX_DOWNLOAD_BYTES,
-    MAX_TIMEOUT_S,
-    DownloadConfig,
-)
+from numpynet.config.rules import check_dataset_inputs, check_train_rules
+from numpynet.data.catalog import DatasetSource, ImageFolderSource
+from numpynet.errors import ConfigError
 
 MAX_DATASET_NAME_LENGTH = 64
 DATASET_NAME_PATTERN = rf"[A-Za-z][A-Za-z0-9_-]{{0,{MAX_DATASET_NAME_LENGTH - 1}}}"

@@ -11,6 +11,7 @@ import dataclasses
 import urllib.parse
 from typing import Any
 
+from numpynet.config.fields import describe, is_int, is_number, show, show_key
 from numpynet.data.catalog import (
     BUILTIN,
     FORMATS,
@@ -25,7 +26,6 @@ from numpynet.data.catalog import (
     local_file_name,
     url_file_name,
 )
-from numpynet.config.fields import describe, is_int, is_number, show, show_key
 
 # Each side of an image-folder `size`, in pixels. A 4096 x 4096 RGB image is already 48 MiB as
 # uint8 and 200 MiB as the float32 the network trains on, per image; a typo such as 32000 would

@@ -1,4 +1,7 @@
-"""Checking the values of ``params.yaml`` against typed fields, and quoting them safely.
+"""Checking values against typed fields, and quoting them safely: the one field parser.
+
+It checks ``params.yaml`` here and, through :mod:`numpynet.records`, every JSON record numpynet
+writes for itself and reads back.
 
 A section of ``params.yaml`` is described by a frozen dataclass (see :mod:`numpynet.config`):
 each field's annotation gives its type, and its metadata (made by :func:`field_check`) a range

@@ -32,8 +32,8 @@ from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import CollectionNode, MappingNode, Node
 
-from numpynet.errors import ConfigError
 from numpynet.config.fields import show
+from numpynet.errors import ConfigError
 
 MAX_VALUES = 100_000
 

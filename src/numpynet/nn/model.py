@@ -8,6 +8,7 @@ import numpy as np
 
 from numpynet.nn.layers import BatchNorm, Dropout, Flatten, Linear, ReLU
 
+
 class Sequential:
     """Apply layers one after another; backpropagate through them in reverse order."""
 

@@ -141,13 +141,13 @@ class CheckpointStore:
             "step_lr": np.asarray(state.step_lr, dtype=np.float64),
             "step_loss": np.asarray(state.step_loss, dtype=np.float64),
         }
-        for group, state in (
+        for group, members in (
             ("model", snapshot.model),
             ("optimizer", snapshot.optimizer),
             ("best", state.best_state or {}),
             ("progress", steps),
         ):
-            arrays.update({f"{group}:{name}": np.asarray(value) for name, value in state.items()})
+            arrays.update({f"{group}:{name}": np.asarray(value) for name, value in members.items()})
         save_npz(self.path, arrays)
 
     def save(self, model, optimizer, generators: dict, state: RunState) -> None:

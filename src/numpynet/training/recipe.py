@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from numpynet.training.augment import Augmentation
 from numpynet.errors import ConfigError
 from numpynet.log import Log, log_to_stderr
 from numpynet.nn.layers import Linear
 from numpynet.nn.model import MLPConfig, Sequential, build_mlp
 from numpynet.nn.schedule import learning_rate
 from numpynet.records import ProcessedMeta, TrainingRecord
+from numpynet.training.augment import Augmentation
 from numpynet.training.checkpoints import CheckpointStore
 from numpynet.training.loop import (
     LoopSettings,

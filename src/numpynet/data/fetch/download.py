@@ -33,6 +33,7 @@ from numpynet.data.catalog import (
 )
 from numpynet.data.fetch.checksums import checksum_failure, stored_file_is_verified
 from numpynet.data.fetch.gunzip import GunzipReader
+from numpynet.data.fetch.mirrors import MIRROR_ENV, candidate_urls, shown_source
 from numpynet.data.fetch.transport import (
     CountingReader,
     Deadline,
@@ -44,7 +45,6 @@ from numpynet.data.fetch.transport import (
     open_local,
     open_url,
 )
-from numpynet.data.fetch.mirrors import MIRROR_ENV, candidate_urls, shown_source
 from numpynet.errors import DownloadError, NumpynetError
 from numpynet.files import public_name
 from numpynet.log import Log, log_to_stderr

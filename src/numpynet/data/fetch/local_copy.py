@@ -14,7 +14,6 @@ member, since it could point anywhere):
 No copy, folder or archive, writes more than ``download.max_bytes`` in all.
 """
 
-
 from __future__ import annotations
 
 import os

@@ -17,6 +17,7 @@ from numpynet.errors import DownloadError
 
 MIRROR_ENV = "NUMPYNET_MIRROR"
 
+
 def resolve_mirror(mirror: str | None) -> str | None:
     """Check a mirror setting: a URL, or a folder that exists; None when there is no mirror.
 

@@ -46,7 +46,6 @@ from numpynet.data.formats.limits import (
 )
 from numpynet.errors import DataFormatError
 
-
 # Long names and pax records are a few hundred bytes; tarfile reads each whole into memory.
 MAX_TAR_EXTENDED_HEADER_BYTES = 2**20
 _TAR_EXTENDED_TYPES = (

@@ -45,7 +45,6 @@ from numpynet.data.split import stratified_split
 from numpynet.errors import DataFormatError
 from numpynet.log import Log, log_to_stderr
 
-
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 SPLITS = ("train", "test")
 _EXPECTED_LAYOUT = (
