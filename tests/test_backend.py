@@ -78,6 +78,7 @@ def test_openblas_threads_stop_spinning_whatever_the_user_set():
     assert result.stdout.strip() == "4"
 
 
+@pytest.mark.hostile
 def test_a_class_this_cpu_lacks_is_a_message_naming_a_mode_it_runs(monkeypatch):
     import numpynet.backend as backend
 
@@ -101,6 +102,7 @@ def test_pinning_after_numpy_is_loaded_is_a_programming_error():
     assert result.returncode == 1 and "before numpy is imported" in result.stderr
 
 
+@pytest.mark.hostile
 @pytest.mark.skipif(TEST_NUMERICS != "avx2", reason="the suite computes in another mode")
 def test_a_numpy_without_its_openblas_or_off_the_class_level_is_refused(monkeypatch):
     import numpynet.backend as backend

@@ -1,41 +1,87 @@
-"""The stages' command line: a safe dataset name, and outputs only inside the project."""
+"""The ``numpynet`` command (numpynet.cli) on careless input: ``check`` refuses sizes that cannot
+fit, ``info`` and ``predict`` refuse a model folder that contradicts itself, and running out of
+memory is a message naming the command. (Each subcommand's own tests: test_model_info.py,
+test_predict.py.)"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from numpynet.stage_entry import stage_arguments
-from numpynet.errors import ConfigError
+from helpers.project import pets_params, write_model, write_params
+from helpers.stages import assert_refused
+from numpynet.cli import main as numpynet_main
+from numpynet.files import save_npz
+from numpynet.model_folder import DATASET_FILE, WEIGHTS_FILE
 
 
-def parse(tmp_path: Path, *argv: str):
-    return stage_arguments("a stage", tmp_path, inputs=["data"], outputs=["out"], argv=list(argv))
+def console(capsys, *argv: str) -> tuple[int, str]:
+    """Run the ``numpynet`` command in this process: its exit code and stderr."""
+    try:
+        numpynet_main(list(argv))
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code
+    return code, capsys.readouterr().err
 
 
-def test_paths_inside_the_project_are_accepted(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    args = parse(tmp_path, "mnist", "--data", "data/x", "--out", "models/mnist")
-    assert (args.dataset, args.data, args.out) == ("mnist", Path("data/x"), Path("models/mnist"))
+@pytest.mark.hostile
+@pytest.mark.parametrize("command", ["info", "predict"])
+def test_info_and_predict_refuse_a_folder_whose_record_contradicts_the_model(
+    tmp_path, capsys, command
+):
+    model = write_model(tmp_path, classes=("a", "b", "c"))
+    record = json.loads((model / DATASET_FILE).read_text())
+    (model / DATASET_FILE).write_text(json.dumps({**record, "classes": ["a", "b"]}))
+    argv = ["info", str(model)] if command == "info" else ["predict", "x.png", "--model",
+                                                            str(model)]
+    code, stderr = console(capsys, *argv)
+    assert_refused(code, stderr, DATASET_FILE, "2 classes", "3 outputs",
+                   "dvc repro train@")
 
 
-@pytest.mark.parametrize("name", ["x;touch FILE;", "../../../somewhere", "a b", "1abc", ""])
-def test_an_unsafe_dataset_name_is_refused(tmp_path, monkeypatch, name):
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(ConfigError, match="a letter followed by"):
-        parse(tmp_path, name, "--data", "data/x", "--out", "models/x")
+@pytest.mark.hostile
+@pytest.mark.parametrize("command", ["info", "predict"])
+def test_info_and_predict_refuse_weights_of_another_dtype(tmp_path, capsys, command):
+    model = write_model(tmp_path)
+    arrays = dict(np.load(model / WEIGHTS_FILE))
+    save_npz(model / WEIGHTS_FILE, {k: v.astype(np.float64) for k, v in arrays.items()})
+    argv = ["info", str(model)] if command == "info" else ["predict", "x.png", "--model",
+                                                            str(model)]
+    code, stderr = console(capsys, *argv)
+    assert_refused(code, stderr, WEIGHTS_FILE, "float64", "float32",
+                   "rerun the train stage")
 
 
-@pytest.mark.parametrize("out", ["../outside", "/tmp/elsewhere", ".", "models/../../outside"])
-def test_an_output_outside_the_project_is_refused(tmp_path, monkeypatch, out):
-    project = tmp_path / "project"
-    project.mkdir()
-    monkeypatch.chdir(project)
-    with pytest.raises(ConfigError, match="outputs must lie inside the project"):
-        parse(project, "mnist", "--data", "data/x", "--out", out)
+def check(tmp_path: Path, params: dict, capsys) -> tuple[int, str]:
+    write_params(tmp_path, params)
+    with pytest.raises(SystemExit) as exit_:
+        numpynet_main(["check", "--params", str(tmp_path / "params.yaml")])
+    return exit_.value.code, capsys.readouterr().err
 
 
-def test_inputs_may_lie_anywhere(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    assert parse(tmp_path, "mnist", "--data", "/elsewhere/x", "--out", "o").data == Path("/elsewhere/x")
+@pytest.mark.hostile
+def test_numpynet_check_refuses_a_size_whose_first_layer_cannot_fit(tmp_path, capsys):
+    code, stderr = check(tmp_path, pets_params([1024, 1024]), capsys)
+    assert code == 2 and stderr.startswith("error: ") and "Traceback" not in stderr
+    assert ("datasets.pets.data.size: inputs of 1024x1024x3 (height x width x channels, 3,145,728 "
+            "values) with hidden_sizes [1200, 1200] need about 70.3 GiB to train") in stderr
+    assert "the first layer alone 3,145,728 x 1,200 weights" in stderr
+    assert "declare a smaller size (or mode L) or a narrower first hidden layer" in stderr
+
+
+@pytest.mark.hostile
+def test_the_numpynet_command_names_itself(tmp_path, capsys, monkeypatch):
+    model = write_model(tmp_path)
+
+    def exhausted(*args, **kwargs):
+        raise MemoryError()
+
+    monkeypatch.setattr("numpynet.model_info.load_model", exhausted)
+    with pytest.raises(SystemExit) as caught:
+        numpynet_main(["info", str(model)])
+    assert caught.value.code == 2
+    assert capsys.readouterr().err.startswith("error: numpynet info ran out of memory:")

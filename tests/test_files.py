@@ -1,17 +1,30 @@
-"""Atomic writes, deterministic .npz archives, pickle-free loading and file permissions."""
+"""Atomic writes, deterministic .npz archives, pickle-free saving and file permissions; no NaN or
+infinity in any JSON, CSV fields that survive any class name, the leftovers of a killed run
+swept, and a failed write that leaves the previous output as it was."""
 
+from __future__ import annotations
+
+import csv
+import errno
 import json
+import math
 import os
 import stat
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from helpers.hostile_data import ODD_CLASSES
+from helpers.project import NAME, tree_bytes
+from numpynet import files
 from numpynet.arrays import load_npy, load_npz
+from numpynet.errors import OutputError
 from numpynet.files import (
     atomic_directory,
     atomic_path,
+    leftovers,
     save_npy,
     save_npz,
     write_csv,
@@ -168,22 +181,6 @@ def object_array():
     return np.array([{"payload": 1}, None], dtype=object)
 
 
-def test_load_npy_refuses_pickled_object_arrays(tmp_path):
-    path = tmp_path / "evil.npy"
-    np.save(path, object_array(), allow_pickle=True)
-    with pytest.raises(ValueError):
-        load_npy(path)
-    with pytest.raises(ValueError):
-        load_npy(path, mmap=True)
-
-
-def test_load_npz_refuses_pickled_object_arrays(tmp_path):
-    path = tmp_path / "evil.npz"
-    np.savez(path, fine=np.zeros(2), evil=object_array())  # savez pickles object arrays
-    with pytest.raises(ValueError):
-        load_npz(path)
-
-
 def test_save_npy_and_npz_refuse_object_arrays(tmp_path):
     with pytest.raises(ValueError):
         save_npy(tmp_path / "x.npy", object_array())
@@ -209,6 +206,122 @@ def test_write_json_is_sorted_and_stable(tmp_path):
 def test_write_csv(tmp_path):
     write_csv(tmp_path / "t.csv", ["epoch", "loss"], [{"epoch": 1, "loss": 0.5, "extra": 0}])
     assert (tmp_path / "t.csv").read_text() == "epoch,loss\n1,0.5\n"
+
+
+@pytest.mark.hostile
+def test_write_csv_round_trips_any_class_name(tmp_path):
+    rows = [{"class": name, "accuracy": 0.5} for name in ODD_CLASSES]
+    write_csv(tmp_path / "t.csv", ["class", "accuracy"], rows)
+    with open(tmp_path / "t.csv", encoding="utf-8", newline="") as stream:
+        read = list(csv.DictReader(stream))
+    assert [row["class"] for row in read] == list(ODD_CLASSES)
+
+
+# --- no NaN or infinity in a JSON file ----------------------------------------------------------
+
+
+def siblings(folder: Path, output: str) -> list[str]:
+    """Hidden names beside ``output`` in ``folder``: temporaries a failed write left."""
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith(f".{output}.")) if (
+        folder.is_dir()) else []
+
+
+@pytest.mark.hostile
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, np.float64("nan")])
+def test_write_json_refuses_a_non_finite_number_naming_its_key(tmp_path, value):
+    path = tmp_path / "metrics" / "digits.json"
+    write_json(path, {"digits": {"accuracy": 0.5, "loss": 1.0}})
+    before = path.read_bytes()
+    with pytest.raises(OutputError) as caught:
+        write_json(path, {"digits": {"accuracy": 0.5, "loss": value, "per_class": [1.0]}})
+    message = str(caught.value)
+    assert "digits.loss" in message and str(path) in message and str(value) in message
+    assert path.read_bytes() == before and siblings(path.parent, path.name) == []
+
+
+@pytest.mark.hostile
+def test_write_json_names_a_value_nested_in_a_list(tmp_path):
+    with pytest.raises(OutputError, match=r"history\.1\.val_loss is inf"):
+        write_json(tmp_path / "t.json", {"history": [{"val_loss": 1.0}, {"val_loss": math.inf}]})
+    assert not (tmp_path / "t.json").exists()
+
+
+@pytest.mark.hostile
+def test_write_json_text_is_unchanged_for_finite_values(tmp_path):
+    data = {"b": {"loss": 0.1 + 0.2, "accuracy": 1e-300, "epoch": 3}, "a": [1.5e308, -0.0]}
+    write_json(tmp_path / "m.json", data)
+    assert (tmp_path / "m.json").read_text() == json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+# --- temporary files of a killed run, failed renames, bugs --------------------------------------
+
+
+HEX = "0123456789ab"
+KEPT_LOOK_ALIKES = (".out.json.0123456789AB.tmp", ".out.json.0123456789a.tmp", ".out.json.tmp",
+                    "out.json.0123456789ab.tmp", ".out.json.0123456789ab.tmp.keep",
+                    ".other.json.0123456789ab.tmp", ".out.json.part-0123456789abc",
+                    ".out.0123456789ab.tmp", "notes.txt")
+
+
+@pytest.mark.hostile
+def test_a_write_sweeps_exactly_the_leftovers_of_its_destination(tmp_path):
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "precious").write_text("keep")
+    (folder / f".out.json.{HEX}.tmp").write_text("half")
+    (folder / ".out.json.part-abcdefabcdef").write_text("part")
+    (folder / ".out.json.fedcba987654.tmp").mkdir()
+    (folder / ".out.json.fedcba987654.tmp" / "inner").write_text("x")
+    (folder / ".out.json.aaaaaaaaaaaa.tmp").symlink_to(outside)  # removed, never followed
+    for name in KEPT_LOOK_ALIKES:
+        (folder / name).write_text("mine")
+    assert len(leftovers(folder / "out.json")) == 4
+    write_json(folder / "out.json", {"a": 1})
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*KEPT_LOOK_ALIKES, "out.json"])
+    assert (outside / "precious").read_text() == "keep"
+    with atomic_directory(folder / "out.json.d") as tmp:  # folders too, and only theirs
+        (tmp / "f").write_text("x")
+    assert (folder / ".out.json.0123456789ab.tmp.keep").exists()
+
+
+@pytest.mark.hostile
+def test_a_failed_final_rename_puts_the_previous_folder_back(tmp_path, monkeypatch):
+    dest = tmp_path / "models" / NAME
+    with atomic_directory(dest) as tmp:
+        (tmp / "weights.npz").write_bytes(b"old")
+    real_replace, failed = os.replace, []
+
+    def failing(source, target):
+        # The new folder's rename onto dest fails; moving the old one back must still work.
+        if Path(target) == dest and (Path(source) / "weights.npz").read_bytes() == b"new":
+            failed.append(source)
+            raise OSError(errno.EACCES, "Permission denied", str(target))
+        return real_replace(source, target)
+
+    monkeypatch.setattr(files.os, "replace", failing)
+    with pytest.raises(OutputError, match=f"cannot write {dest}: permission denied"):
+        with atomic_directory(dest) as tmp:
+            (tmp / "weights.npz").write_bytes(b"new")
+    assert failed and tree_bytes(dest) == {str(dest / "weights.npz"): b"old"}
+    assert sorted(p.name for p in dest.parent.iterdir()) == [NAME]
+
+
+@pytest.mark.hostile
+def test_an_output_parent_that_is_a_file_is_named(tmp_path):
+    (tmp_path / "metrics").write_text("not a folder")
+    with pytest.raises(OutputError, match="is a file, not a folder"):
+        write_json(tmp_path / "metrics" / "m.json", {})
+
+
+@pytest.mark.hostile
+def test_an_os_error_of_a_bug_inside_a_writer_is_not_disguised(tmp_path):
+    with pytest.raises(OSError) as caught:
+        with atomic_path(tmp_path / "out.txt"):
+            raise OSError(errno.EBADF, "Bad file descriptor")
+    assert not isinstance(caught.value, OutputError) and caught.value.errno == errno.EBADF
+    assert list(tmp_path.iterdir()) == []
 
 
 # --- permissions ---------------------------------------------------------------------------------

@@ -13,14 +13,14 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from packaging.markers import Marker, default_environment
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-PROJECT = Path(__file__).resolve().parents[1]
+from helpers.project import PROJECT
+
 LOCK = PROJECT / "requirements.lock"
 EXTRAS = ("pipeline", "test")
 

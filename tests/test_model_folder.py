@@ -1,12 +1,23 @@
-"""The model folder: exact round trips, stable bytes, its records, and clear errors for bad files."""
+"""The model folder: exact round trips, stable bytes, its records, and clear errors for bad files:
+damaged weights or architecture refused naming the folder with bounded memory, and a training
+record holding NaN never saved."""
 
+from __future__ import annotations
+
+import dataclasses
 import json
+import math
 import re
+import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from numpynet.errors import DataFormatError
+from helpers.hostile_data import HUGE, huge_header_weights, rewrite_npz
+from helpers.project import tree_bytes, write_model
+from numpynet.errors import DataFormatError, OutputError
+from numpynet.files import save_npz
 from numpynet.model_folder import (
     ARCHITECTURE_FILE,
     DATASET_FILE,
@@ -18,6 +29,7 @@ from numpynet.model_folder import (
 )
 from numpynet.nn import MLPConfig, build_mlp
 from numpynet.records import DatasetRecord, ProvenanceRecord, TrainingRecord
+
 
 PROVENANCE = ProvenanceRecord(numpy="2.4.6", numeric_mode="avx2", blas="scipy-openblas 0.3.31",
                               numpy_simd="X86_V3", blas_kernel="Haswell", blas_threads=2)
@@ -285,3 +297,152 @@ def test_a_dataset_record_that_contradicts_the_architecture_is_refused(tmp_path,
     with pytest.raises(DataFormatError, match=re.escape(problem)) as caught:
         load_model(tmp_path / "model")
     assert "dvc repro train@blocks" in str(caught.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Damaged weights and architecture: refused with bounded memory
+# ---------------------------------------------------------------------------------------------
+
+
+def _as(dtype):
+    def damage(model: Path, arrays: dict) -> None:
+        arrays["layers.1.weight"] = arrays["layers.1.weight"].astype(dtype)
+        rewrite_npz(model / WEIGHTS_FILE, arrays)
+    return damage
+
+
+def _pickled(model, arrays):
+    arrays["layers.1.bias"] = np.array([{"payload": 1}], dtype=object)
+    rewrite_npz(model / WEIGHTS_FILE, arrays)
+
+
+def _missing(model, arrays):
+    del arrays["layers.1.bias"]
+    save_npz(model / WEIGHTS_FILE, arrays)
+
+
+def _extra(model, arrays):
+    save_npz(model / WEIGHTS_FILE, {**arrays, "layers.9.weight": np.zeros(3, np.float32)})
+
+
+def _wrong_shape(model, arrays):
+    save_npz(model / WEIGHTS_FILE, {**arrays, "layers.1.bias": np.zeros(9, np.float32)})
+
+
+def _non_finite(model, arrays):
+    arrays["layers.3.weight"][0, 0] = np.inf
+    save_npz(model / WEIGHTS_FILE, arrays)
+
+
+def _huge_expected_shape(model, arrays):  # the header matches its data, but not the model
+    rewrite_npz(model / WEIGHTS_FILE, {**arrays, "layers.1.bias": np.zeros(HUGE // 2**30)})
+
+
+def _compressed(model, arrays):
+    np.savez_compressed(model / WEIGHTS_FILE, **arrays)
+
+
+def _overlapping_members(model, arrays):
+    # A "zip bomb": the central directory lists one member's data under many names.
+    content = (model / WEIGHTS_FILE).read_bytes()
+    end = content.rindex(b"PK\x05\x06")
+    size, offset = int.from_bytes(content[end + 12:end + 16], "little"), int.from_bytes(
+        content[end + 16:end + 20], "little")
+    first = content[offset:offset + 46 + int.from_bytes(content[offset + 28:offset + 30], "little")]
+    name_length = len(first) - 46
+    copies = b"".join(first[:46] + f"x{index:0{name_length - 5}d}.npy".encode()
+                      for index in range(500))
+    directory = content[offset:offset + size] + copies
+    count = int.from_bytes(content[end + 10:end + 12], "little") + 500
+    tail = (content[end:end + 8] + count.to_bytes(2, "little") * 2
+            + len(directory).to_bytes(4, "little") + offset.to_bytes(4, "little") + b"\0\0")
+    (model / WEIGHTS_FILE).write_bytes(content[:offset] + directory + tail)
+
+
+def _lying_member_size(model, arrays):
+    content = bytearray((model / WEIGHTS_FILE).read_bytes())
+    entry = content.index(b"PK\x01\x02")
+    content[entry + 20:entry + 28] = (2**31).to_bytes(4, "little") * 2  # both sizes
+    (model / WEIGHTS_FILE).write_bytes(bytes(content))
+
+
+def _truncated(model, arrays):
+    content = (model / WEIGHTS_FILE).read_bytes()
+    (model / WEIGHTS_FILE).write_bytes(content[: len(content) * 2 // 3])
+
+
+def _not_a_zip(model, arrays):
+    (model / WEIGHTS_FILE).write_bytes(b"\x93NUMPY garbage" * 1000)
+
+
+def _architecture(**values):
+    def damage(model: Path, arrays: dict) -> None:
+        record = json.loads((model / ARCHITECTURE_FILE).read_text())
+        (model / ARCHITECTURE_FILE).write_text(json.dumps({**record, **values}))
+    return damage
+
+
+WEIGHT_DAMAGE = {
+    "float64": (_as(np.float64), "float64"),
+    "int32": (_as(np.int32), "int32"),
+    "bool": (_as(bool), "bool"),
+    "big_endian": (_as(">f4"), ">f4"),
+    "complex": (_as(np.complex64), "complex64"),
+    "pickled_object": (_pickled, "pickled Python objects"),
+    "missing_array": (_missing, "lacks the arrays ['layers.1.bias']"),
+    "extra_array": (_extra, "unexpected arrays ['layers.9.weight']"),
+    "wrong_shape": (_wrong_shape, "shape (9,)"),
+    "non_finite": (_non_finite, "NaN or infinite"),
+    "huge_header": (huge_header_weights, "1099511627776"),
+    "huge_but_consistent_member": (_huge_expected_shape, "shape (1024,)"),
+    "compressed": (_compressed, "compressed"),
+    "overlapping_members": (_overlapping_members, "more bytes than the file holds"),
+    "lying_member_size": (_lying_member_size, "more bytes than the file holds"),
+    "truncated": (_truncated, WEIGHTS_FILE),
+    "not_a_zip": (_not_a_zip, "not a readable .npz"),
+    "absurd_input_size": (_architecture(input_size=10**11), "more than the"),
+    "absurd_hidden_sizes": (_architecture(hidden_sizes=[10**9, 10**9]), "more than the"),
+    "absurd_class_count": (_architecture(num_classes=2**40), "more than the"),
+    "nan_dropout": (_architecture(dropout=float("nan")), "NaN is no JSON number"),
+    "negative_size": (_architecture(input_size=-16), "input_size"),
+}
+
+
+@pytest.mark.hostile
+@pytest.mark.parametrize("case", sorted(WEIGHT_DAMAGE))
+def test_damaged_weights_or_architecture_are_refused_with_bounded_memory(tmp_path, case):
+    damage, named = WEIGHT_DAMAGE[case]
+    model = write_model(tmp_path)
+    damage(model, dict(np.load(model / WEIGHTS_FILE)))
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataFormatError) as caught:
+            load_model(model)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    message = str(caught.value)
+    assert named in message, message
+    assert str(model) in message and "rerun the train stage" in message, message
+    assert "allow_pickle" not in message, message
+    assert peak < 16 * 2**20, f"{peak:,} bytes allocated to refuse a {case} model"
+
+
+# ---------------------------------------------------------------------------------------------
+# A record holding NaN is not saved
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.hostile
+def test_a_model_whose_training_record_holds_nan_is_not_saved(tmp_path):
+    config = MLPConfig(4, (3,), 2, 0.0)
+    model = build_mlp(config, np.random.default_rng(0))
+    training = TrainingRecord(epochs=2, select_by="val_loss", selected_epoch=1, val_accuracy=0.5,
+                              val_loss=0.5)
+    save_model(tmp_path / "model", model, config, training=training)
+    before = tree_bytes(tmp_path / "model")
+    with pytest.raises(OutputError, match="val_loss is nan"):
+        save_model(tmp_path / "model", model, config,
+                   training=dataclasses.replace(training, val_loss=math.nan))
+    assert tree_bytes(tmp_path / "model") == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]

@@ -7,13 +7,16 @@ import json
 import numpy as np
 import pytest
 
+from helpers.project import NAME, write_model
+from helpers.stages import assert_refused
 from numpynet import __version__
-from numpynet.model_folder import DATASET_FILE, save_model
 from numpynet.cli import main
 from numpynet.errors import DataFormatError
+from numpynet.model_folder import DATASET_FILE, save_model
 from numpynet.model_info import describe_model
 from numpynet.nn import MLPConfig, build_mlp
 from numpynet.records import DatasetRecord, ProvenanceRecord, TrainingRecord
+
 
 PROVENANCE = {"blas": "scipy-openblas 0.3.31", "blas_kernel": "SkylakeX", "blas_threads": 2,
               "numeric_mode": "avx512", "numpy": "2.4.6", "numpy_simd": "X86_V4"}
@@ -98,3 +101,17 @@ def test_cli_version_info_and_a_missing_model(tmp_path, capsys):
     assert exit_info.value.code == 2
     error = capsys.readouterr().err
     assert "cannot load the model" in error and "Traceback" not in error
+
+
+@pytest.mark.hostile
+@pytest.mark.parametrize("file_name", ["metrics", "training.json"])
+def test_info_refuses_a_nan_it_would_print_as_a_fact(tmp_path, capsys, file_name):
+    model = write_model(tmp_path)
+    metrics = tmp_path / "m.json"
+    metrics.write_text(json.dumps({NAME: {"accuracy": 0.9, "loss": 0.1}}))
+    target = metrics if file_name == "metrics" else model / file_name
+    target.write_text(target.read_text().replace("0.1", "NaN").replace("0.5", "NaN"))
+    with pytest.raises(SystemExit) as caught:
+        main(["info", str(model), "--metrics", str(metrics)])
+    assert caught.value.code == 2
+    assert_refused(2, capsys.readouterr().err, str(target), "NaN is no JSON number")

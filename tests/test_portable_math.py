@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers.project import PROJECT
 from numpynet import portable_math as pm
 
 MODULE = Path(pm.__file__)
-SRC = Path(__file__).resolve().parents[1] / "src"
+SRC = PROJECT / "src"
 
 
 def ulp_error(result, reference) -> np.ndarray:

@@ -7,12 +7,12 @@ import json
 import math
 from dataclasses import replace
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from helpers.project import SHARED_DATASETS
 from numpynet.model_folder import DATASET_FILE, save_model
 from numpynet.cli import main
 from numpynet.data.catalog import BUILTIN
@@ -27,7 +27,7 @@ from numpynet.portable_math import exp
 from numpynet.records import DatasetRecord
 from numpynet.training.loop import LoopSettings, RandomStreams, Reports, fit, make_optimizer
 
-MNIST_MIRROR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist"
+MNIST_MIRROR = SHARED_DATASETS / "mnist"
 
 QUADRANTS = ["top-left", "top-right", "bottom-left", "bottom-right"]
 COLOURS = ["red", "green", "blue"]

@@ -34,7 +34,7 @@ from helpers.project import (
     dvc_environment,
     git,
     idx_dataset,
-    make_project,
+    make_dvc_project,
     synthetic_mirror,
 )
 
@@ -138,7 +138,7 @@ def test_offline_readme_commands_run_as_written(tmp_path):
     with synthetic_mirror(tmp_path / "www", {"mnist": 0}) as (url, pins):
         env = dvc_environment(NUMPYNET_MIRROR=url)
         params = base_params({"mnist": idx_dataset(pins["mnist"])})
-        repo = make_project(tmp_path / "project", params, env)
+        repo = make_dvc_project(tmp_path / "project", params, env)
         dvc("repro", cwd=repo, env=env)
         git("add", "-A", cwd=repo, env=env)
         git("commit", "-qm", "first run", cwd=repo, env=env)  # `dvc plots diff HEAD~1` needs one

@@ -10,11 +10,11 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from helpers.project import SHARED_DATASETS
 from numpynet.data.catalog import BUILTIN
 from numpynet.data.fetch.download import download_dataset
 from numpynet.data.standardize import prepare_splits
@@ -23,7 +23,7 @@ from numpynet.evaluation import confusion_matrix, evaluate_model, per_class_accu
 from numpynet.nn import MLPConfig, build_mlp, learning_rate
 from numpynet.training.loop import LoopSettings, RandomStreams, Reports, fit, make_optimizer
 
-MIRROR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist"
+MIRROR = SHARED_DATASETS / "mnist"
 
 if not MIRROR.is_dir():
     pytest.skip(f"real-MNIST mirror not found at {MIRROR}", allow_module_level=True)

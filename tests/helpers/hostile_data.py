@@ -1,25 +1,30 @@
-"""Hostile archives and images, built in milliseconds, and the preprocess stage run on them.
+"""Hostile inputs, built in milliseconds: archive and image bombs, damaged arrays and processed
+data, and a disk that fails every write.
 
 Zeros compress to almost nothing, and deflating a MiB of them after a full flush gives the same
 bytes every time: so a member of 1.5 GiB is that chunk repeated (plus a CRC of the zeros), not
-1.5 GiB pushed through zlib. The stage runs in a child process under a wrapper that reports the
-child's peak resident memory (``ru_maxrss`` of its children), in bytes.
+1.5 GiB pushed through zlib. An ``.npy`` header may declare a huge array in a file of a few bytes
+(:func:`huge_header`); :func:`data_damage` lists every way a processed dataset can be broken.
 """
 
 from __future__ import annotations
 
+import builtins
+import contextlib
+import errno as errno_codes
 import io
+import json
+import os
 import struct
-import subprocess
-import sys
 import tarfile
+import zipfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from helpers.project import base_params, write_params
+from numpynet.model_folder import WEIGHTS_FILE
 
 MiB = 2**20
 
@@ -146,6 +151,34 @@ def png(pixels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def write_files(root: Path, files: dict[str, bytes]) -> Path:
+    """Write each of ``files`` (relative path -> bytes) under ``root``; return ``root``."""
+    for name, data in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+    return root
+
+
+def encoded(image: Image.Image, fmt: str) -> bytes:
+    """``image`` saved in format ``fmt``, as bytes."""
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def fake_image_folder(root: Path) -> Path:
+    """A small folder of 'images' whose bytes are their paths (a copy does not decode them)."""
+    for relative in ("train/cat/0.png", "train/dog/0.png", "test/cat/0.png"):
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_bytes(relative.encode())
+    return root
+
+
+# Class names with every awkward character: CSV, text and JSON output must survive them.
+ODD_CLASSES = ("a,b", 'say "hi"', "two\nlines", "ünï 中文 😀", "$\\frac{$", "100%",
+               "tab\there")
+
+
 def small_dataset(seed: int = 0) -> dict[str, bytes]:
     """Eight 4x5 RGB PNGs in train/ and test/ folders of two classes."""
     rng = np.random.default_rng(seed)
@@ -154,54 +187,159 @@ def small_dataset(seed: int = 0) -> dict[str, bytes]:
 
 
 # ---------------------------------------------------------------------------------------------
-# The preprocess stage, in a child process, on a copy of the code
+# Damaged arrays: .npy headers that lie, .npz files written member by member
 # ---------------------------------------------------------------------------------------------
 
-_PEAK_RSS = (
-    "import resource, subprocess, sys\n"
-    "result = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
-    "sys.stderr.write(result.stderr)\n"
-    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
-    "sys.exit(result.returncode)\n"
-)
+HUGE = 2**40  # elements a header may declare in a file of a few bytes
 
 
-def run_preprocess(
-    project: Path, name: str, source: Path, data: dict | None = None, **preprocess
-) -> tuple[int, str, int, Path]:
-    """Run preprocess on dataset ``name``: an image folder read from ``source`` (a folder or an
-    archive, linked into ``data/raw/<name>/`` as the download stage would have put it).
-
-    ``data`` adds keys to its ``data:`` entry; ``preprocess`` overrides keys of that section.
-    Returns the exit code, stderr, the peak resident memory in bytes, and the output folder.
-    """
-    raw = project / "data" / "raw" / name
-    raw.mkdir(parents=True)
-    (raw / source.name).symlink_to(source.resolve())
-    params = base_params({name: {"data": {"format": "image-folder", "source": str(source),
-                                          **(data or {})}, "train": {}}})
-    params["preprocess"].update(preprocess)
-    params_file = project / f"params-{name}.yaml"
-    write_params(project, params)
-    (project / "params.yaml").rename(params_file)
-    out = project / "data" / "processed" / name
-    stage = [sys.executable, "stages/preprocess.py", name, "--params", params_file.name,
-             "--raw", f"data/raw/{name}", "--out", f"data/processed/{name}"]
-    result = subprocess.run([sys.executable, "-c", _PEAK_RSS, *stage], cwd=project,
-                            capture_output=True, text=True, timeout=120)
-    peak = int(result.stdout.split()[-1]) * 1024  # Linux reports KiB
-    return result.returncode, result.stderr, peak, out
+def huge_header(dtype="<f4", shape=(HUGE,)) -> bytes:
+    """An .npy member whose header declares ``shape`` but whose data is 64 bytes."""
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buffer, {"descr": dtype, "fortran_order": False, "shape": shape}
+    )
+    return buffer.getvalue() + b"\0" * 64
 
 
-def assert_refused(code: int, stderr: str, fragments: tuple[str, ...], out: Path) -> str:
-    """Exit code 2, one paragraph naming ``fragments``, no traceback, no output: the message."""
-    assert code == 2, stderr
-    assert stderr.startswith("error: ") and "Traceback" not in stderr, stderr
-    message = stderr.strip()
-    assert "\n" not in message, stderr  # one paragraph: no second line, let alone a blank one
-    for fragment in fragments:
-        assert fragment in message, (fragment, message)
-    assert not out.exists()
-    if out.parent.exists():  # nothing half-written either, under any temporary name
-        assert not [p.name for p in out.parent.iterdir() if out.name in p.name]
-    return message
+def rewrite_npz(path: Path, arrays: dict, raw: dict[str, bytes] | None = None) -> None:
+    """Write ``arrays`` (and ``raw`` member bytes) as an uncompressed .npz, like np.savez."""
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, array in arrays.items():
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, np.asarray(array), allow_pickle=True)
+            archive.writestr(f"{name}.npy", buffer.getvalue())
+        for name, content in (raw or {}).items():
+            archive.writestr(f"{name}.npy", content)
+
+
+def huge_header_weights(model: Path, arrays: dict) -> None:
+    """Damage the weights of ``model`` (its ``arrays``): one member's header declares 2**40
+    floats."""
+    del arrays["layers.1.bias"]
+    rewrite_npz(model / WEIGHTS_FILE, arrays, {"layers.1.bias": huge_header()})
+
+
+# ---------------------------------------------------------------------------------------------
+# Damaged processed data: every way data/processed/<name>/ can be broken
+# ---------------------------------------------------------------------------------------------
+
+
+def _save(name, make):
+    def damage(folder: Path) -> None:
+        np.save(folder / name, make(np.load(folder / name)), allow_pickle=True)
+    return damage
+
+
+def _cut(name, keep):
+    def damage(folder: Path) -> None:
+        content = (folder / name).read_bytes()
+        (folder / name).write_bytes(content[: int(len(content) * keep)])
+    return damage
+
+
+def _raw(name, content):
+    def damage(folder: Path) -> None:
+        (folder / name).write_bytes(content)
+    return damage
+
+
+def _meta(**values):
+    def damage(folder: Path) -> None:
+        meta = json.loads((folder / "meta.json").read_text())
+        (folder / "meta.json").write_text(json.dumps({**meta, **values}))
+    return damage
+
+
+def _set(array, index, value):
+    array = array.copy()
+    array[index] = value
+    return array
+
+
+def data_damage(split: str) -> dict:
+    """Every way to damage the ``split`` of a processed dataset: case -> (damage(folder), the
+    file the message must name, what else it must say)."""
+    x, y = f"x_{split}.npy", f"y_{split}.npy"
+    return {
+        "missing_images": (lambda f: (f / x).unlink(), x, "dvc repro"),
+        "missing_labels": (lambda f: (f / y).unlink(), y, "dvc repro"),
+        "missing_meta": (lambda f: (f / "meta.json").unlink(), "meta.json", "dvc repro"),
+        "truncated_images": (_cut(x, 0.6), x, "truncated or corrupt"),
+        "truncated_labels": (_cut(y, 0.9), y, "truncated or corrupt"),
+        "empty_file": (_raw(x, b""), x, "not a NumPy array file"),
+        "not_npy": (_raw(y, b"label,0\n"), y, "not a NumPy array file"),
+        "huge_header_images": (_raw(x, huge_header("<f4", (HUGE, 4, 4, 1))), x, "1099511627776"),
+        "huge_header_labels": (_raw(y, huge_header("<i8")), y, "1099511627776"),
+        "pickled_images": (_save(x, lambda a: np.array([{}], dtype=object)), x, "pickled"),
+        "float64_images": (_save(x, lambda a: a.astype(np.float64)), x, "float64"),
+        "float_labels": (_save(y, lambda a: a.astype(np.float32)), y, "float32"),
+        "int32_labels": (_save(y, lambda a: a.astype(np.int32)), y, "int32"),
+        "column_labels": (_save(y, lambda a: a[:, None]), y, "(N,)"),
+        "fewer_images": (_save(x, lambda a: a[:-3]), x, "do not belong together"),
+        "fewer_labels": (_save(y, lambda a: a[:-3]), y, "do not belong together"),
+        "other_image_shape": (_save(x, lambda a: np.zeros((len(a), 5, 5, 1), np.float32)), x,
+                              "5, 5, 1"),
+        "label_too_large": (_save(y, lambda a: _set(a, 4, 3)), y, "label 3"),
+        "negative_label": (_save(y, lambda a: _set(a, 4, -1)), y, "label -1"),
+        "nan_pixel": (_save(x, lambda a: _set(a, (7, 1, 1, 0), np.nan)), x, "NaN"),
+        "infinite_pixel": (_save(x, lambda a: _set(a, (7, 1, 1, 0), -np.inf)), x, "infinity"),
+        "empty_split": (lambda f: (np.save(f / x, np.zeros((0, 4, 4, 1), np.float32)),
+                                   np.save(f / y, np.zeros(0, np.int64)), _meta(
+                                       sizes={split: 0})(f)), x, "empty"),
+        "meta_not_json": (_raw("meta.json", b"{classes"), "meta.json", "meta.json"),
+        "meta_absurd_shape": (_meta(image_shape=[10**6, 10**6, 1]), x, "1000000"),
+        "meta_classes_string": (_meta(classes="abc"), "meta.json", "classes"),
+        "meta_nan_std": (_raw("meta.json", b'{"classes": ["a", "b", "c"], "image_shape": '
+                              b'[4, 4, 1], "sizes": {}, "mean": [0.0], "std": [NaN]}'),
+                         "meta.json", "NaN"),
+        "meta_two_channels": (_meta(image_shape=[4, 4, 2]), "meta.json", "channels"),
+        "meta_unknown_key": (_meta(extra=1), "meta.json", "extra"),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# A disk that fails: every write under a path fails as a full disk (or another errno) would
+# ---------------------------------------------------------------------------------------------
+
+
+class _FailingFile:
+    """A file opened for writing whose every write fails as the disk would."""
+
+    def __init__(self, stream, code: int):
+        self._stream, self._code = stream, code
+
+    def _fail(self, *args, **kwargs):
+        raise OSError(self._code, os.strerror(self._code))
+
+    write = writelines = truncate = _fail
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self._stream.close()
+
+    def __iter__(self):
+        return iter(self._stream)
+
+
+@contextlib.contextmanager
+def failing_writes(monkeypatch, fragment: str, code: int = errno_codes.ENOSPC):
+    """Make every write to a file whose path contains ``fragment`` fail with errno ``code``."""
+    real_open = io.open
+
+    def patched(file, mode="r", *args, **kwargs):
+        stream = real_open(file, mode, *args, **kwargs)
+        path = os.fsdecode(file) if isinstance(file, (str, bytes, os.PathLike)) else ""
+        if fragment in path and any(flag in mode for flag in "wax+"):
+            return _FailingFile(stream, code)
+        return stream
+
+    with monkeypatch.context() as patch:
+        patch.setattr(io, "open", patched)
+        patch.setattr(builtins, "open", patched)
+        yield

@@ -1,7 +1,16 @@
-"""A fresh copy of the project in a temporary git repository, for tests that run real `dvc`.
+"""Building throwaway copies of the project for the tests, and the params.yaml they run on.
 
-Only the code and the pipeline definition are copied: the test writes its own params.yaml and
-`dvc init` writes a new .dvc/config, so no test depends on the user's params, remotes or outputs.
+Two kinds of copy, for two jobs:
+
+* :func:`make_dvc_project`: the code and the pipeline definition in a new git repository with
+  DVC initialised, for tests that run real ``dvc repro`` (tests/stages/). The test writes its own
+  params.yaml and ``dvc init`` writes a new .dvc/config, so no test depends on the user's params,
+  remotes or outputs.
+* :func:`make_stage_project`: only ``src/`` and ``stages/`` (a stage runs the code of the tree it
+  lies in, see ``stages/_bootstrap.py``), no git and no DVC, for running one stage script at a time
+  (:mod:`helpers.stages`). :func:`tiny_project` is one of those with a params.yaml for one tiny
+  dataset, :data:`NAME`; :func:`write_data`, :func:`write_model` and :func:`write_live_log` put
+  in it what the earlier stages would have written.
 """
 
 from __future__ import annotations
@@ -12,6 +21,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,8 +32,15 @@ from ruamel.yaml import YAML
 from helpers.loopback import serve_directory
 from helpers.synthetic import make_synthetic_idx_dataset
 from numpynet.backend import runnable_modes
+from numpynet.data.catalog import IDX_ROLES
+from numpynet.data.processed import write_processed
+from numpynet.model_folder import save_model
+from numpynet.nn import MLPConfig, build_mlp
+from numpynet.records import DatasetRecord, TrainingRecord
 
 PROJECT = Path(__file__).resolve().parents[2]
+# Real datasets, where a machine has them (tests that need one skip themselves without it).
+SHARED_DATASETS = PROJECT.parent / "shared" / "datasets"
 COPIED = ("src", "stages", "dvc.yaml", "pyproject.toml", ".gitignore", ".dvcignore", "README.md")
 _SKIPPED = shutil.ignore_patterns("__pycache__", "*.egg-info")
 
@@ -70,6 +87,13 @@ def synthetic_mirror(
 def idx_dataset(sha256_by_role: dict[str, str], **train) -> dict:
     """A ``datasets:`` entry for idx files served by the mirror, pinned by their sha256."""
     return {"data": {"format": "idx", "sha256": sha256_by_role, "urls": []}, "train": train}
+
+
+def pets_params(size: list[int] | None = None, mode: str | None = None, **train) -> dict:
+    """A complete params.yaml for one image folder dataset, ``pets``, of declared ``size`` and
+    ``mode``, under hidden_sizes [1200, 1200] (``train`` overrides its own settings)."""
+    data = {"format": "image-folder", "source": "pets", "size": size, "mode": mode}
+    return base_params({"pets": {"data": data, "train": train}}, hidden_sizes=[1200, 1200])
 
 
 def dvc_environment(**extra: str) -> dict[str, str]:
@@ -124,8 +148,9 @@ def write_params(repo: Path, params: dict) -> None:
         _yaml().dump(params, stream)
 
 
-def make_project(repo: Path, params: dict, env: dict) -> Path:
-    """Copy the project's code into ``repo``, write ``params``, and commit it in a new git repo."""
+def make_dvc_project(repo: Path, params: dict, env: dict) -> Path:
+    """Copy the project's code and pipeline into ``repo``, write ``params``, and commit it in a
+    new git repository with DVC initialised: ready for a real ``dvc repro``."""
     repo.mkdir(parents=True)
     for name in COPIED:
         source = PROJECT / name
@@ -141,9 +166,9 @@ def make_project(repo: Path, params: dict, env: dict) -> Path:
     return repo
 
 
-def make_built_project(repo: Path, params: dict, env: dict) -> subprocess.CompletedProcess:
-    """:func:`make_project`, then one `dvc repro` committed; returns what the repro printed."""
-    make_project(repo, params, env)
+def make_built_dvc_project(repo: Path, params: dict, env: dict) -> subprocess.CompletedProcess:
+    """:func:`make_dvc_project`, then one `dvc repro` committed; returns what the repro printed."""
+    make_dvc_project(repo, params, env)
     first = dvc("repro", cwd=repo, env=env)
     git("add", "-A", cwd=repo, env=env)
     git("commit", "-qm", "first run", cwd=repo, env=env)
@@ -178,6 +203,15 @@ def tree_digest(*roots: Path) -> dict[str, str]:
     return digests
 
 
+def tree_bytes(*roots: Path) -> dict[str, bytes]:
+    """Every file below ``roots`` (or the file itself), by path: to compare before and after."""
+    found = {}
+    for root in roots:
+        paths = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        found.update({str(path): path.read_bytes() for path in paths})
+    return found
+
+
 def shipped_params(destination: Path) -> Path:
     """Write the params.yaml the project ships (the committed one) to ``destination``.
 
@@ -190,3 +224,103 @@ def shipped_params(destination: Path) -> Path:
     text = committed.stdout if committed.returncode == 0 else (PROJECT / "params.yaml").read_bytes()
     destination.write_bytes(text)
     return destination
+
+
+# ---------------------------------------------------------------------------------------------
+# Projects that run one stage script at a time: no git, no DVC (see helpers.stages)
+# ---------------------------------------------------------------------------------------------
+
+NAME = "digits"  # not a built-in name: its data section is the test's own
+
+
+def make_stage_project(root: Path, params: dict | None = None, *, src: bool = True) -> Path:
+    """Copy the project's ``stages/`` (and ``src/`` unless ``src`` is False) into ``root``, and
+    write ``params``, if given, as its params.yaml.
+
+    A stage run as a process runs the ``src/`` beside it; a stage run in this process runs the
+    numpynet already imported, so it needs the stage scripts only (``src=False``).
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    for name in ("src", "stages") if src else ("stages",):
+        shutil.copytree(PROJECT / name, root / name, ignore=_SKIPPED)
+    if params is not None:
+        write_params(root, params)
+    return root
+
+
+@contextlib.contextmanager
+def temporary_stage_project() -> Iterator[Path]:
+    """A stage project (scripts only) with ``data/``, in a folder removed afterwards: one per
+    hypothesis example, where pytest's ``tmp_path`` is one per test."""
+    with tempfile.TemporaryDirectory() as folder:
+        project = make_stage_project(Path(folder), src=False)
+        (project / "data").mkdir()
+        yield project
+
+
+def tiny_params(data: dict | None = None, **train) -> dict:
+    """A params.yaml for the one tiny dataset :data:`NAME`: ``data`` its data section (an idx
+    dataset with placeholder pins by default), ``train`` overrides of the shared settings."""
+    settings = {"epochs": 2, "hidden_sizes": [8], "batch_size": 16, **train}
+    pins = {role: "0" * 64 for role in IDX_ROLES}  # replaced where a test downloads
+    dataset = {"data": data or {"format": "idx", "sha256": pins, "urls": []}, "train": {}}
+    return base_params({NAME: dataset}, **settings)
+
+
+def tiny_project(root: Path, data: dict | None = None, **train) -> Path:
+    """A stage project (scripts only, for :func:`helpers.stages.run_stage_in_process`) whose
+    params.yaml is :func:`tiny_params`."""
+    return make_stage_project(root, tiny_params(data, **train), src=False)
+
+
+def tiny_split(count: int, shape=(4, 4, 1), classes: int = 3, seed: int = 0):
+    """``count`` float32 images whose mean encodes their int64 label: learnable in an epoch."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(count, dtype=np.int64) % classes
+    images = rng.standard_normal((count, *shape)) + labels[:, None, None, None]
+    return images.astype(np.float32), labels
+
+
+def write_data(project: Path, shape=(4, 4, 1), classes=("a", "b", "c"), name: str = NAME,
+               counts=(60, 21, 21)) -> Path:
+    """A processed dataset at ``data/processed/<name>``, as the preprocess stage writes one."""
+    splits = {split: tiny_split(count, shape, len(classes), seed)
+              for seed, (split, count) in enumerate(zip(("train", "val", "test"), counts))}
+    directory = project / "data" / "processed" / name
+    write_processed(directory, splits, list(classes), np.zeros(shape[2]), np.ones(shape[2]))
+    return directory
+
+
+def write_model(project: Path, shape=(4, 4, 1), classes=("a", "b", "c"), name: str = NAME,
+                mean=None, std=None) -> Path:
+    """A model folder at ``models/<name>`` as the train stage writes one (random weights)."""
+    config = MLPConfig(int(np.prod(shape)), (8,), len(classes), 0.0)
+    model = build_mlp(config, np.random.default_rng(0))
+    directory = project / "models" / name
+    training = TrainingRecord(epochs=2, select_by="last", selected_epoch=1, val_accuracy=0.5,
+                              val_loss=1.0, augment_flip=False)
+    dataset = DatasetRecord(name=name, classes=list(classes), image_shape=list(shape),
+                            mean=mean or [0.0] * shape[2], std=std or [1.0] * shape[2])
+    save_model(directory, model, config, training=training, dataset=dataset)
+    return directory
+
+
+def write_live_log(project: Path, name: str = NAME) -> None:
+    """A DVCLive training log of one epoch of two steps, as the evaluate stage reads it."""
+    folder = project / "dvclive" / name / "plots" / "metrics"
+    for metric in ("lr", "train/batch_loss", "train/loss", "train/accuracy", "val/loss",
+                   "val/accuracy"):
+        path = folder / f"{metric}.tsv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        steps = (1, 2) if metric in ("lr", "train/batch_loss") else (2,)
+        leaf = metric.rsplit("/", 1)[-1]
+        path.write_text(f"timestamp\tstep\t{leaf}\n" + "".join(f"0\t{s}\t0.5\n" for s in steps))
+
+
+def evaluable_project(root: Path, **model) -> Path:
+    """A tiny project ready for the evaluate stage: data, a model and its training log."""
+    project = tiny_project(root)
+    write_data(project)
+    write_model(project, **model)
+    write_live_log(project)
+    return project
