@@ -118,7 +118,7 @@ class RunState:
     best_state: dict[str, np.ndarray] | None = None
 
     @property
-    def kept_epoch(self) -> int:
+    def selected_epoch(self) -> int:
         """The epoch whose weights the model ends with once the loop is done."""
         return self.epochs_done if self.best_state is None else self.best_epoch
 
@@ -136,7 +136,7 @@ def fit(
     on_epoch_end: Callable[[RunState], None] | None = None,
 ) -> RunState:
     """Train ``model`` in place as ``settings`` say; return the run's state: one log row per epoch
-    (see ``LOG_COLUMNS``) and the epoch whose weights the model ends with (``kept_epoch``).
+    (see ``LOG_COLUMNS``) and the epoch whose weights the model ends with (``selected_epoch``).
 
     Model selection uses the validation split only; the selected epoch's weights are put back
     into ``model`` at the end. A NaN or infinite loss stops training at once with
@@ -224,10 +224,10 @@ def fit(
             f"acc {row['train_accuracy']:.4f}  val loss {val_loss:.4f} acc {val_accuracy:.4f}"
         )
 
-    if state.kept_epoch != epochs:
+    if state.selected_epoch != epochs:
         model.load_state_dict(state.best_state)
         reports.log(
-            f"kept the weights of epoch {state.kept_epoch}, the best by {settings.select_by}"
+            f"kept the weights of epoch {state.selected_epoch}, the best by {settings.select_by}"
         )
     return state
 

@@ -166,4 +166,4 @@ def train_mlp(
     if config.whitening == "zca":
         first = next(layer for layer in model.layers if isinstance(layer, Linear))
         fold_whitening(first, mean, matrix)
-    return TrainedModel(model, architecture, state.history, state.kept_epoch)
+    return TrainedModel(model, architecture, state.history, state.selected_epoch)

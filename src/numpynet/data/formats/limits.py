@@ -21,7 +21,7 @@ the ``preprocess`` key of ``params.yaml`` that raises it, before the memory is s
 The defaults (also the ones ``params.yaml`` ships) keep ``preprocess`` of any archive under
 1.2 GB at its peak: the held members (256 MiB), the decoded set (512 MiB) and one image's decoding
 (about 8 to 10 bytes per pixel, 400 MB) together; an archive built to reach every limit at once
-peaks at 1.1 GB (tests/test_hardening_archives.py). CIFAR-10 as JPEG files (60,000 members,
+peaks at 1.1 GB (tests/data/formats/test_archive.py). CIFAR-10 as JPEG files (60,000 members,
 137 MiB held, 184 MB decoded) and 12-megapixel photos pass with room to spare.
 """
 
