@@ -23,7 +23,7 @@ import numpy as np
 
 from numpynet.data.formats.archive import ListedFile
 from numpynet.data.formats.image_decode import decode_images
-from numpynet.data.formats.limits import PILLOW_PIXEL_CEILING, ReadLimits
+from numpynet.data.read_limits import PILLOW_PIXEL_CEILING, ReadLimits
 from numpynet.data.standardize import standardize
 from numpynet.errors import ConfigError, DataFormatError
 from numpynet.evaluation import check_finite_outputs, predict_logits

@@ -9,7 +9,7 @@ from helpers.project import pets_params, shipped_params
 from numpynet.config import load_params, parse_params
 from numpynet.config.preprocess_section import PILLOW_PIXEL_CEILING, PreprocessConfig
 from numpynet.data.formats.image_decode import PILLOW_PIXEL_CEILING as DECODE_CEILING
-from numpynet.data.formats.limits import ReadLimits
+from numpynet.data.read_limits import ReadLimits
 from numpynet.errors import ConfigError
 
 

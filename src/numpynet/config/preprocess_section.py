@@ -2,7 +2,7 @@
 
 ``val_fraction`` and ``seed`` choose the validation split. The four ``max_*`` keys bound the memory
 that reading an image folder may take (what each bounds, and why these defaults:
-:mod:`numpynet.data.formats.limits`, whose ``ReadLimits`` defaults are the ones here). Each may be
+:mod:`numpynet.data.read_limits`, whose ``ReadLimits`` defaults are the ones here). Each may be
 left out and takes its default, so a params file written before they existed still works.
 ``max_image_pixels`` goes up to :data:`PILLOW_PIXEL_CEILING`, past which Pillow refuses to open an
 image whatever this says.
@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from numpynet.config.fields import field_check
-from numpynet.data.formats.limits import DEFAULT_LIMITS, PILLOW_PIXEL_CEILING
+from numpynet.data.read_limits import DEFAULT_LIMITS, PILLOW_PIXEL_CEILING
 
 MAX_READ_BYTES = 2**40  # 1 TiB: far past any memory, and still catches a typo
 

@@ -28,7 +28,7 @@ from helpers.project import make_stage_project
 from helpers.stages import assert_refused, preprocess_image_folder
 from numpynet.data.formats.archive import MAX_TAR_EXTENDED_HEADER_BYTES, Holdings, list_location
 from numpynet.data.formats.image_folder import may_be_image, read_image_folder
-from numpynet.data.formats.limits import MEMBER_OVERHEAD_BYTES, ReadLimits
+from numpynet.data.read_limits import MEMBER_OVERHEAD_BYTES, ReadLimits
 from numpynet.errors import DataFormatError
 
 

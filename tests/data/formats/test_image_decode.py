@@ -26,7 +26,7 @@ from helpers.hostile_data import (
     write_files,
 )
 from numpynet.data.formats.image_folder import read_image_folder
-from numpynet.data.formats.limits import ReadLimits
+from numpynet.data.read_limits import ReadLimits
 from numpynet.errors import DataFormatError
 
 

@@ -18,7 +18,7 @@ from numpynet.data.formats.image_modes import (
     UnrepresentableImage,
     convert,
 )
-from numpynet.data.formats.limits import ReadLimits
+from numpynet.data.read_limits import ReadLimits
 
 
 def read(location: Path, **options):

@@ -1,7 +1,6 @@
 """Reading the files a dataset comes in, for the preprocess stage: :mod:`.load` picks the reader
 by format: idx (MNIST, Fashion-MNIST: :mod:`.idx`), the CIFAR-10 binary archive (:mod:`.cifar`)
 or a user's image folder (:mod:`.image_folder`, over :mod:`.archive`, :mod:`.image_decode` and
-:mod:`.image_modes`), each within the memory bounds of :mod:`.limits`, into a :mod:`.raw_dataset`.
-
-Nothing is imported here: the config reads :mod:`.limits` before NumPy may be loaded.
+:mod:`.image_modes`), each within the memory bounds of :mod:`numpynet.data.read_limits`, into a
+:mod:`.raw_dataset`.
 """

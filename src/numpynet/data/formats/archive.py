@@ -4,7 +4,7 @@ Archives are read in one sequential pass without extracting anything to disk. Ev
 checked first: absolute paths, ``..`` components, links and special files are rejected with
 :class:`UnsafeArchiveError`, so a hostile archive cannot reach files outside the dataset.
 
-Members are read into memory within :class:`~numpynet.data.formats.limits.ReadLimits`, so a small
+Members are read into memory within :class:`~numpynet.data.read_limits.ReadLimits`, so a small
 archive of huge or countless members is refused instead of exhausting memory:
 
 * :class:`Holdings` reads each member (refusing one whose header declares more than
@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from numpynet.data.formats.limits import (
+from numpynet.data.read_limits import (
     DEFAULT_LIMITS,
     MEMBER_OVERHEAD_BYTES,
     ReadLimits,

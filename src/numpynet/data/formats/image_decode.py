@@ -9,7 +9,7 @@ size every image must have the same size; with one, each is resized to it with b
 (:data:`RESAMPLING`). An image Pillow cannot decode raises
 :class:`~numpynet.errors.DataFormatError` naming the file.
 
-Memory is bounded by :class:`~numpynet.data.formats.limits.ReadLimits`: an image whose header
+Memory is bounded by :class:`~numpynet.data.read_limits.ReadLimits`: an image whose header
 declares more than ``max_image_pixels`` is refused before any pixel is decoded (Pillow's own check,
 a mere warning below twice its ``MAX_IMAGE_PIXELS``, is silenced here, not changed), and the
 dataset's array is checked against ``max_dataset_bytes`` before it is allocated.
@@ -31,7 +31,7 @@ from PIL import Image, JpegImagePlugin
 
 from numpynet.data.formats.archive import ListedFile
 from numpynet.data.formats.image_modes import UnrepresentableImage, convert, natural_mode
-from numpynet.data.formats.limits import DEFAULT_LIMITS, PILLOW_PIXEL_CEILING, ReadLimits, amount
+from numpynet.data.read_limits import DEFAULT_LIMITS, PILLOW_PIXEL_CEILING, ReadLimits, amount
 from numpynet.errors import DataFormatError
 
 RESAMPLING = Image.Resampling.BILINEAR

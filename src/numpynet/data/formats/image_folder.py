@@ -25,7 +25,7 @@ other than those two, fewer than two classes: each raises
 The other pieces, each documented where its rules live: :mod:`numpynet.data.formats.archive`
 (listing a folder or an archive in memory, rejecting members that could escape the dataset),
 :mod:`numpynet.data.formats.image_decode` and :mod:`numpynet.data.formats.image_modes` (decoding
-with Pillow, modes and sizes) and :mod:`numpynet.data.formats.limits` (the bounds on the memory
+with Pillow, modes and sizes) and :mod:`numpynet.data.read_limits` (the bounds on the memory
 all of this may take).
 """
 
@@ -39,7 +39,7 @@ import numpy as np
 
 from numpynet.data.formats.archive import ListedFile, Listing, Parts, list_location
 from numpynet.data.formats.image_decode import decode_images
-from numpynet.data.formats.limits import DEFAULT_LIMITS, ReadLimits
+from numpynet.data.read_limits import DEFAULT_LIMITS, ReadLimits
 from numpynet.data.formats.raw_dataset import RawDataset
 from numpynet.data.split import stratified_split
 from numpynet.errors import DataFormatError

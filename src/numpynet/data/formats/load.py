@@ -10,7 +10,7 @@ from numpynet.data.catalog import FORMATS, DatasetSource, ImageFolderSource
 from numpynet.data.formats.cifar import read_cifar10_binary
 from numpynet.data.formats.idx import load_idx_dataset
 from numpynet.data.formats.image_folder import read_image_folder
-from numpynet.data.formats.limits import DEFAULT_LIMITS, ReadLimits
+from numpynet.data.read_limits import DEFAULT_LIMITS, ReadLimits
 from numpynet.data.formats.raw_dataset import RawDataset
 from numpynet.errors import DataFormatError
 
