@@ -10,7 +10,7 @@ import _bootstrap  # noqa: I001  (first: this tree's code, on a pinned numeric b
 import numpy as np
 
 from numpynet.config import load_params
-from numpynet.data.formats.limits import ReadLimits
+from numpynet.data.read_limits import ReadLimits
 from numpynet.data.formats.load import load_raw_dataset
 from numpynet.data.processed import write_processed
 from numpynet.data.standardize import CONSTANT_CHANNEL_STD, plan_splits
