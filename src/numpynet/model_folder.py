@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 
@@ -35,6 +34,7 @@ from numpynet.records import (
     Architecture,
     DatasetRecord,
     ProvenanceRecord,
+    Record,
     TrainingRecord,
     read_record,
     write_record,
@@ -45,8 +45,6 @@ WEIGHTS_FILE = "weights.npz"
 DATASET_FILE = "dataset.json"
 TRAINING_FILE = "training.json"
 PROVENANCE_FILE = "provenance.json"
-
-Record = TypeVar("Record")
 
 
 @dataclass(frozen=True)

@@ -44,13 +44,18 @@ MODEL_TYPE = "mlp"
 Record = TypeVar("Record")
 
 
-def _image_shape_problem(shape: list[int]) -> str | None:
+class _Record:
+    """What every record has: :meth:`problem`, the rule across its fields (none by default)."""
+
+    def problem(self) -> str | None:
+        """What contradicts itself across fields, or None."""
+        return None
+
+
+def _images_problem(shape: list[int], mean: list[float], std: list[float]) -> str | None:
+    """The image shape and the per-channel standardization of a dataset, checked together."""
     if len(shape) != 3 or not all(n > 0 for n in shape) or shape[2] not in (1, 3):
         return "image_shape: expected [height, width, channels] with 1 or 3 channels"
-    return None
-
-
-def _standardization_problem(shape: list[int], mean: list[float], std: list[float]) -> str | None:
     if len(mean) != shape[2] or len(std) != shape[2] or not all(v > 0 for v in std):
         return (f"mean, std: expected {shape[2]} finite number(s) each, one per channel, std "
                 f"positive")
@@ -63,7 +68,7 @@ _POSITIVE = field_check(lambda n: n >= 1, "an integer >= 1")
 
 
 @dataclass(frozen=True)
-class ProcessedMeta:
+class ProcessedMeta(_Record):
     """``meta.json`` of a processed dataset: its classes, image shape, split sizes and the
     per-channel mean and std (of the training split, on a 0..1 scale) that standardized it."""
 
@@ -78,14 +83,11 @@ class ProcessedMeta:
     layout: str = dataclasses.field(default=LAYOUT, metadata=_LAYOUT)
 
     def problem(self) -> str | None:
-        """What contradicts itself across fields, or None."""
-        return _image_shape_problem(self.image_shape) or _standardization_problem(
-            self.image_shape, self.mean, self.std
-        )
+        return _images_problem(self.image_shape, self.mean, self.std)
 
 
 @dataclass(frozen=True)
-class Architecture:
+class Architecture(_Record):
     """``architecture.json``: the :class:`~numpynet.nn.model.MLPConfig` a model is built from
     (converted both ways in :mod:`numpynet.model_folder`)."""
 
@@ -107,12 +109,9 @@ class Architecture:
         metadata=field_check(lambda name: name in NORMALIZATIONS, f"one of {list(NORMALIZATIONS)}"),
     )
 
-    def problem(self) -> str | None:
-        return None
-
 
 @dataclass(frozen=True)
-class DatasetRecord:
+class DatasetRecord(_Record):
     """``dataset.json``: what a model takes, so it needs nothing else to classify an image: the
     dataset it learned, its classes, the input image shape and the standardization."""
 
@@ -129,9 +128,7 @@ class DatasetRecord:
         return cls(name, meta.classes, meta.image_shape, meta.mean, meta.std, meta.layout)
 
     def problem(self) -> str | None:
-        return _image_shape_problem(self.image_shape) or _standardization_problem(
-            self.image_shape, self.mean, self.std
-        )
+        return _images_problem(self.image_shape, self.mean, self.std)
 
     def architecture_problem(self, architecture: Architecture) -> str | None:
         """Where the record contradicts the architecture beside it, or None."""
@@ -145,7 +142,7 @@ class DatasetRecord:
 
 
 @dataclass(frozen=True)
-class TrainingRecord:
+class TrainingRecord(_Record):
     """``training.json``: how training ended: which epoch's weights were kept, by which rule,
     their validation scores, and whether training mirrored images (predict then mirrors too)."""
 
@@ -166,7 +163,7 @@ class TrainingRecord:
 
 
 @dataclass(frozen=True)
-class ProvenanceRecord:
+class ProvenanceRecord(_Record):
     """``provenance.json``: what computed a model (see :func:`numpynet.backend.backend_provenance`).
 
     In the exact mode only the mode and NumPy's version are recorded: any BLAS computes its bits.
@@ -189,16 +186,13 @@ class ProvenanceRecord:
 
 
 @dataclass(frozen=True)
-class EvaluationScores:
+class EvaluationScores(_Record):
     """One dataset's entry in ``metrics/<name>.json``: test accuracy and loss, and the epoch whose
     weights training kept (absent for a model that does not record it)."""
 
     accuracy: float = dataclasses.field(metadata=field_check(lambda a: 0 <= a <= 1, "a fraction"))
     loss: float
     selected_epoch: int | None = None
-
-    def problem(self) -> str | None:
-        return None
 
 
 def record_problem(cls: type[Record], data) -> tuple[Record | None, str | None]:
