@@ -97,10 +97,12 @@ def pets_params(size: list[int] | None = None, mode: str | None = None, **train)
 
 
 def dvc_environment(**extra: str) -> dict[str, str]:
-    """The environment for `dvc`: this interpreter as `python`, no proxies, fixed git identity."""
+    """The environment for `dvc`: this interpreter as `python`, no proxies, fixed git identity,
+    and bytecode written as on most machines (some set PYTHONDONTWRITEBYTECODE)."""
     env = {
         key: value for key, value in os.environ.items()
         if not key.startswith(("NUMPYNET_", "OPENBLAS_", "NPY_", "DVC_"))
+        and key != "PYTHONDONTWRITEBYTECODE"
     }
     env.update(
         PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),

@@ -123,6 +123,21 @@ def test_second_repro_is_a_noop_and_status_is_clean(project, environment):
     assert "up to date" in status.stdout
 
 
+def test_python_bytecode_caches_are_no_code_dependency(project, environment):
+    """The stages ran with bytecode writing on, as on most machines: __pycache__/ folders now
+    lie in src/ and stages/. A fresh clone has none, and another Python writes others; neither
+    may change a stage's code dependency (.dvcignore), or every clone would retrain."""
+    caches = [path for path in project.rglob("__pycache__") if ".venv" not in path.parts]
+    assert any("src" in path.parts for path in caches), "the stages wrote no bytecode"
+    for path in caches:
+        shutil.rmtree(path)
+    assert "up to date" in dvc("status", cwd=project, env=environment).stdout
+    (project / "src" / "numpynet" / "nn" / "__pycache__").mkdir()
+    (project / "src" / "numpynet" / "nn" / "__pycache__" / "layers.cpython-399.pyc").write_bytes(
+        b"another Python")
+    assert "up to date" in dvc("status", cwd=project, env=environment).stdout
+
+
 def test_params_change_reruns_only_downstream_stages(project, environment):
     params = read_params(project)
     params["train"]["lr"] = 0.003
