@@ -1,0 +1,210 @@
+"""Build plots-page/template.html: the page of `dvc plots`, with Vega inlined so it draws offline.
+
+DVC's default page loads Vega, Vega-Lite and Vega-Embed from cdn.jsdelivr.net, so without the
+network every chart on it stays an empty frame. This script puts the three libraries, at the
+versions DVC's page asks for, inside ``skeleton.html`` and writes ``template.html`` beside it,
+with each package's licence under ``licenses/``. ``.dvc/config`` points DVC at the result.
+
+To build it (from the project's root; to move to other versions, first change ``LIBRARIES``:
+each version, the tarball's integrity that ``npm view <package>@<version> dist.integrity``
+prints, and the build file's sha256)::
+
+    npm pack --pack-destination /tmp vega@5.20.2 vega-lite@5.2.0 vega-embed@6.18.2
+    python plots-page/build_template.py /tmp/vega-5.20.2.tgz /tmp/vega-lite-5.2.0.tgz \
+        /tmp/vega-embed-6.18.2.tgz
+
+Each tarball is checked against its integrity before anything is read from it, and only the
+two files named below are read. Run with ``--check`` to verify that ``template.html`` holds the
+pinned libraries and the current skeleton (the tests do), without any tarball.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import io
+import re
+import sys
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SKELETON = HERE / "skeleton.html"
+TEMPLATE = HERE / "template.html"
+LICENSES = HERE / "licenses"
+
+# Where the skeleton receives the libraries.
+MARKER = "<!-- LIBRARIES -->"
+# What DVC replaces in a page template (dvc_render.html.HTML); a library holding one of these
+# would be rewritten by DVC, and a script holding "</script" would end its element early.
+FORBIDDEN_IN_SCRIPTS = ("{plot_divs}", "{scripts}", "{refresh_tag}", "</script", "<!--")
+
+
+@dataclass(frozen=True)
+class Library:
+    """One npm package's browser build, pinned by its tarball's integrity and its file's sha256."""
+
+    package: str
+    version: str
+    build: str  # the file inside the package's tarball, under package/
+    integrity: str  # npm's dist.integrity of the tarball
+    sha256: str  # of the build file, which is what template.html carries
+
+    @property
+    def tarball(self) -> str:
+        return f"{self.package}-{self.version}.tgz"
+
+    @property
+    def license_file(self) -> Path:
+        return LICENSES / f"{self.package}.txt"
+
+    def header(self) -> str:
+        return (
+            f"<!-- {self.package} {self.version}: {self.build} of the npm package, "
+            f"BSD-3-Clause, see plots-page/licenses/{self.package}.txt -->"
+        )
+
+
+# The versions DVC's own page loads (dvc_render.vega.VegaRenderer.SCRIPTS in dvc-render 1.0):
+# the specs DVC writes are made for them. Order matters: Vega-Lite and Vega-Embed need Vega.
+LIBRARIES = (
+    Library(
+        "vega", "5.20.2", "build/vega.min.js",
+        "sha512-qmH7aD9GGPpssVdxL1xgcdxTbQzyRUeRR16Os385ymvQhiwCYQNA6+eXUPAZDTVLfk0RXu6Jzj6kUE5jQ80EVw==",
+        "4794d0169cb1f3ebad8117fe98ba5bd652dd725905ec0384e832391dbccb03be",
+    ),
+    Library(
+        "vega-lite", "5.2.0", "build/vega-lite.min.js",
+        "sha512-Yxcg8MvYfxHcG6BbkaKT0oVCIMIcE19UvqIsEwBmyd/7h2nzW7oRnID81T8UrY7hpDrIr6wa2JADOT2dhGNErw==",
+        "d73157451b3978015ab31dacd55ff90d986ab8663fc0abed50f97b3cd90002cb",
+    ),
+    Library(
+        "vega-embed", "6.18.2", "build/vega-embed.min.js",
+        "sha512-wcDyQPE4J5aiCDc3/suH5RQDvrKkjuLkhzUcbOLwEkNF8/+pp17tS0JghzEvAPNRg+5aG1/N2ydixq8Lk3dOlg==",
+        "1ba9826431ddc9805e815ad92acc811c819f2bfd32bda2a128b8c4b5070fab5e",
+    ),
+)
+
+
+class BuildError(Exception):
+    """A tarball, library or template that is not what the pins say."""
+
+
+def integrity_of(data: bytes) -> str:
+    """npm's integrity string (Subresource Integrity, sha512) of ``data``."""
+    return "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode("ascii")
+
+
+def read_tarball(library: Library, path: Path) -> tuple[str, str]:
+    """The build file and the licence text of ``library``'s tarball at ``path``, once its bytes
+    match the pinned integrity."""
+    data = path.read_bytes()
+    if integrity_of(data) != library.integrity:
+        raise BuildError(
+            f"{path} is not {library.package}@{library.version} as pinned (integrity "
+            f"{integrity_of(data)}, pinned {library.integrity}); fetch it again with "
+            f"`npm pack {library.package}@{library.version}`, or update LIBRARIES"
+        )
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
+        script = _member_text(archive, f"package/{library.build}", path)
+        license_text = _member_text(archive, "package/LICENSE", path)
+    return script, license_text
+
+
+def _member_text(archive: tarfile.TarFile, name: str, path: Path) -> str:
+    try:
+        member = archive.getmember(name)
+    except KeyError:
+        raise BuildError(f"{path} holds no {name}") from None
+    stream = archive.extractfile(member) if member.isfile() else None
+    if stream is None:
+        raise BuildError(f"{name} in {path} is not a regular file")
+    return stream.read().decode("utf-8")
+
+
+def check_script(library: Library, script: str) -> None:
+    """Refuse a build file that is not the pinned one, or that the page would break."""
+    digest = hashlib.sha256(script.encode("utf-8")).hexdigest()
+    if digest != library.sha256:
+        raise BuildError(
+            f"{library.package} {library.build} has sha256 {digest}, pinned {library.sha256}"
+        )
+    for text in FORBIDDEN_IN_SCRIPTS:
+        if text in script:
+            raise BuildError(f"{library.package} {library.build} contains {text!r}")
+
+
+def render(skeleton: str, scripts: dict[str, str]) -> str:
+    """``skeleton`` with the libraries' scripts, by package name, in place of its marker."""
+    if skeleton.count(MARKER) != 1:
+        raise BuildError(f"{SKELETON} must hold {MARKER} exactly once")
+    elements = [f"{library.header()}\n    <script>{scripts[library.package]}</script>"
+                for library in LIBRARIES]
+    return skeleton.replace(MARKER, "\n    ".join(elements))
+
+
+def inlined_scripts(template: str) -> dict[str, str]:
+    """The scripts :func:`render` put into ``template``, by package name."""
+    scripts = {}
+    for library in LIBRARIES:
+        found = re.search(re.escape(library.header()) + r"\n    <script>(.*?)</script>",
+                          template, flags=re.DOTALL)
+        if found is None:
+            raise BuildError(f"{TEMPLATE} holds no {library.package} {library.version}")
+        scripts[library.package] = found.group(1)
+    return scripts
+
+
+def check_template() -> None:
+    """Refuse a template.html that lacks a pinned library, or that was not built from today's
+    skeleton."""
+    template = TEMPLATE.read_text(encoding="utf-8")
+    scripts = inlined_scripts(template)
+    for library in LIBRARIES:
+        check_script(library, scripts[library.package])
+        if not library.license_file.is_file():
+            raise BuildError(f"{library.license_file} is missing")
+    if render(SKELETON.read_text(encoding="utf-8"), scripts) != template:
+        raise BuildError(f"{TEMPLATE} is not built from {SKELETON}: run {Path(__file__).name}")
+
+
+def build(tarballs: list[Path]) -> None:
+    """Write template.html and the licences from the npm tarballs given."""
+    by_name = {path.name: path for path in tarballs}
+    scripts = {}
+    licenses = {}
+    for library in LIBRARIES:
+        if library.tarball not in by_name:
+            raise BuildError(f"no {library.tarball} among the tarballs given")
+        script, licenses[library] = read_tarball(library, by_name[library.tarball])
+        scripts[library.package] = script
+        check_script(library, scripts[library.package])
+    page = render(SKELETON.read_text(encoding="utf-8"), scripts)
+    LICENSES.mkdir(exist_ok=True)
+    for library, text in licenses.items():
+        library.license_file.write_text(text, encoding="utf-8")
+    TEMPLATE.write_text(page, encoding="utf-8")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("tarballs", nargs="*", type=Path, help="the npm tarballs (npm pack)")
+    parser.add_argument("--check", action="store_true", help="verify template.html, build nothing")
+    args = parser.parse_args()
+    try:
+        if args.check:
+            check_template()
+            print(f"{TEMPLATE} holds the pinned libraries and today's skeleton")
+        else:
+            build(args.tarballs)
+            print(f"wrote {TEMPLATE} and {LICENSES}/")
+    except (BuildError, OSError) as error:
+        print(f"build_template: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
