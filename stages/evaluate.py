@@ -5,8 +5,10 @@ files), ``--data`` (``data/processed/<name>``) and from params.yaml ``evaluate``
 dataset trains on mirrored images (``augment_flip``, for ``evaluate.test_time_flip``); writes
 ``--metrics`` (``metrics/<name>.json``: test accuracy and loss, and the epoch whose weights
 training kept, under the dataset's name, so every dataset gets its own columns in
-``dvc exp show``) and ``--pictures`` (``plots/<name>/``, PNG files drawn with matplotlib:
-learning curves, the confusion matrix, per-class accuracy and the most confident mistakes).
+``dvc exp show``) and ``--plots`` (``plots/<name>/``, replaced whole): ``pictures/``, PNG files
+drawn with matplotlib (learning curves, the confusion matrix, each class's test error and the
+most confident mistakes), and ``curves/``, the validation accuracy, validation loss and training
+loss of each epoch, one CSV file each, which dvc.yaml declares as the charts of ``dvc plots``.
 """
 
 import _bootstrap  # noqa: I001  (first: this tree's code, on a pinned numeric backend)
@@ -21,7 +23,6 @@ from numpynet.evaluation import (
     check_model_fits_data,
     confusion_matrix,
     loss_and_accuracy,
-    per_class_accuracy,
     predict_logits,
 )
 from numpynet.files import atomic_directory, write_json
@@ -33,14 +34,18 @@ from numpynet.pictures import (
     draw_confusion_matrix,
     draw_learning_curves,
     draw_mistakes,
-    draw_per_class_accuracy,
+    draw_per_class_errors,
     most_confident_mistakes,
+    write_epoch_curves,
 )
 from numpynet.portable_math import exp
 from numpynet.records import EvaluationScores, record_json
 from numpynet.stage_entry import run_stage, stage_arguments
 
 MISTAKES_SHOWN = 20
+# The two folders of --plots, whose files dvc.yaml declares one by one.
+PICTURES = "pictures"
+CURVES = "curves"
 
 
 def main() -> None:
@@ -48,7 +53,7 @@ def main() -> None:
         __doc__,
         _bootstrap.PROJECT_ROOT,
         inputs=["data", "model", "live"],
-        outputs=["metrics", "pictures"],
+        outputs=["metrics", "plots"],
     )
     params = load_params(args.params)
     # An unknown name fails here, with the configured ones listed. Only a model trained on
@@ -71,12 +76,14 @@ def main() -> None:
 
     scores = EvaluationScores(accuracy=accuracy, loss=loss, selected_epoch=selected_epoch)
     title = f"{args.dataset}: test accuracy {accuracy:.2%}"
-    with atomic_directory(args.pictures) as out:
+    with atomic_directory(args.plots) as folder:
+        (folder / CURVES).mkdir()
+        write_epoch_curves(curves, folder / CURVES)
+        out = folder / PICTURES
+        out.mkdir()
         draw_learning_curves(curves, out / "learning_curves.png", f"{args.dataset}: training")
         draw_confusion_matrix(confusion, meta.classes, out / "confusion_matrix.png", title)
-        draw_per_class_accuracy(
-            per_class_accuracy(confusion), meta.classes, out / "per_class_accuracy.png", title
-        )
+        draw_per_class_errors(confusion, meta.classes, out / "per_class_errors.png", title)
         draw_mistakes(
             displayable(np.asarray(x_test[mistakes]), meta.mean, meta.std),
             y_test[mistakes],
@@ -87,7 +94,7 @@ def main() -> None:
             f"{args.dataset}: the most confident mistakes on the test set",
         )
         # Inside the pictures' block: a metrics file that cannot be written (a full disk) keeps
-        # the old pictures too, so the two outputs never tell different runs' results.
+        # the old pictures and curves too, so the outputs never tell different runs' results.
         write_json(args.metrics, {args.dataset: record_json(scores)})
 
 

@@ -4,8 +4,8 @@ Two kinds of copy, for two jobs:
 
 * :func:`make_dvc_project`: the code and the pipeline definition in a new git repository with
   DVC initialised, for tests that run real ``dvc repro`` (tests/stages/). The test writes its own
-  params.yaml and ``dvc init`` writes a new .dvc/config, so no test depends on the user's params,
-  remotes or outputs.
+  params.yaml and ``dvc init`` writes a new .dvc/config (with the project's page template for
+  ``dvc plots``), so no test depends on the user's params, remotes or outputs.
 * :func:`make_stage_project`: only ``src/`` and ``stages/`` (a stage runs the code of the tree it
   lies in, see ``stages/_bootstrap.py``), no git and no DVC, for running one stage script at a time
   (:mod:`helpers.stages`). :func:`tiny_project` is one of those with a params.yaml for one tiny
@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from configobj import ConfigObj
 from ruamel.yaml import YAML
 
 from helpers.loopback import serve_directory
@@ -41,7 +42,8 @@ from numpynet.records import DatasetRecord, TrainingRecord
 PROJECT = Path(__file__).resolve().parents[2]
 # Real datasets, where a machine has them (tests that need one skip themselves without it).
 SHARED_DATASETS = PROJECT.parent / "shared" / "datasets"
-COPIED = ("src", "stages", "dvc.yaml", "pyproject.toml", ".gitignore", ".dvcignore", "README.md")
+COPIED = ("src", "stages", "dvc.yaml", "pyproject.toml", ".gitignore", ".dvcignore", "README.md",
+          "plots-page")
 _SKIPPED = shutil.ignore_patterns("__pycache__", "*.egg-info")
 
 
@@ -163,6 +165,10 @@ def make_dvc_project(repo: Path, params: dict, env: dict) -> Path:
     write_params(repo, params)
     git("init", "-q", "-b", "main", cwd=repo, env=env)
     dvc("init", "-q", cwd=repo, env=env)
+    # The page template of `dvc plots` as the project sets it; nothing else of its DVC settings
+    # (a remote there must never receive a test's pushes).
+    template = ConfigObj(str(PROJECT / ".dvc" / "config"))["plots"]["html_template"]
+    dvc("config", "plots.html_template", template, cwd=repo, env=env)
     git("add", "-A", cwd=repo, env=env)
     git("commit", "-qm", "project", cwd=repo, env=env)
     return repo

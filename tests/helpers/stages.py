@@ -33,7 +33,7 @@ TRAIN_ARGS = ["--data", f"data/processed/{NAME}", "--model", f"models/{NAME}",
               "--live", f"dvclive/{NAME}", "--checkpoint", f"checkpoints/{NAME}.npz"]
 EVALUATE_ARGS = ["--data", f"data/processed/{NAME}", "--model", f"models/{NAME}",
                  "--live", f"dvclive/{NAME}", "--metrics", f"metrics/{NAME}.json",
-                 "--pictures", f"plots/{NAME}"]
+                 "--plots", f"plots/{NAME}"]
 # Each stage's arguments in a tiny project (helpers.project.tiny_project), as dvc.yaml gives them.
 STAGE_ARGS = {
     "validate": ["--out", "data/params-valid"],

@@ -1,4 +1,5 @@
-"""The evaluate stage's pictures: byte-stable PNGs, every picture renders, mistake selection."""
+"""The evaluate stage's pictures: byte-stable PNGs, every picture renders at most half a
+page wide, per-class errors, mistake selection."""
 
 import os
 import subprocess
@@ -16,14 +17,29 @@ from numpynet.pictures import (
     draw_confusion_matrix,
     draw_learning_curves,
     draw_mistakes,
-    draw_per_class_accuracy,
+    draw_per_class_errors,
     most_confident_mistakes,
     save_figure,
 )
-from numpynet.pictures.png import DPI
+from numpynet.pictures.classes import _bar_text, _cell_style, class_errors, worst_first
+from numpynet.pictures.gallery import _titles
+from numpynet.pictures.png import DPI, MAX_WIDTH_INCHES
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PAGE_WIDTH_PIXELS = round(MAX_WIDTH_INCHES * DPI)
 DIGITS = [str(digit) for digit in range(10)]
+FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
+           "Bag", "Ankle boot"]
+# CIFAR-100's 20 superclasses: as many classes, with names as long, as a page-wide picture takes.
+SUPERCLASSES = [
+    "aquatic mammals", "fish", "flowers", "food containers", "fruit and vegetables",
+    "household electrical devices", "household furniture", "insects", "large carnivores",
+    "large man-made outdoor things", "large natural outdoor scenes",
+    "large omnivores and herbivores", "medium-sized mammals", "non-insect invertebrates",
+    "people", "reptiles", "small mammals", "trees", "vehicles 1", "vehicles 2",
+]
+# matplotlib's "tab:blue": the bars of the per-class picture.
+BAR_BLUE = (31, 119, 180)
 
 # Draws one picture with text, colours and a colour bar into sys.argv[1]; run in this process
 # and in a fresh one, the bytes must agree.
@@ -139,7 +155,9 @@ def test_learning_curves_render_at_a_plausible_size(tmp_path, strict):
     path = tmp_path / "curves.png"
     draw_learning_curves(curves(60, 20, selected_epoch=41), path, "MNIST: learning curves")
     pixels = open_png(path)
-    assert pixels.shape == (round(4.8 * DPI), 16 * DPI, 3)
+    height, width, _ = pixels.shape
+    # The page's width; the three panels one above the other make it taller than wide.
+    assert width == PAGE_WIDTH_PIXELS and 1.2 * width < height < 2 * width
     assert 20_000 < path.stat().st_size < 2_000_000
     # Lines in several colours, not a blank canvas.
     assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 50
@@ -193,17 +211,157 @@ def test_confusion_matrix_rejects_a_shape_that_does_not_match_the_classes(tmp_pa
         draw_confusion_matrix(np.zeros((2, 2), np.int64), ["a", "b", "c"], tmp_path / "x.png", "")
 
 
-def test_per_class_accuracy_with_an_absent_class(tmp_path, strict):
-    accuracy = np.array([0.99, 0.5, np.nan, 0.0, 1.0])
-    path = tmp_path / "per_class.png"
-    draw_per_class_accuracy(accuracy, ["zero", "one", "two", "three", "four"], path, "per class")
-    open_png(path)
+def test_confusion_matrix_cells_keep_their_percent_sign_while_it_fits():
+    # Ten digits: half-inch cells, "100%" at the names' 10 points.
+    assert _cell_style(0.5, 10) == (10, True)
+    # Twenty classes on the page's width: the numbers alone, at a readable size.
+    points, with_sign = _cell_style(0.27, 10)
+    assert not with_sign and 8 < points < 9
 
 
-def test_per_class_accuracy_with_no_class_present(tmp_path, strict):
+def test_class_errors_known_answer_with_an_absent_class():
+    confusion = np.array([[9, 1, 0], [0, 0, 0], [2, 2, 6]])
+    wrong, total, percent = class_errors(confusion)
+    np.testing.assert_array_equal(wrong, [1, 0, 4])
+    np.testing.assert_array_equal(total, [10, 0, 10])
+    np.testing.assert_array_equal(percent, [10.0, np.nan, 40.0])
+
+
+def test_worst_first_breaks_ties_in_class_order_and_puts_absent_classes_last():
+    percent = np.array([0.5, np.nan, 1.0, 0.5, 0.0, np.nan, 0.0])
+    order = worst_first(percent)
+    assert order.dtype == np.int64
+    np.testing.assert_array_equal(order, [2, 0, 3, 4, 6, 1, 5])
+
+
+def test_bar_text_gives_the_rate_and_its_counts():
+    assert _bar_text(100 * 9 / 1010, 9, 1010) == "0.89% (9 of 1,010)"
+    assert _bar_text(0.0, 0, 980) == "0% (0 of 980)"
+    assert _bar_text(100.0, 12, 12) == "100.00% (12 of 12)"
+
+
+def red(pixels: np.ndarray) -> np.ndarray:
+    """Where the mean line and its title are ("tab:red", 214, 39, 40, antialiased on white)."""
+    r, g, b = (pixels[..., channel].astype(int) for channel in range(3))
+    return (r > 180) & (g < 120) & (b < 120)
+
+
+def bar_ends(pixels: np.ndarray) -> list[int]:
+    """The rightmost column of each bar, top to bottom: bars are runs of pixel rows holding the
+    bars' blue (the mean line and the labels cross them, but not their right ends)."""
+    blue = np.all(pixels == BAR_BLUE, axis=2)
+    rows = np.flatnonzero(blue.sum(axis=1) > 3)
+    bars = np.split(rows, np.flatnonzero(np.diff(rows) > 1) + 1)
+    return [int(np.flatnonzero(blue[bar].any(axis=0)).max()) for bar in bars]
+
+
+def test_per_class_errors_are_drawn_worst_first_to_scale(tmp_path, strict):
+    # Error rates 1%, 4%, 2% and 0.5%: drawn 4%, 2%, 1%, 0.5% from the top.
+    confusion = np.diag([990, 960, 980, 995])
+    confusion[[0, 1, 2, 3], [1, 0, 3, 2]] = [10, 40, 20, 5]
+    path = tmp_path / "errors.png"
+    draw_per_class_errors(confusion, ["a", "b", "c", "d"], path, "per class")
+    pixels = open_png(path)
+    assert pixels.shape[1] == PAGE_WIDTH_PIXELS
+    ends = bar_ends(pixels)
+    assert len(ends) == 4
+    # The axis starts at 0 (the bars' common left end), so lengths are in the rates' ratios;
+    # the worst fills most of the axis, which ends a little past it.
+    left = int(np.flatnonzero(np.all(pixels == BAR_BLUE, axis=2).any(axis=0)).min())
+    lengths = np.array(ends) - left
+    np.testing.assert_allclose(lengths / lengths[0], [1, 0.5, 0.25, 0.125], atol=0.01)
+    assert lengths[0] > 0.75 * PAGE_WIDTH_PIXELS
+    # The mean line is drawn, and said in the title.
+    assert red(pixels).sum() > 300
+
+
+def test_per_class_errors_with_an_absent_class(tmp_path, strict):
+    confusion = np.array([[99, 1, 0], [0, 0, 0], [5, 0, 45]])
+    path = tmp_path / "absent.png"
+    draw_per_class_errors(confusion, ["zero", "one", "two"], path, "per class")
+    # Bars for the two classes with test images only.
+    assert len(bar_ends(open_png(path))) == 2
+
+
+def test_per_class_errors_with_no_class_present(tmp_path, strict):
     path = tmp_path / "none.png"
-    draw_per_class_accuracy(np.full(3, np.nan), ["a", "b", "c"], path, "nothing to show")
-    open_png(path)
+    draw_per_class_errors(np.zeros((3, 3), np.int64), ["a", "b", "c"], path, "nothing to show")
+    pixels = open_png(path)
+    assert not np.all(pixels == BAR_BLUE, axis=2).any()
+    assert not red(pixels).any()
+
+
+def test_per_class_errors_without_a_mistake_has_no_mean_line(tmp_path, strict):
+    path = tmp_path / "perfect.png"
+    draw_per_class_errors(np.diag([980, 1135, 0]), ["0", "1", "2"], path, "all correct")
+    pixels = open_png(path)
+    # No bars, and no mean line along the axis; the title says there is no mistake.
+    assert not np.all(pixels == BAR_BLUE, axis=2).any()
+    assert not red(pixels).any()
+    assert (pixels < 128).any()
+
+
+def test_per_class_errors_rejects_a_shape_that_does_not_match_the_classes(tmp_path):
+    with pytest.raises(ValueError, match="3 classes"):
+        draw_per_class_errors(np.zeros((2, 2), np.int64), ["a", "b", "c"], tmp_path / "x.png", "")
+
+
+def test_per_class_errors_of_two_hundred_classes(tmp_path, strict):
+    rng = np.random.default_rng(3)
+    confusion = rng.integers(0, 2, size=(200, 200)) + 50 * np.eye(200, dtype=np.int64)
+    path = tmp_path / "many.png"
+    draw_per_class_errors(confusion, [f"class {k}" for k in range(200)], path, "many")
+    height, width, _ = open_png(path).shape
+    assert width == PAGE_WIDTH_PIXELS and 3000 < height < 3500
+
+
+# --- every picture fits half the page ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "classes", [DIGITS, FASHION, SUPERCLASSES], ids=["digits", "fashion", "twenty"]
+)
+def test_every_picture_is_at_most_the_page_width_for_up_to_twenty_classes(
+    tmp_path, strict, classes
+):
+    rng = np.random.default_rng(4)
+    k = len(classes)
+    confusion = rng.integers(0, 5, size=(k, k)) + 950 * np.eye(k, dtype=np.int64)
+    draw_confusion_matrix(confusion, classes, tmp_path / "confusion.png", "a long title: 99.42%")
+    draw_per_class_errors(confusion, classes, tmp_path / "errors.png", "a long title: 99.42%")
+    # The gallery's twenty mistakes, with the widest confidence text.
+    labels = np.arange(20) % k
+    draw_mistakes(rng.random((20, 28, 28, 1), dtype=np.float32), labels, (labels + 1) % k,
+                  np.linspace(0.9999, 0.6, 20), classes, tmp_path / "mistakes.png", "mistakes")
+    draw_mistakes(np.zeros((0, 28, 28, 1)), [], [], [], classes, tmp_path / "none.png", "none")
+    for path in sorted(tmp_path.glob("*.png")):
+        with Image.open(path) as image:
+            assert image.width <= PAGE_WIDTH_PIXELS, path.name
+
+
+@pytest.mark.parametrize("epochs", [1, 60, 300])
+def test_learning_curves_are_at_most_the_page_width(tmp_path, strict, epochs):
+    path = tmp_path / "curves.png"
+    draw_learning_curves(curves(epochs, 7, selected_epoch=epochs), path, "a long title: training")
+    with Image.open(path) as image:
+        assert image.width <= PAGE_WIDTH_PIXELS
+
+
+def test_mistake_titles_take_four_columns_and_a_third_line_for_long_names():
+    confidences = [0.83, 0.5]
+    # Digits: five columns of two lines.
+    titles, columns, lines = _titles([5, 7], [3, 1], confidences, DIGITS)
+    assert (columns, lines) == (5, 2) and titles[0] == "true: 5\npredicted: 3 (83%)"
+    # "99.9%" needs the width of four columns.
+    assert _titles([5], [3], [0.9996], DIGITS)[1:] == (4, 2)
+    # Fashion-MNIST's names stay whole on three lines.
+    titles, columns, lines = _titles([0, 9], [9, 0], confidences, FASHION)
+    assert (columns, lines) == (4, 3)
+    assert titles[0] == "true: T-shirt/top\npredicted: Ankle boot\n(83%)"
+    # Names too long even then are cut with an ellipsis, and dollar signs escaped after the cut.
+    titles, _, _ = _titles([0], [1], [0.5], ["a" * 40, "$5 notes"])
+    assert titles[0].startswith("true: aaaaaaaaaa") and "a\u2026\npredicted: " in titles[0]
+    assert titles[0].endswith(r"\$5 notes" + "\n(50%)")
 
 
 # --- most confident mistakes -------------------------------------------------------------------

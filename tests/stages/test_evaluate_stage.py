@@ -18,14 +18,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from ruamel.yaml import YAML
 
 from helpers.hostile_data import ODD_CLASSES, data_damage, failing_writes, huge_header_weights
-from helpers.project import NAME, evaluable_project, write_data, write_model
+from helpers.project import NAME, PROJECT, evaluable_project, write_data, write_model
 from helpers.stages import assert_refused, run_stage_in_process
 from numpynet.cli import main as numpynet_main
 from numpynet.files import save_npz
 from numpynet.model_folder import DATASET_FILE, WEIGHTS_FILE
-
 
 # ---------------------------------------------------------------------------------------------
 # A model evaluated on data it does not fit
@@ -179,9 +179,9 @@ def test_odd_class_names_survive_evaluate_info_and_predict(tmp_path, capsys):
         write_model(project, classes=classes)
         code, stderr = run_stage_in_process(project, "evaluate")
         assert code == 0, stderr
-        assert sorted(p.name for p in (project / "plots" / NAME).iterdir()) == [
+        assert sorted(p.name for p in (project / "plots" / NAME / "pictures").iterdir()) == [
             "confusion_matrix.png", "learning_curves.png", "misclassified.png",
-            "per_class_accuracy.png"]
+            "per_class_errors.png"]
     json.loads((project / "metrics" / f"{NAME}.json").read_text())
 
 
@@ -217,3 +217,36 @@ def test_a_memory_error_names_the_stage(tmp_path, monkeypatch):
     assert_refused(code, stderr, f"evaluate@{NAME} ran out of memory", "4.00 TiB",
                    "larger than")
     assert not (project / "metrics").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# What evaluate writes, against what dvc.yaml declares
+# ---------------------------------------------------------------------------------------------
+
+
+def test_evaluate_writes_exactly_the_plots_dvc_yaml_declares(tmp_path):
+    """dvc.yaml declares plots/<name>/pictures and each curve file; evaluate writes the folder."""
+    project = evaluable_project(tmp_path / "p")
+    code, stderr = run_stage_in_process(project, "evaluate")
+    assert code == 0, stderr
+    declared = []
+    dvc_yaml = YAML(typ="safe").load((PROJECT / "dvc.yaml").read_text(encoding="utf-8"))
+    for entry in dvc_yaml["stages"]["evaluate"]["do"]["plots"]:
+        (path,) = entry if isinstance(entry, str) else entry.keys()
+        declared.append(path.replace("${key}", NAME))
+    written = sorted(str(path.relative_to(project)) for path in (project / "plots").rglob("*")
+                     if path.is_file())
+    folders = [path for path in declared if (project / path).is_dir()]
+    assert folders == [f"plots/{NAME}/pictures"]
+    assert sorted(path for path in written if not path.startswith(folders[0] + "/")) == sorted(
+        path for path in declared if path not in folders)
+
+
+def test_the_curves_hold_each_epoch_of_the_training_log(tmp_path):
+    """Known answer: the tiny log (helpers.project.write_live_log) is one epoch of values 0.5."""
+    project = evaluable_project(tmp_path / "p")
+    code, stderr = run_stage_in_process(project, "evaluate")
+    assert code == 0, stderr
+    for name in ("val_accuracy", "val_loss", "train_loss"):
+        text = (project / "plots" / NAME / "curves" / f"{name}.csv").read_text(encoding="utf-8")
+        assert text == f"epoch,{name}\n1,0.5\n"

@@ -21,9 +21,9 @@ from helpers.project import (
     make_built_dvc_project,
     make_dvc_project,
     private_copy,
-    synthetic_mirror,
-    read_params,
     ran_stages,
+    read_params,
+    synthetic_mirror,
     tree_digest,
     write_params,
 )
@@ -34,8 +34,9 @@ DATASET = "digits"
 OTHER = "blobs"  # a second dataset, to show that the chains are independent
 STAGE_NAMES = ("download", "preprocess", "train", "evaluate")
 STAGES = [f"{stage}@{DATASET}" for stage in STAGE_NAMES]
-PICTURES = ("learning_curves.png", "confusion_matrix.png", "per_class_accuracy.png",
+PICTURES = ("learning_curves.png", "confusion_matrix.png", "per_class_errors.png",
             "misclassified.png")
+CURVES = ("val_accuracy", "val_loss", "train_loss")
 
 
 @pytest.fixture(scope="module")
@@ -88,24 +89,35 @@ def test_repro_runs_every_stage_and_writes_metrics(built):
     lr = (live / "plots" / "metrics" / "lr.tsv").read_text().splitlines()
     assert lr[0] == "step\tlr" and len(lr) == 1 + int(val_accuracy[-1].split("\t")[0])
     for picture in PICTURES:
-        with Image.open(repo / "plots" / DATASET / picture) as image:
+        with Image.open(repo / "plots" / DATASET / "pictures" / picture) as image:
             assert image.format == "PNG" and image.size[0] >= 400
+    # The epoch curves: one row per epoch, the same values as the DVCLive log.
+    curve = (repo / "plots" / DATASET / "curves" / "val_accuracy.csv").read_text().splitlines()
+    assert curve[0] == "epoch,val_accuracy" and [row.split(",")[0] for row in curve[1:]] == [
+        "1", "2", "3"]
+    assert [float(row.split(",")[1]) for row in curve[1:]] == [
+        float(row.split("\t")[1]) for row in val_accuracy[1:]]
 
 
-def test_plots_show_renders_every_picture_and_log_of_every_dataset(project, environment):
-    """Both datasets join every plot, though dvc.yaml names neither."""
+def test_plots_show_renders_every_picture_and_curve_of_every_dataset(project, environment):
+    """Both datasets join every plot, though dvc.yaml names neither; DVCLive's per-step log is
+    no plot (its x, the optimizer step, does not line up runs of different batch sizes)."""
     shown = dvc("plots", "show", "--json", cwd=project, env=environment)
     rendered = json.loads(shown.stdout)["data"]
     dvc("plots", "show", "-o", "page", cwd=project, env=environment)
     page = (project / "page" / "index.html").read_text()
     for dataset in (DATASET, OTHER):
         for picture in PICTURES:
-            (image,) = rendered[f"plots/{dataset}/{picture}"]
+            (image,) = rendered[f"plots/{dataset}/pictures/{picture}"]
             assert image["type"] == "image"
             # The page shows its own copy of each PNG, beside it: no network needed.
-            copy = f"static/workspace_plots_{dataset}_{picture}"
+            copy = f"static/workspace_plots_{dataset}_pictures_{picture}"
             assert f'src="{copy}"' in page and (project / "page" / copy).is_file()
-        assert f"dvclive/{dataset}/plots/metrics/val/accuracy.tsv" in rendered
+        for curve in CURVES:
+            (chart,) = rendered[f"plots/{dataset}/curves/{curve}.csv"]
+            assert chart["type"] == "vega"
+            assert chart["content"]["encoding"]["x"]["field"] == "epoch"
+        assert not any(name.startswith("dvclive/") for name in rendered)
 
 
 def test_exp_show_lists_the_live_training_metrics(project, environment):

@@ -1,4 +1,4 @@
-"""Per-class pictures of a test set: the confusion matrix and each class's accuracy."""
+"""Per-class pictures of a test set: the confusion matrix and each class's error rate."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ import numpy as np
 from matplotlib.colors import PowerNorm
 from matplotlib.ticker import PercentFormatter
 
-from numpynet.pictures.png import literal, new_figure, plain_style, save_figure
+from numpynet.pictures.png import MAX_WIDTH_INCHES, literal, new_figure, plain_style, save_figure
 
-# Cell annotations and bar-end values are readable only up to these many classes.
+# Cell annotations and bar-end values are readable only up to these many classes. A confusion
+# matrix of at most MAX_CLASSES_ANNOTATED classes is also kept to the page's width; a bigger
+# one is a picture to zoom into.
 MAX_CLASSES_ANNOTATED = 20
 MAX_CLASSES_WITH_VALUES = 40
 
@@ -21,6 +23,26 @@ _BAR_COLOUR = "tab:blue"
 _MEAN_COLOUR = "tab:red"
 _NO_SAMPLES_GREY = "0.85"
 _COLOUR_BAR_TICKS = (0, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 1)
+
+# Widths in ems of matplotlib's default font (DejaVu Sans): a class name's average character,
+# and the widest cell texts, "100%" and, without its sign, "100" (2.86 and 1.91 measured).
+_EMS_PER_CHARACTER = 0.6
+_CELL_TEXT_EMS = {True: 2.9, False: 1.95}
+# Points below which a cell's percentage is hard to read at 100 DPI.
+_MIN_CELL_POINTS = 7
+# A page-wide matrix cuts longer names, so that they leave its cells some of the width.
+_MAX_NAME_CHARACTERS = 18
+# Inches a page-wide matrix needs besides its cells and class names: beside them, the "true"
+# label and the layout's padding; below and above, the "predicted" label, the colour bar with its
+# ticks and label, and the title. A bigger one has its colour bar beside it, in larger type.
+_ROOM_BESIDE = 0.5
+# The height a slanted name takes below the matrix, per inch of name, by its slant in degrees;
+# written out rather than computed by the C library's sin, whose last bit varies by platform (and
+# would change the picture's size, so its bytes).
+_SINE = {0: 0.0, 45: 0.7071067811865476, 90: 1.0}  # sin 45° = √½, correctly rounded
+_ROOM_BELOW_AND_ABOVE = 1.5
+_ROOM_BESIDE_LARGE = 2.2
+_ROOM_BELOW_AND_ABOVE_LARGE = 0.8
 
 
 def _colour_scale() -> PowerNorm:
@@ -41,10 +63,12 @@ def _row_fractions(confusion: np.ndarray) -> np.ndarray:
     return fractions
 
 
-def _cell_text(fraction: float) -> str:
-    """A percentage short enough for a cell: whole percents, one decimal below 10%."""
+def _cell_text(fraction: float, with_sign: bool = True) -> str:
+    """A percentage short enough for a cell: whole percents, one decimal below 10%; the "%" left
+    off in cells too narrow for it (see :func:`_cell_style`)."""
     percent = 100 * fraction
-    return f"{percent:.0f}%" if percent >= 9.5 else f"{percent:.1f}%"
+    text = f"{percent:.0f}" if percent >= 9.5 else f"{percent:.1f}"
+    return text + "%" if with_sign else text
 
 
 def _label_font_size(inches_per_class: float) -> float:
@@ -61,6 +85,23 @@ def _text_colours(fractions: np.ndarray) -> np.ndarray:
     return np.where(luminance > 0.5, "black", "white")
 
 
+def _shortened(name: str, width: int) -> str:
+    """``name``, cut to ``width`` characters with an ellipsis."""
+    return name if len(name) <= width else name[: max(width - 1, 1)] + "\u2026"
+
+
+def _cell_style(cell_inches: float, name_points: float) -> tuple[float, bool]:
+    """Points for the cell texts, and whether they keep their "%" sign.
+
+    The widest text, "100%", may fill 85% of a cell, in at most the names' size. Cells too narrow
+    for it at a readable size (many classes on a page-wide picture) show the number alone; the
+    colour bar's ticks say it is a percentage.
+    """
+    room = 0.85 * 72 * cell_inches
+    with_sign = room / _CELL_TEXT_EMS[True] >= _MIN_CELL_POINTS
+    return min(name_points, room / _CELL_TEXT_EMS[with_sign]), with_sign
+
+
 def draw_confusion_matrix(
     confusion: np.ndarray, classes: Sequence[str], path: Path | str, title: str
 ) -> None:
@@ -68,23 +109,39 @@ def draw_confusion_matrix(
 
     ``confusion`` is (K, K) counts, rows the true class and columns the predicted one (see
     :func:`numpynet.evaluation.confusion_matrix`). Rows are normalized so that classes of
-    different sizes compare; a class with no test images keeps a grey row. Cells carry their
-    percentage when there are at most ``MAX_CLASSES_ANNOTATED`` classes.
+    different sizes compare; a class with no test images keeps a grey row. With at most
+    ``MAX_CLASSES_ANNOTATED`` classes, cells carry their percentage and the picture is at most
+    ``MAX_WIDTH_INCHES`` wide: the cells shrink to what the class names leave, and names longer
+    than ``_MAX_NAME_CHARACTERS`` are cut. More classes make a bigger picture, half an inch a
+    class up to a cap.
     """
-    classes = [literal(name) for name in classes]
     confusion = np.asarray(confusion)
     num_classes = len(classes)
     if confusion.shape != (num_classes, num_classes):
         raise ValueError(f"confusion has shape {confusion.shape} for {num_classes} classes")
     fractions = _row_fractions(confusion)
+    page_wide = num_classes <= MAX_CLASSES_ANNOTATED
+    if page_wide:
+        classes = [_shortened(name, _MAX_NAME_CHARACTERS) for name in classes]
     # Half an inch a class leaves room for "100%" in each cell; the cap keeps 200 classes in a
     # picture that still opens (about 3,000 pixels square), with smaller names.
     side = float(np.clip(0.5 * num_classes, 4, 28))
     font_size = _label_font_size(side / num_classes)
     longest_name = max((len(name) for name in classes), default=1)
-    name_margin = longest_name * font_size * 0.6 / 72
+    name_margin = longest_name * font_size * _EMS_PER_CHARACTER / 72
+    # Digits fit under their column upright; names need a slant, and many names need it steep.
+    rotation = 0 if longest_name <= 3 else 45 if num_classes <= MAX_CLASSES_WITH_VALUES else 90
+    if page_wide:
+        side = min(side, MAX_WIDTH_INCHES - name_margin - _ROOM_BESIDE)
+        names_below = name_margin * _SINE[rotation] + 1.5 * font_size / 72
+        width = side + name_margin + _ROOM_BESIDE
+        height = side + names_below + _ROOM_BELOW_AND_ABOVE
+    else:
+        width = side + name_margin + _ROOM_BESIDE_LARGE
+        height = side + name_margin + _ROOM_BELOW_AND_ABOVE_LARGE
+    names = [literal(name) for name in classes]
     with plain_style():
-        figure = new_figure(side + name_margin + 2.2, side + name_margin + 0.8)
+        figure = new_figure(width, height)
         axes = figure.subplots()
         colours = matplotlib.colormaps[_CONFUSION_COLOURS].with_extremes(bad=_NO_SAMPLES_GREY)
         image = axes.imshow(
@@ -93,38 +150,47 @@ def draw_confusion_matrix(
             norm=_colour_scale(),
             interpolation="nearest",
         )
+        # On a page-wide matrix, under it rather than beside it, where it would take an inch of
+        # the page's width.
         colour_bar = figure.colorbar(
-            image, ax=axes, shrink=0.8, ticks=_COLOUR_BAR_TICKS, format=PercentFormatter(xmax=1)
+            image,
+            ax=axes,
+            location="bottom" if page_wide else "right",
+            aspect=side / 0.18 if page_wide else 20,
+            shrink=1 if page_wide else 0.8,
+            ticks=_COLOUR_BAR_TICKS,
+            format=PercentFormatter(xmax=1),
         )
         # A picture several thousand pixels wide is zoomed into; its titles must still stand out.
-        heading = "medium" if side <= 10 else "xx-large"
+        heading = "medium" if page_wide else "xx-large"
         colour_bar.set_label(
             "share of the true class's test images (square-root scale)", fontsize=heading
         )
-        colour_bar.ax.tick_params(labelsize="medium" if side <= 10 else "x-large")
+        colour_bar.ax.tick_params(labelsize="medium" if page_wide else "x-large")
         ticks = np.arange(num_classes)
-        # Digits fit under their column upright; names need a slant, and many names need it steep.
-        if longest_name <= 3:
-            axes.set_xticks(ticks, classes, fontsize=font_size)
-        else:
-            rotation = 45 if num_classes <= MAX_CLASSES_WITH_VALUES else 90
-            axes.set_xticks(ticks, classes, fontsize=font_size, rotation=rotation, ha="right",
+        if rotation:
+            axes.set_xticks(ticks, names, fontsize=font_size, rotation=rotation, ha="right",
                             rotation_mode="anchor")
-        axes.set_yticks(ticks, classes, fontsize=font_size)
+        else:
+            axes.set_xticks(ticks, names, fontsize=font_size)
+        axes.set_yticks(ticks, names, fontsize=font_size)
         axes.set_xlabel("predicted", fontsize=heading)
         axes.set_ylabel("true", fontsize=heading)
         if num_classes <= MAX_CLASSES_ANNOTATED:
-            _annotate_cells(axes, confusion, fractions, font_size)
+            _annotate_cells(axes, confusion, fractions, *_cell_style(side / num_classes, font_size))
         elif np.isnan(fractions).any():
             # Rows too thin to say so themselves.
             figure.text(0.01, 0.005, "grey row: no test images of that class", fontsize=heading,
                         ha="left", va="bottom")
-        figure.suptitle(title, fontsize="large" if side <= 10 else "xx-large")
+        figure.suptitle(title, fontsize="large" if page_wide else "xx-large")
         save_figure(figure, path)
 
 
-def _annotate_cells(axes, confusion: np.ndarray, fractions: np.ndarray, font_size: float) -> None:
-    """Write the percentage in every cell that holds a sample; empty cells stay blank.
+def _annotate_cells(
+    axes, confusion: np.ndarray, fractions: np.ndarray, font_size: float, with_sign: bool
+) -> None:
+    """Write the percentage in every cell that holds a sample (``with_sign``: followed by "%");
+    empty cells stay blank.
 
     A class with no test images says so across its grey row.
     """
@@ -136,7 +202,7 @@ def _annotate_cells(axes, confusion: np.ndarray, fractions: np.ndarray, font_siz
         axes.text(
             column,
             row,
-            _cell_text(fractions[row, column]),
+            _cell_text(fractions[row, column], with_sign),
             ha="center",
             va="center",
             fontsize=font_size,
@@ -144,69 +210,123 @@ def _annotate_cells(axes, confusion: np.ndarray, fractions: np.ndarray, font_siz
         )
 
 
-def draw_per_class_accuracy(
-    accuracy: np.ndarray, classes: Sequence[str], path: Path | str, title: str
-) -> None:
-    """Draw one horizontal bar per class, in class order from the top, and save as PNG.
+def class_errors(confusion: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each class's test images predicted as another class, its test images, and its error rate
+    in percent (100 minus the recall; NaN for a class with no test images).
 
-    ``accuracy`` is (K,) fractions with NaN for a class absent from the test set (see
-    :func:`numpynet.evaluation.per_class_accuracy`); such a class says "no test images" instead
-    of showing a bar. A vertical line marks the mean over the classes present.
+    ``confusion`` is (K, K) counts, rows the true class and columns the predicted one.
     """
-    classes = [literal(name) for name in classes]
-    accuracy = np.asarray(accuracy, dtype=np.float64)
+    confusion = np.asarray(confusion)
+    total = confusion.sum(axis=1)
+    wrong = total - np.diagonal(confusion)
+    percent = np.full(total.shape, np.nan)
+    # Counts over counts rather than 1 - recall: 9 of 1,010 reads back as exactly 0.89%.
+    np.divide(100 * wrong, total, out=percent, where=total > 0)
+    return wrong, total, percent
+
+
+def worst_first(percent: np.ndarray) -> np.ndarray:
+    """Class indices by error rate, highest first; equal rates in class order, and the classes
+    without test images (NaN) last, in class order."""
+    percent = np.asarray(percent, dtype=np.float64)
+    absent = np.isnan(percent)
+    # lexsort sorts by its last key first: absent last, then the rate falling, then the index.
+    order = np.lexsort((np.arange(percent.size), -np.where(absent, 0, percent), absent))
+    return order.astype(np.int64)
+
+
+def _bar_text(percent: float, wrong: int, total: int) -> str:
+    """A rate with its counts, "0.89% (9 of 1,010)"; "0% (0 of 980)" without a mistake."""
+    rate = "0%" if wrong == 0 else f"{percent:.2f}%"
+    return f"{rate} ({wrong:,} of {total:,})"
+
+
+def draw_per_class_errors(
+    confusion: np.ndarray, classes: Sequence[str], path: Path | str, title: str
+) -> None:
+    """Draw each class's test error rate as a horizontal bar, the worst at the top, as PNG.
+
+    ``confusion`` is (K, K) counts, rows the true class and columns the predicted one (see
+    :func:`numpynet.evaluation.confusion_matrix`); a class's error rate is the share of its test
+    images predicted as another class (see :func:`class_errors`). Bars are in
+    :func:`worst_first` order, and the axis runs from 0 to a little past the worst rate, so that
+    rates of 0.1% and 1% differ visibly. A class with no test images says so, below the others.
+    With at most ``MAX_CLASSES_WITH_VALUES`` classes each bar carries its rate and counts. A
+    dashed line marks the mean rate over the classes present; when no class has a mistake the
+    picture says so instead. The picture is ``MAX_WIDTH_INCHES`` wide.
+    """
+    confusion = np.asarray(confusion)
     num_classes = len(classes)
-    if accuracy.shape != (num_classes,):
-        raise ValueError(f"accuracy has shape {accuracy.shape} for {num_classes} classes")
-    percent = 100 * accuracy
+    if confusion.shape != (num_classes, num_classes):
+        raise ValueError(f"confusion has shape {confusion.shape} for {num_classes} classes")
+    wrong, total, percent = class_errors(confusion)
+    order = worst_first(percent)
     present = ~np.isnan(percent)
+    worst = float(percent[present].max()) if present.any() else 0.0
+    # A little past the worst bar, so it does not touch the frame; 0 to 1% with nothing to show.
+    right = 1.08 * worst if worst > 0 else 1.0
     # A third of an inch a bar; 200 classes would need 67 inches, so thinner bars past a cap.
     height = float(np.clip(0.3 * num_classes, 2, 30))
     font_size = _label_font_size(height / num_classes)
-    positions = np.arange(num_classes)
+    # Row r from the top shows class order[r].
+    rows = np.arange(num_classes)
+    drawn = present[order]
     with plain_style():
-        figure = new_figure(8, height + 1.4)
+        figure = new_figure(MAX_WIDTH_INCHES, height + 1.4)
         axes = figure.subplots()
-        axes.barh(positions[present], percent[present], height=0.7, color=_BAR_COLOUR)
-        for position in positions[~present]:
-            axes.text(1, position, "no test images", va="center", fontsize=font_size,
-                      style="italic", color="0.4")
+        axes.barh(rows[drawn], percent[order[drawn]], height=0.7, color=_BAR_COLOUR)
+        for row in rows[~drawn]:
+            # At the axis' left end whatever its scale: x in axes fractions, y in rows.
+            axes.text(0.01, row, "no test images", transform=axes.get_yaxis_transform(),
+                      va="center", fontsize=font_size, style="italic", color="0.4")
         if num_classes <= MAX_CLASSES_WITH_VALUES:
-            _write_bar_values(axes, positions[present], percent[present], font_size)
-        if present.any():
+            for row, k in zip(rows[drawn], order[drawn]):
+                _write_bar_value(axes, row, percent[k], _bar_text(percent[k], wrong[k], total[k]),
+                                 right, font_size)
+        if worst > 0:
             mean = float(percent[present].mean())
             over = "classes" if present.all() else f"the {present.sum()} classes with test images"
             axes.axvline(mean, color=_MEAN_COLOUR, linestyle="--", linewidth=1.2)
             # Said in the axes' title, which matplotlib keeps clear of the ticks at the top.
-            axes.set_title(f"dashed line: mean over {over}, {mean:.1f}%", color=_MEAN_COLOUR,
-                           fontsize="medium")
-        axes.set_yticks(positions, classes, fontsize=font_size)
-        # Class 0 at the top, as in the confusion matrix and in reading order.
+            # Flush right: the layout makes room above a title but not beside it, and long class
+            # names leave the axes narrower than the figure.
+            axes.set_title(f"dashed line: mean over {over}, {mean:.2f}%", color=_MEAN_COLOUR,
+                           fontsize="medium", loc="right")
+        elif present.any():
+            # A mean line at 0 would hide in the frame.
+            axes.set_title("no mistakes: every test image classified correctly", fontsize="medium",
+                           loc="right")
+        axes.set_yticks(rows, [literal(classes[k]) for k in order], fontsize=font_size)
         axes.set_ylim(num_classes - 0.5, -0.5)
-        axes.set_xlim(0, 100)
-        axes.set_xlabel("test accuracy (%)")
+        axes.set_xlim(0, right)
+        axes.set_xlabel("test error (%)")
         if num_classes > MAX_CLASSES_WITH_VALUES:
             # A tall picture: the scale at the top too, where reading starts.
             axes.tick_params(axis="x", top=True, labeltop=True)
-        axes.set_ylabel("class")
+        axes.set_ylabel("class, worst first")
         axes.grid(axis="x", alpha=0.3)
         axes.set_axisbelow(True)
         figure.suptitle(title)
         save_figure(figure, path)
 
 
-def _write_bar_values(axes, positions: np.ndarray, percent: np.ndarray, font_size: float) -> None:
-    """Each bar's value at its end: inside a long bar (white), just past a short one."""
-    for position, value in zip(positions, percent):
-        inside = value > 15
-        axes.text(
-            value - 1 if inside else value + 1,
-            position,
-            f"{value:.1f}%",
-            ha="right" if inside else "left",
-            va="center",
-            fontsize=font_size,
-            color="white" if inside else "black",
-            # The bar's colour behind the text keeps the mean line from crossing the digits.
-            bbox=dict(facecolor=_BAR_COLOUR, edgecolor="none", pad=0.5) if inside else None,
-        )
+def _write_bar_value(
+    axes, row: int, value: float, text: str, right: float, font_size: float
+) -> None:
+    """``text`` at the end of the bar of ``value``: inside a bar longer than half the axis
+    (white), just past a shorter one, so that it stays within the axis (a rate with its counts
+    takes under half of it). Behind it, the bar's colour or white keeps the mean line from
+    crossing the digits.
+    """
+    inside = value > right / 2
+    axes.annotate(
+        text,
+        (value, row),
+        xytext=(-4 if inside else 4, 0),
+        textcoords="offset points",
+        ha="right" if inside else "left",
+        va="center",
+        fontsize=font_size,
+        color="white" if inside else "black",
+        bbox=dict(facecolor=_BAR_COLOUR if inside else "white", edgecolor="none", pad=0.5),
+    )

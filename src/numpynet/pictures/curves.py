@@ -1,4 +1,5 @@
-"""Learning curves: loss, accuracy and learning rate over training, in one picture."""
+"""Learning curves: loss, accuracy and learning rate over training, in one picture, and the
+per-epoch curves as CSV files for the charts of ``dvc plots``."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
-from numpynet.pictures.png import new_figure, plain_style, save_figure
+from numpynet.files import atomic_path
+from numpynet.pictures.png import MAX_WIDTH_INCHES, new_figure, plain_style, save_figure
 
 # One colour per split in every panel, so the legend of the first serves all of them.
 TRAIN_COLOUR = "tab:blue"
@@ -17,6 +19,10 @@ KEPT_COLOUR = "tab:green"
 
 # Beyond this many epochs, a marker per epoch would blur the lines into a thick band.
 _MAX_EPOCHS_WITH_MARKERS = 40
+
+# The panels' heights, top to bottom, in inches: loss and accuracy hold what there is to read;
+# the learning rate is one smooth line.
+_PANEL_HEIGHTS = (2.9, 2.9, 1.7)
 
 _PER_EPOCH = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")
 _PER_STEP = ("step_epoch", "step_lr", "step_loss")
@@ -91,7 +97,6 @@ def _epoch_axis(axes, last_epoch: int) -> None:
     """Epochs 0..E on x, integer ticks; a little room on the right for the last marker."""
     axes.set_xlim(0, last_epoch * 1.02 + 0.05)
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes.set_xlabel("epoch")
     axes.grid(alpha=0.3)
 
 
@@ -180,22 +185,48 @@ def _draw_learning_rate(axes, curves: LearningCurves) -> None:
 
 
 def draw_learning_curves(curves: LearningCurves, path: Path | str, title: str) -> None:
-    """Draw loss, accuracy and learning rate against epochs side by side, and save as PNG.
+    """Draw loss, accuracy and learning rate against epochs, one above the other, as PNG.
 
-    The train loss is against label-smoothed targets and the validation loss plain
-    cross-entropy, so the two are labelled as such rather than presented as one quantity.
+    The three panels share the epoch axis, labelled under the lowest, and the picture is
+    ``MAX_WIDTH_INCHES`` wide (see :mod:`numpynet.pictures.png`). The train loss is against
+    label-smoothed targets and the validation loss plain cross-entropy, so the two are labelled
+    as such rather than presented as one quantity.
     """
     epochs = np.asarray(curves.epoch)
     last_epoch = int(epochs.max()) if epochs.size else 1
     # Lines through one or a few points are invisible without markers.
     marker = "o" if epochs.size <= _MAX_EPOCHS_WITH_MARKERS else None
     with plain_style():
-        figure = new_figure(16, 4.8)
-        loss_axes, accuracy_axes, lr_axes = figure.subplots(1, 3, sharex=True)
+        # Stacked rather than side by side: three panels in a row would be too narrow to read
+        # at the page's width. The upper two leave their epoch numbers to the lowest.
+        figure = new_figure(MAX_WIDTH_INCHES, sum(_PANEL_HEIGHTS) + 0.5)
+        loss_axes, accuracy_axes, lr_axes = figure.subplots(
+            3, 1, sharex=True, height_ratios=_PANEL_HEIGHTS
+        )
         _draw_loss(loss_axes, curves, marker)
         _draw_accuracy(accuracy_axes, curves, marker)
         _draw_learning_rate(lr_axes, curves)
         for axes in (loss_axes, accuracy_axes, lr_axes):
             _epoch_axis(axes, last_epoch)
+        lr_axes.set_xlabel("epoch")
         figure.suptitle(title)
         save_figure(figure, path)
+
+
+# The per-epoch curves that dvc.yaml declares as charts, one CSV file each (``epoch,<name>``):
+# against epochs, so that `dvc plots diff` lines up runs whose batch sizes, and so whose
+# optimizer steps, differ.
+EPOCH_CURVES = ("val_accuracy", "val_loss", "train_loss")
+
+
+def write_epoch_curves(curves: LearningCurves, directory: Path | str) -> None:
+    """Write each of ``EPOCH_CURVES`` as ``<name>.csv`` into ``directory``: a header
+    ``epoch,<name>``, then one row per epoch, each value as the shortest text that reads back as
+    the same float64."""
+    directory = Path(directory)
+    for name in EPOCH_CURVES:
+        rows = [f"epoch,{name}"]
+        rows += [f"{epoch},{value!r}" for epoch, value in
+                 zip(curves.epoch.tolist(), getattr(curves, name).tolist())]
+        with atomic_path(directory / f"{name}.csv") as tmp:
+            tmp.write_text("\n".join(rows) + "\n", encoding="utf-8")

@@ -7,17 +7,22 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from matplotlib.font_manager import FontProperties
+from matplotlib.textpath import text_to_path
 
-from numpynet.pictures.png import literal, new_figure, plain_style, save_figure
+from numpynet.pictures.png import MAX_WIDTH_INCHES, literal, new_figure, plain_style, save_figure
 
 COLUMNS = 5
 
-# Inches for one image and its two-line title; cells widen for long class names, up to a cap.
-_CELL_HEIGHT = 2.5
-_CELL_WIDTHS = (2.0, 3.2)
-# The average width of a title character at the titles' 9 points, and the space beside a title.
-_INCHES_PER_CHARACTER = 0.068
-_CELL_PADDING = 0.3
+# (columns, lines of a title), the most compact first: the first whose cells, splitting the
+# page's width (MAX_WIDTH_INCHES), hold every title whole is used, or else the last, which cuts
+# long names. A third line puts the confidence under the predicted name, whose line then has the
+# cell's whole width.
+_LAYOUTS = ((COLUMNS, 2), (COLUMNS - 1, 2), (COLUMNS - 1, 3))
+# The titles' size in points, the inches kept between two titles, and the height of a line.
+_TITLE_POINTS = 8
+_CELL_PADDING = 0.12
+_LINE_HEIGHT = 0.15
 
 
 def most_confident_mistakes(
@@ -55,32 +60,55 @@ def displayable(images: np.ndarray, mean, std) -> np.ndarray:
     return np.clip(restored, 0.0, 1.0, out=restored)
 
 
-def _shortened(name: str, width: int) -> str:
-    """``name``, cut to ``width`` characters with an ellipsis so it stays over its own image."""
-    return name if len(name) <= width else name[: max(width - 1, 1)] + "\u2026"
+def _inches(line: str) -> float:
+    """How wide ``line`` is, in inches, in the titles' size and the font in force (its glyphs'
+    advances, as laid out; taken as written, not as a formula)."""
+    font = FontProperties(size=_TITLE_POINTS)
+    return text_to_path.get_text_width_height_descent(line, font, ismath=False)[0] / 72
 
 
-def _title(true_name: str, predicted_name: str, confidence: float, width: int) -> str:
-    """"true: X" over "predicted: Y (97%)", names cut so that no line exceeds ``width``."""
-    certainty = f" ({_confidence_text(confidence)})"
-    predicted_room = width - len("predicted: ") - len(certainty)
-    return (
-        f"true: {_shortened(true_name, width - len('true: '))}\n"
-        f"predicted: {_shortened(predicted_name, predicted_room)}{certainty}"
-    )
+def _fitted(prefix: str, name: str, suffix: str, room: float) -> str:
+    """``prefix + name + suffix``, the name cut with an ellipsis until the line is at most
+    ``room`` inches wide, so that it stays over its own image (one character of it stays)."""
+    line, kept = prefix + name + suffix, len(name)
+    while kept > 1 and _inches(line) > room:
+        kept -= 1
+        line = f"{prefix}{name[:kept]}\u2026{suffix}"
+    return line
 
 
-def _titles(labels, predictions, confidences, classes: Sequence[str]) -> tuple[list[str], float]:
-    """Each image's title and the cell width (inches) that holds the longest, within the cap."""
+def _title(
+    true_name: str, predicted_name: str, confidence: float, room: float, lines: int = 2
+) -> str:
+    """"true: X" over "predicted: Y (97%)", names cut so that no line is wider than ``room``
+    inches; with three ``lines``, the "(97%)" on the third."""
+    certainty = f"({_confidence_text(confidence)})"
+    true_line = _fitted("true: ", true_name, "", room)
+    if lines == 2:
+        return f"{true_line}\n{_fitted('predicted: ', predicted_name, ' ' + certainty, room)}"
+    return f"{true_line}\n{_fitted('predicted: ', predicted_name, '', room)}\n{certainty}"
+
+
+def _titles(
+    labels, predictions, confidences, classes: Sequence[str]
+) -> tuple[list[str], int, int]:
+    """Each image's title, as written, in the first of ``_LAYOUTS`` that holds them whole (or the
+    last); with its columns and lines."""
     names = [
         (classes[int(label)], classes[int(predicted)], float(confidence))
         for label, predicted, confidence in zip(labels, predictions, confidences)
     ]
-    longest = max(len(line) for parts in names for line in _title(*parts, 10**6).splitlines())
-    low, high = _CELL_WIDTHS
-    cell_width = float(np.clip(longest * _INCHES_PER_CHARACTER + _CELL_PADDING, low, high))
-    characters = int((cell_width - _CELL_PADDING) / _INCHES_PER_CHARACTER)
-    return [_title(*parts, characters) for parts in names], cell_width
+    # Measured in the font the picture is drawn in, whatever a matplotlibrc says.
+    with plain_style():
+        for columns, lines in _LAYOUTS:
+            room = MAX_WIDTH_INCHES / columns - _CELL_PADDING
+            titles = [_title(*parts, math.inf, lines) for parts in names]
+            if all(_inches(line) <= room for title in titles for line in title.splitlines()):
+                break
+        else:
+            titles = [_title(*parts, room, lines) for parts in names]
+    # Escaped after the cut, which may not split an escape.
+    return [literal(title) for title in titles], columns, lines
 
 
 def _confidence_text(confidence: float) -> str:
@@ -105,9 +133,10 @@ def draw_mistakes(
     ``images`` is (N, H, W, C) with values in 0..1 and C 1 (shown in grey) or 3 (colour), as
     :func:`displayable` gives; ``labels``, ``predictions`` (N,) class indices into ``classes``;
     ``confidences`` (N,) the predicted class's probability. Pixels are drawn as squares, not
-    smoothed, so what is shown is what the model saw. With no images, the picture says so.
+    smoothed, so what is shown is what the model saw. With no images, the picture says so. The
+    picture is at most ``MAX_WIDTH_INCHES`` wide: five images a row, or four where titles need
+    the room (see ``_LAYOUTS``).
     """
-    classes = [literal(name) for name in classes]
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[-1] not in (1, 3):
         raise ValueError(f"images must be (N, H, W, 1 or 3), got shape {images.shape}")
@@ -120,10 +149,14 @@ def draw_mistakes(
             figure.suptitle(title)
             save_figure(figure, path)
             return
-        titles, cell_width = _titles(labels, predictions, confidences, classes)
-        columns = min(COLUMNS, count)
+        titles, columns, lines = _titles(labels, predictions, confidences, classes)
+        # A square image as wide as the cell, under its title.
+        cell_height = MAX_WIDTH_INCHES / columns + lines * _LINE_HEIGHT
+        columns = min(columns, count)
         rows = math.ceil(count / columns)
-        figure = new_figure(columns * cell_width, rows * _CELL_HEIGHT + 0.5)
+        # The page's width even for a few images, which then stand further apart: the title and
+        # the note under the images need it.
+        figure = new_figure(MAX_WIDTH_INCHES, rows * cell_height + 0.5)
         grid = figure.subplots(rows, columns, squeeze=False)
         for index, axes in enumerate(grid.flat):
             if index >= count:
@@ -137,7 +170,7 @@ def draw_mistakes(
                 axes.imshow(picture[..., 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
             else:
                 axes.imshow(picture, interpolation="nearest")
-            axes.set_title(titles[index], fontsize=9)
+            axes.set_title(titles[index], fontsize=_TITLE_POINTS)
         figure.suptitle(title)
         figure.supxlabel("(n%): the probability the model gave its prediction", fontsize="small")
         save_figure(figure, path)

@@ -21,6 +21,12 @@ from numpynet.files import atomic_path
 # One resolution for every picture, so a figure's size in inches fixes its size in pixels.
 DPI = 100
 
+# The widest a picture should be, in inches: `dvc plots diff` sets two revisions' pictures side
+# by side, each in an inline block that adds 12 pixels (dvc-render's border and margins) and never
+# scales it, so in a 1280-pixel browser window (about 1,247 pixels inside the scroll bar and the
+# page's margins) two 600-pixel pictures fit, 2 x 612 plus a space, and 620-pixel ones would not.
+MAX_WIDTH_INCHES = 6.0
+
 # PNG text chunks the files would otherwise carry: "Software" names the matplotlib version, so
 # upgrading it would change every picture's bytes. Agg writes no timestamp of its own.
 _NO_METADATA = {"Software": None}
