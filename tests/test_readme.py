@@ -50,6 +50,10 @@ NOT_RUN = {
     ("README.md", "Using a mirror"): "needs the real datasets (tests/test_real_mnist.py reads that mirror)",
     ("docs/speed.md", "One epoch against PyTorch"): "installs PyTorch and runs for about 40 minutes",
     ("docs/speed.md", "Stage times"): "needs the real datasets",
+    ("README.md", "Plots: comparing runs"): (
+        "an experiment's name differs every run; tests/stages/test_plots_in_browser.py runs "
+        "`dvc plots show`, `dvc plots diff HEAD~1` and a diff of a commit and an experiment, "
+        "and opens their pages"),
 }
 EXAMPLE_REMOTE = "/mnt/shared/numpynet-cache"
 
