@@ -14,8 +14,9 @@ prints, and the build file's sha256)::
         /tmp/vega-embed-6.18.2.tgz
 
 Each tarball is checked against its integrity before anything is read from it, and only the
-two files named below are read. Run with ``--check`` to verify that ``template.html`` holds the
-pinned libraries and the current skeleton (the tests do), without any tarball.
+two files named below are read. After an edit of the skeleton alone, run it without tarballs: it
+keeps the libraries template.html holds. Run with ``--check`` to verify that ``template.html``
+holds the pinned libraries and the current skeleton (the tests do).
 """
 
 from __future__ import annotations
@@ -171,15 +172,22 @@ def check_template() -> None:
 
 
 def build(tarballs: list[Path]) -> None:
-    """Write template.html and the licences from the npm tarballs given."""
+    """Write template.html and the licences from the npm tarballs given; with none, rebuild
+    template.html from today's skeleton and the libraries it already holds (checked against the
+    pins), which is all an edit of the skeleton needs."""
     by_name = {path.name: path for path in tarballs}
-    scripts = {}
-    licenses = {}
+    if by_name:
+        scripts = {}
+        licenses = {}
+        for library in LIBRARIES:
+            if library.tarball not in by_name:
+                raise BuildError(f"no {library.tarball} among the tarballs given")
+            script, licenses[library] = read_tarball(library, by_name[library.tarball])
+            scripts[library.package] = script
+    else:
+        scripts = inlined_scripts(TEMPLATE.read_text(encoding="utf-8"))
+        licenses = {}
     for library in LIBRARIES:
-        if library.tarball not in by_name:
-            raise BuildError(f"no {library.tarball} among the tarballs given")
-        script, licenses[library] = read_tarball(library, by_name[library.tarball])
-        scripts[library.package] = script
         check_script(library, scripts[library.package])
     page = render(SKELETON.read_text(encoding="utf-8"), scripts)
     LICENSES.mkdir(exist_ok=True)
@@ -190,7 +198,8 @@ def build(tarballs: list[Path]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("tarballs", nargs="*", type=Path, help="the npm tarballs (npm pack)")
+    parser.add_argument("tarballs", nargs="*", type=Path,
+                        help="the npm tarballs (npm pack); none: keep the template's libraries")
     parser.add_argument("--check", action="store_true", help="verify template.html, build nothing")
     args = parser.parse_args()
     try:

@@ -138,3 +138,17 @@ def test_the_check_command_passes_on_the_committed_template():
     result = subprocess.run([sys.executable, str(PAGE / "build_template.py"), "--check"],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_an_edit_of_the_skeleton_alone_rebuilds_without_tarballs(tmp_path, monkeypatch):
+    """The libraries already in the template are kept (checked against the pins)."""
+    skeleton = tmp_path / "skeleton.html"
+    skeleton.write_text(builder.SKELETON.read_text(encoding="utf-8").replace(
+        "margin: 12px;", "margin: 13px;"), encoding="utf-8")
+    template = tmp_path / "template.html"
+    template.write_bytes(builder.TEMPLATE.read_bytes())
+    monkeypatch.setattr(builder, "SKELETON", skeleton)
+    monkeypatch.setattr(builder, "TEMPLATE", template)
+    builder.build([])
+    builder.check_template()
+    assert "margin: 13px;" in template.read_text(encoding="utf-8")
