@@ -52,16 +52,20 @@ class Library:
     build: str  # the file inside the package's tarball, under package/
     integrity: str  # npm's dist.integrity of the tarball
     sha256: str  # of the build file, which is what template.html carries
+    license_sha256: str  # of the package's LICENSE, kept in licenses/
 
     @property
     def tarball(self) -> str:
+        """The file name `npm pack` gives the package's tarball."""
         return f"{self.package}-{self.version}.tgz"
 
     @property
     def license_file(self) -> Path:
+        """Where the package's licence text is kept."""
         return LICENSES / f"{self.package}.txt"
 
     def header(self) -> str:
+        """The comment before the library's script in template.html, naming it and its licence."""
         return (
             f"<!-- {self.package} {self.version}: {self.build} of the npm package, "
             f"BSD-3-Clause, see plots-page/licenses/{self.package}.txt -->"
@@ -75,16 +79,19 @@ LIBRARIES = (
         "vega", "5.20.2", "build/vega.min.js",
         "sha512-qmH7aD9GGPpssVdxL1xgcdxTbQzyRUeRR16Os385ymvQhiwCYQNA6+eXUPAZDTVLfk0RXu6Jzj6kUE5jQ80EVw==",
         "4794d0169cb1f3ebad8117fe98ba5bd652dd725905ec0384e832391dbccb03be",
+        "0af895a1dac4df349658e87c9605638d5b79f86bc8533dfb8e43a05c18dca92d",
     ),
     Library(
         "vega-lite", "5.2.0", "build/vega-lite.min.js",
         "sha512-Yxcg8MvYfxHcG6BbkaKT0oVCIMIcE19UvqIsEwBmyd/7h2nzW7oRnID81T8UrY7hpDrIr6wa2JADOT2dhGNErw==",
         "d73157451b3978015ab31dacd55ff90d986ab8663fc0abed50f97b3cd90002cb",
+        "f618900fd0d64046963b29f40590cdd1e341a2f41449f99110d82fd81fea808c",
     ),
     Library(
         "vega-embed", "6.18.2", "build/vega-embed.min.js",
         "sha512-wcDyQPE4J5aiCDc3/suH5RQDvrKkjuLkhzUcbOLwEkNF8/+pp17tS0JghzEvAPNRg+5aG1/N2ydixq8Lk3dOlg==",
         "1ba9826431ddc9805e815ad92acc811c819f2bfd32bda2a128b8c4b5070fab5e",
+        "32df67148f0fc3db0eb9e263a7b75d07f1eb14c61955005a4a39c6918d10d137",
     ),
 )
 
@@ -115,6 +122,7 @@ def read_tarball(library: Library, path: Path) -> tuple[str, str]:
 
 
 def _member_text(archive: tarfile.TarFile, name: str, path: Path) -> str:
+    """The text of the regular file ``name`` in ``archive`` (read, never extracted)."""
     try:
         member = archive.getmember(name)
     except KeyError:
@@ -122,7 +130,10 @@ def _member_text(archive: tarfile.TarFile, name: str, path: Path) -> str:
     stream = archive.extractfile(member) if member.isfile() else None
     if stream is None:
         raise BuildError(f"{name} in {path} is not a regular file")
-    return stream.read().decode("utf-8")
+    try:
+        return stream.read().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise BuildError(f"{name} in {path} is not UTF-8 text ({error})") from None
 
 
 def check_script(library: Library, script: str) -> None:
@@ -135,6 +146,28 @@ def check_script(library: Library, script: str) -> None:
     for text in FORBIDDEN_IN_SCRIPTS:
         if text in script:
             raise BuildError(f"{library.package} {library.build} contains {text!r}")
+
+
+def check_license(library: Library, text: str) -> None:
+    """Refuse a licence text that is not the one the pinned package carries."""
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    if digest != library.license_sha256:
+        raise BuildError(f"the licence of {library.package} has sha256 {digest}, pinned "
+                         f"{library.license_sha256}")
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise BuildError(f"{path} is missing") from None
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write ``text`` as UTF-8 bytes, line endings untouched, through a temporary file beside it."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_bytes(text.encode("utf-8"))
+    temporary.replace(path)
 
 
 def render(skeleton: str, scripts: dict[str, str]) -> str:
@@ -160,14 +193,13 @@ def inlined_scripts(template: str) -> dict[str, str]:
 
 def check_template() -> None:
     """Refuse a template.html that lacks a pinned library, or that was not built from today's
-    skeleton."""
-    template = TEMPLATE.read_text(encoding="utf-8")
+    skeleton, and a licence that is not the package's own."""
+    template = _read_text(TEMPLATE)
     scripts = inlined_scripts(template)
     for library in LIBRARIES:
         check_script(library, scripts[library.package])
-        if not library.license_file.is_file():
-            raise BuildError(f"{library.license_file} is missing")
-    if render(SKELETON.read_text(encoding="utf-8"), scripts) != template:
+        check_license(library, _read_text(library.license_file))
+    if render(_read_text(SKELETON), scripts) != template:
         raise BuildError(f"{TEMPLATE} is not built from {SKELETON}: run {Path(__file__).name}")
 
 
@@ -184,19 +216,22 @@ def build(tarballs: list[Path]) -> None:
                 raise BuildError(f"no {library.tarball} among the tarballs given")
             script, licenses[library] = read_tarball(library, by_name[library.tarball])
             scripts[library.package] = script
+            check_license(library, licenses[library])
     else:
-        scripts = inlined_scripts(TEMPLATE.read_text(encoding="utf-8"))
+        scripts = inlined_scripts(_read_text(TEMPLATE))
         licenses = {}
     for library in LIBRARIES:
         check_script(library, scripts[library.package])
-    page = render(SKELETON.read_text(encoding="utf-8"), scripts)
+    page = render(_read_text(SKELETON), scripts)
+    # Everything checked before anything is written; the page first, which names the licences.
+    _write_text(TEMPLATE, page)
     LICENSES.mkdir(exist_ok=True)
     for library, text in licenses.items():
-        library.license_file.write_text(text, encoding="utf-8")
-    TEMPLATE.write_text(page, encoding="utf-8")
+        _write_text(library.license_file, text)
 
 
 def main() -> int:
+    """Build, or with ``--check`` verify, template.html; exit 1 with one line on any problem."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("tarballs", nargs="*", type=Path,
                         help="the npm tarballs (npm pack); none: keep the template's libraries")

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from numpynet.evaluation import (
+    class_errors,
     confusion_matrix,
     evaluate_model,
     loss_and_accuracy,
-    per_class_accuracy,
     predict_logits,
 )
 from numpynet.nn import MLPConfig, build_mlp
@@ -39,13 +39,22 @@ def test_confusion_matrix_has_rows_and_columns_for_unseen_classes():
     np.testing.assert_array_equal(matrix, expected)
 
 
-def test_per_class_accuracy_known_answer_with_an_empty_class():
+def test_class_errors_known_answer_with_an_empty_class():
     labels = np.array([0, 0, 0, 0, 1, 1, 3])
     predictions = np.array([0, 0, 0, 1, 0, 0, 3])
-    recall = per_class_accuracy(confusion_matrix(labels, predictions, num_classes=4))
-    assert recall.shape == (4,)
-    np.testing.assert_allclose(recall[[0, 1, 3]], [0.75, 0.0, 1.0])
-    assert math.isnan(recall[2])  # class 2 has no test samples: undefined, not 0
+    wrong, total, percent = class_errors(confusion_matrix(labels, predictions, num_classes=4))
+    np.testing.assert_array_equal(wrong, [1, 2, 0, 0])
+    np.testing.assert_array_equal(total, [4, 2, 0, 1])
+    np.testing.assert_array_equal(percent[[0, 1, 3]], [25.0, 100.0, 0.0])
+    assert math.isnan(percent[2])  # class 2 has no test samples: undefined, not 0
+
+
+def test_class_errors_known_answer_with_an_absent_class():
+    confusion = np.array([[9, 1, 0], [0, 0, 0], [2, 2, 6]])
+    wrong, total, percent = class_errors(confusion)
+    np.testing.assert_array_equal(wrong, [1, 0, 4])
+    np.testing.assert_array_equal(total, [10, 0, 10])
+    np.testing.assert_array_equal(percent, [10.0, np.nan, 40.0])
 
 
 def test_loss_and_accuracy_known_answer():

@@ -152,3 +152,20 @@ def test_an_edit_of_the_skeleton_alone_rebuilds_without_tarballs(tmp_path, monke
     builder.build([])
     builder.check_template()
     assert "margin: 13px;" in template.read_text(encoding="utf-8")
+
+
+def test_the_pinned_versions_are_those_dvc_render_loads():
+    """The specs DVC writes are made for the versions its own page loads from the CDN: an
+    upgrade of dvc-render that moves them must move the pins too."""
+    from dvc_render.vega import VegaRenderer
+
+    loaded = dict(re.findall(r"cdn\.jsdelivr\.net/npm/([a-z-]+)@([0-9.]+)", VegaRenderer.SCRIPTS))
+    assert loaded == {library.package: library.version for library in builder.LIBRARIES}
+
+
+def test_a_licence_that_is_not_the_package_s_own_is_refused():
+    library = builder.LIBRARIES[0]
+    text = library.license_file.read_text(encoding="utf-8")
+    builder.check_license(library, text)
+    with pytest.raises(builder.BuildError, match="the licence of vega has sha256"):
+        builder.check_license(library, text.replace("2015-2018", "2015-2019"))

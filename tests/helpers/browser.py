@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html as html_module
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -28,15 +29,16 @@ CHROMIUM = next(
 )
 
 # Chromium's flags for a closed machine (no sandbox as root, no GPU, none of its own background
-# connections) and for this test: every host name fails to resolve.
+# connections) and for this test: every host name fails to resolve. Virtual time: timers run as
+# fast as they can, and the DOM is read (or the picture taken) once all have run.
 _FLAGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=127.0.0.1:9",
-    f"--window-size={WINDOW[0]},{WINDOW[1]}",
-    # Virtual time: timers run as fast as they can, and the DOM is read once all have run.
     "--virtual-time-budget=15000",
 )
+# Set by .ci/run once it has installed Chromium: then a missing Chromium fails the test.
+REQUIRED = "NUMPYNET_REQUIRE_CHROMIUM"
 
 _PROBE = """
 <script>
@@ -64,11 +66,13 @@ setTimeout(function () {
     document.querySelectorAll("img").forEach(function (img) {
         var box = img.getBoundingClientRect();
         pictures.push({src: img.getAttribute("src"), loaded: img.complete && img.naturalWidth > 0,
-                       right: box.right, width: box.width});
+                       right: box.right, width: box.width, natural_width: img.naturalWidth});
     });
     var report = {
         charts: charts, pictures: pictures,
-        page_width: document.documentElement.scrollWidth, window_width: window.innerWidth,
+        // clientWidth: the window without its scroll bar.
+        page_width: document.documentElement.scrollWidth,
+        window_width: document.documentElement.clientWidth,
         resources: performance.getEntriesByType("resource").map(function (r) { return r.name; })
     };
     var out = document.createElement("pre");
@@ -106,9 +110,13 @@ class PageReport:
 
 
 def require_chromium() -> str:
-    """Chromium's path, or a skip that says how to install it."""
+    """Chromium's path, or a skip that says how to install it (a failure where .ci/run has
+    installed it)."""
     if CHROMIUM is None:
-        pytest.skip("Chromium is not installed (apt-get install chromium; .ci/run installs it)")
+        message = "Chromium is not installed (apt-get install chromium; .ci/run installs it)"
+        if os.environ.get(REQUIRED):
+            pytest.fail(f"{message}, though {REQUIRED} is set")
+        pytest.skip(message)
     return CHROMIUM
 
 
@@ -131,7 +139,8 @@ def look_at(page: Path, profile: Path) -> PageReport:
     head, _, tail = html.rpartition("</body>")
     probe.write_text(head + _PROBE + "</body>" + tail, encoding="utf-8")
     result = subprocess.run(
-        [require_chromium(), *_FLAGS, f"--user-data-dir={profile}", "--dump-dom",
+        [require_chromium(), *_FLAGS, f"--window-size={WINDOW[0]},{WINDOW[1]}",
+         f"--user-data-dir={profile}", "--dump-dom",
          probe.as_uri()],
         capture_output=True, text=True, timeout=180,
     )
@@ -147,8 +156,8 @@ def look_at(page: Path, profile: Path) -> PageReport:
 def screenshot(page: Path, profile: Path, out: Path, height: int = WINDOW[1]) -> Path:
     """A PNG of ``page`` as Chromium draws it offline, ``WINDOW`` wide and ``height`` tall."""
     subprocess.run(
-        [require_chromium(), *_FLAGS[:-2], f"--window-size={WINDOW[0]},{height}",
-         "--virtual-time-budget=15000", f"--user-data-dir={profile}", f"--screenshot={out}",
+        [require_chromium(), *_FLAGS, f"--window-size={WINDOW[0]},{height}",
+         f"--user-data-dir={profile}", f"--screenshot={out}",
          page.as_uri()],
         capture_output=True, text=True, timeout=180, check=True,
     )

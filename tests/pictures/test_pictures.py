@@ -21,7 +21,7 @@ from numpynet.pictures import (
     most_confident_mistakes,
     save_figure,
 )
-from numpynet.pictures.classes import _bar_text, _cell_style, class_errors, worst_first
+from numpynet.pictures.classes import _bar_text, _cell_style, worst_first
 from numpynet.pictures.gallery import _titles
 from numpynet.pictures.png import DPI, MAX_WIDTH_INCHES
 
@@ -217,14 +217,6 @@ def test_confusion_matrix_cells_keep_their_percent_sign_while_it_fits():
     # Twenty classes on the page's width: the numbers alone, at a readable size.
     points, with_sign = _cell_style(0.27, 10)
     assert not with_sign and 8 < points < 9
-
-
-def test_class_errors_known_answer_with_an_absent_class():
-    confusion = np.array([[9, 1, 0], [0, 0, 0], [2, 2, 6]])
-    wrong, total, percent = class_errors(confusion)
-    np.testing.assert_array_equal(wrong, [1, 0, 4])
-    np.testing.assert_array_equal(total, [10, 0, 10])
-    np.testing.assert_array_equal(percent, [10.0, np.nan, 40.0])
 
 
 def test_worst_first_breaks_ties_in_class_order_and_puts_absent_classes_last():

@@ -65,11 +65,14 @@ def _page(repo, environment, *command: str):
 
 def _assert_offline_and_within_the_window(report):
     assert all(address.startswith("file:") for address in report.resources), report.resources
+    # The pictures' own widths are checked in tests/pictures (the page would scale a wider one
+    # down); here, that the page with them side by side does not scroll sideways.
     assert report.page_width <= report.window_width, "the page scrolls sideways"
     assert report.pictures, "no picture on the page"
     for picture in report.pictures:
         assert picture["loaded"], f"{picture['src']} did not load"
         assert picture["right"] <= report.window_width, f"{picture['src']} overflows the page"
+        assert picture["width"] == picture["natural_width"], f"{picture['src']} was scaled"
 
 
 def test_plots_show_draws_every_chart_and_picture_offline(repo, tmp_path):
@@ -114,7 +117,7 @@ def test_plots_diff_against_the_previous_commit(repo, tmp_path):
     _assert_offline_and_within_the_window(report)
 
 
-def test_a_plot_a_revision_lacks_says_so_instead_of_an_empty_frame(repo, tmp_path):
+def test_a_plot_no_revision_has_says_so_instead_of_an_empty_frame(repo, tmp_path):
     """A dataset in params.yaml whose stages have not run (as Fashion-MNIST in a workspace
     without its mirror): DVC writes an empty spec for each of its plots."""
     project, environment = repo
@@ -129,7 +132,7 @@ def test_a_plot_a_revision_lacks_says_so_instead_of_an_empty_frame(repo, tmp_pat
         (project / "params.yaml").write_text(params, encoding="utf-8")
     report = look_at(page_dir / "index.html", tmp_path / "profile")
     chart = report.charts["plots_unrun_curves_val_accuracy_csv"]
-    assert chart.no_data and "no data in at least one revision" in chart.text
+    assert chart.no_data and "no revision shown has data for this plot" in chart.text
     assert chart.marks == 0
     assert report.charts[next(iter(CURVE_CHARTS))].lines == 1
 

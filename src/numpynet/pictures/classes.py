@@ -10,6 +10,7 @@ import numpy as np
 from matplotlib.colors import PowerNorm
 from matplotlib.ticker import PercentFormatter
 
+from numpynet.evaluation import class_errors
 from numpynet.pictures.png import MAX_WIDTH_INCHES, literal, new_figure, plain_style, save_figure
 
 # Cell annotations and bar-end values are readable only up to these many classes. A confusion
@@ -210,21 +211,6 @@ def _annotate_cells(
         )
 
 
-def class_errors(confusion: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each class's test images predicted as another class, its test images, and its error rate
-    in percent (100 minus the recall; NaN for a class with no test images).
-
-    ``confusion`` is (K, K) counts, rows the true class and columns the predicted one.
-    """
-    confusion = np.asarray(confusion)
-    total = confusion.sum(axis=1)
-    wrong = total - np.diagonal(confusion)
-    percent = np.full(total.shape, np.nan)
-    # Counts over counts rather than 1 - recall: 9 of 1,010 reads back as exactly 0.89%.
-    np.divide(100 * wrong, total, out=percent, where=total > 0)
-    return wrong, total, percent
-
-
 def worst_first(percent: np.ndarray) -> np.ndarray:
     """Class indices by error rate, highest first; equal rates in class order, and the classes
     without test images (NaN) last, in class order."""
@@ -248,7 +234,7 @@ def draw_per_class_errors(
 
     ``confusion`` is (K, K) counts, rows the true class and columns the predicted one (see
     :func:`numpynet.evaluation.confusion_matrix`); a class's error rate is the share of its test
-    images predicted as another class (see :func:`class_errors`). Bars are in
+    images predicted as another class (see :func:`numpynet.evaluation.class_errors`). Bars are in
     :func:`worst_first` order, and the axis runs from 0 to a little past the worst rate, so that
     rates of 0.1% and 1% differ visibly. A class with no test images says so, below the others.
     With at most ``MAX_CLASSES_WITH_VALUES`` classes each bar carries its rate and counts. A

@@ -1,5 +1,4 @@
-"""Learning curves: loss, accuracy and learning rate over training, in one picture, and the
-per-epoch curves as CSV files for the charts of ``dvc plots``."""
+"""Learning curves: loss, accuracy and learning rate over training, in one picture."""
 
 from __future__ import annotations
 
@@ -9,7 +8,6 @@ from pathlib import Path
 import numpy as np
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
-from numpynet.files import atomic_path
 from numpynet.pictures.png import MAX_WIDTH_INCHES, new_figure, plain_style, save_figure
 
 # One colour per split in every panel, so the legend of the first serves all of them.
@@ -212,21 +210,3 @@ def draw_learning_curves(curves: LearningCurves, path: Path | str, title: str) -
         figure.suptitle(title)
         save_figure(figure, path)
 
-
-# The per-epoch curves that dvc.yaml declares as charts, one CSV file each (``epoch,<name>``):
-# against epochs, so that `dvc plots diff` lines up runs whose batch sizes, and so whose
-# optimizer steps, differ.
-EPOCH_CURVES = ("val_accuracy", "val_loss", "train_loss")
-
-
-def write_epoch_curves(curves: LearningCurves, directory: Path | str) -> None:
-    """Write each of ``EPOCH_CURVES`` as ``<name>.csv`` into ``directory``: a header
-    ``epoch,<name>``, then one row per epoch, each value as the shortest text that reads back as
-    the same float64."""
-    directory = Path(directory)
-    for name in EPOCH_CURVES:
-        rows = [f"epoch,{name}"]
-        rows += [f"{epoch},{value!r}" for epoch, value in
-                 zip(curves.epoch.tolist(), getattr(curves, name).tolist())]
-        with atomic_path(directory / f"{name}.csv") as tmp:
-            tmp.write_text("\n".join(rows) + "\n", encoding="utf-8")
