@@ -6,10 +6,14 @@ test_predict.py.)"""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from helpers.project import pets_params, write_model, write_params
 from helpers.stages import assert_refused
@@ -85,3 +89,53 @@ def test_the_numpynet_command_names_itself(tmp_path, capsys, monkeypatch):
         numpynet_main(["info", str(model)])
     assert caught.value.code == 2
     assert capsys.readouterr().err.startswith("error: numpynet info ran out of memory:")
+
+
+# ---------------------------------------------------------------------------------------------
+# Text that survives any terminal and any file name
+# ---------------------------------------------------------------------------------------------
+
+UNICODE_CLASSES = ("кошка", "Ünïcødé ☂", "猫")
+
+
+def _numpynet_process(*argv: str, encoding: str, cwd: Path) -> subprocess.CompletedProcess:
+    """The `numpynet` command in a child process whose stdout and stderr use ``encoding``."""
+    environment = {**os.environ, "PYTHONIOENCODING": encoding}
+    command = Path(sys.executable).parent / "numpynet"  # the installed console script
+    return subprocess.run([str(command), *argv], cwd=cwd, env=environment, capture_output=True,
+                          timeout=120)
+
+
+@pytest.mark.hostile
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1", "utf-8"])
+def test_info_and_predict_print_any_class_name_on_any_terminal(tmp_path, encoding):
+    model = write_model(tmp_path, classes=UNICODE_CLASSES)
+    Image.new("L", (4, 4), 128).save(tmp_path / "x.png")
+    for argv in (["info", str(model)],
+                 ["predict", str(tmp_path / "x.png"), "--model", str(model), "--top-k", "3"]):
+        result = _numpynet_process(*argv, encoding=encoding, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr.decode(encoding, "replace")
+        text = result.stdout.decode(encoding)  # what the terminal receives is in its encoding
+        assert "Traceback" not in result.stderr.decode(encoding, "replace")
+        for name in UNICODE_CLASSES:
+            shown = name.encode(encoding, "backslashreplace").decode(encoding)
+            assert shown in text, (name, text)
+
+
+@pytest.mark.hostile
+def test_predict_keeps_one_line_per_image_whatever_the_file_name(tmp_path, capsys):
+    model = write_model(tmp_path, classes=("a", "b", "c"))
+    odd = tmp_path / "two\nlines\t.png"
+    plain = tmp_path / "plain.png"
+    for path in (odd, plain):
+        Image.new("L", (4, 4), 128).save(path, format="PNG")
+    numpynet_main(["predict", str(odd), str(plain), "--model", str(model)])
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and "two\\nlines\\t.png:" in lines[0] and "plain.png:" in lines[1]
+
+
+@pytest.mark.hostile
+def test_predict_of_standard_input_says_it_reads_files(tmp_path, capsys):
+    model = write_model(tmp_path, classes=("a", "b", "c"))
+    code, stderr = console(capsys, "predict", "-", "--model", str(model))
+    assert_refused(code, stderr, "'-'", "not standard input", "save the image to a file")

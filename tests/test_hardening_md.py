@@ -14,6 +14,9 @@ TABLE = TESTS / "HARDENING.md"
 CATEGORIES = {
     "unbounded resources", "silent corruption", "links and locations", "mismatched artifacts",
     "outputs that lie or break", "one rule for every failure",
+    # Hardening, round two:
+    "files read back", "interrupted runs", "input at scale", "degenerate datasets",
+    "text on any terminal", "every message names the real cause", "documented commands",
 }
 # `tests/data/test_x.py::test_name` or `tests/test_x.py::test_name[param]`
 _TEST_ID = re.compile(r"`tests/((?:\w+/)*test_\w+\.py)::(test_\w+)(\[[^\]`]*\])?`")

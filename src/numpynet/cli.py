@@ -7,6 +7,8 @@ imports (the model loader and all it needs) are no stage's dependency.
 from __future__ import annotations
 
 import argparse
+import io
+import sys
 from pathlib import Path
 
 from numpynet import __version__
@@ -52,6 +54,12 @@ Run the pipeline with `dvc repro` (see README.md); these commands help around it
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``numpynet`` console command."""
+    # A terminal or pipe in ASCII or Latin-1 cannot show every class or file name: what it cannot
+    # show is written as an escape (\u0430) instead of ending in a UnicodeEncodeError. (stderr
+    # does this by default; stdout does not.)
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
     parser = argparse.ArgumentParser(prog="numpynet", description=_DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"numpynet {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

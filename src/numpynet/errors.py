@@ -60,9 +60,26 @@ _ENVIRONMENT_ERRNOS = {
 
 def environment_problem(error: BaseException) -> tuple[str, str] | None:
     """``(what happened, the fix)`` when ``error`` is an ``OSError`` of the machine, else None."""
-    if isinstance(error, OSError):
-        return _ENVIRONMENT_ERRNOS.get(error.errno)
-    return None
+    if not isinstance(error, OSError):
+        return None
+    if error.errno == errno.EFBIG:
+        limit = _file_size_limit()
+        if limit is not None:
+            # The process's own limit, not the file system, is what a file hits first here.
+            return (f"the file is larger than this process may write (a file-size limit of "
+                    f"{limit:,} bytes, set with ulimit -f)",
+                    "raise the limit (ulimit -f unlimited) in the shell that runs it")
+    return _ENVIRONMENT_ERRNOS.get(error.errno)
+
+
+def _file_size_limit() -> int | None:
+    """The process's file-size limit in bytes (RLIMIT_FSIZE), or None when there is none."""
+    try:
+        import resource
+    except ImportError:  # not on Windows, which has no such limit
+        return None
+    soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    return None if soft == resource.RLIM_INFINITY else soft
 
 
 def environment_message(error: BaseException) -> str | None:

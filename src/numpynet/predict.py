@@ -123,15 +123,21 @@ def read_images(paths: list[str], spec: InputSpec) -> np.ndarray:
     height, width, channels = spec.image_shape
     mode = "L" if channels == 1 else "RGB"
     images = np.empty((len(paths), height, width, channels), dtype=np.uint8)
-    for i, name in enumerate(paths):
-        path = Path(name)
+    for i, given in enumerate(paths):
+        path = Path(given)
+        name = one_line(given)  # a name with a line break stays one line in the message
+        if given == "-":
+            raise DataFormatError(
+                "'-' given as an image: predict reads image files, not standard input; save the "
+                "image to a file and pass its path"
+            )
         if path.is_dir():
             raise DataFormatError(f"{name} is a folder; pass image files (e.g. {name}/*.png)")
         if not path.exists():
             raise DataFormatError(f"image file {name} not found; check the path")
         if not path.is_file():
             raise DataFormatError(f"{name} is not a regular file; pass image files")
-        listed = ListedFile(name=name, parts=(path.name,), source=path)
+        listed = ListedFile(name=given, parts=(path.name,), source=path)
         try:
             images[i] = decode_images([listed], path.parent, mode, (height, width), _ONE_IMAGE)[0]
         except DataFormatError as error:
@@ -187,10 +193,11 @@ def predict(
 
 
 def format_text(predictions: list[Prediction]) -> str:
-    """One line per image, names aligned: ``digit.png: 7 (99.1%), 9 (0.5%), 2 (0.2%)``."""
-    width = max((len(p.image) for p in predictions), default=0) + 1
+    """One line per image, names aligned: ``digit.png: 7 (99.1%), 9 (0.5%), 2 (0.2%)``; a line
+    break or other control character in a file or class name written as an escape."""
+    width = max((len(one_line(p.image)) for p in predictions), default=0) + 1
     return "\n".join(
-        f"{p.image + ':':<{width}} "
+        f"{one_line(p.image) + ':':<{width}} "
         + ", ".join(f"{one_line(name)} ({_percent(prob)})" for name, prob in p.top)
         for p in predictions
     )

@@ -88,6 +88,10 @@ def _rejects(raw, *fragments):
         ("download", "timeout_s", 1e300, "<= 86400"),
         ("download", "timeout_s", MAX_TIMEOUT_S + 1, "<= 86400"),
         ("train", "lr", 10**400, "not finite"),
+        # Positive, but 0 or infinity once training computes in float32.
+        ("train", "eps", 1e-50, "float32"),
+        ("train", "eps", 1e-39, "from 1.18e-38"),
+        ("train", "lr", 1e39, "to 3.4e+38"),
     ],
 )
 def test_bad_values_are_rejected_with_their_path(raw, section, key, value, expected):
@@ -427,3 +431,13 @@ def test_edited_params_pass_or_are_refused_with_the_file_and_key(edit):
         params_file = project / "params.yaml"
         write_params(project, tree)
         check_validate(project, params_file, must_fail=surely_invalid)
+
+
+@pytest.mark.hostile
+@pytest.mark.parametrize("key, value", [("eps", 1e-50), ("eps", 5e-324), ("lr", 1e-45),
+                                        ("lr", 1e300)])
+def test_a_setting_float32_turns_into_zero_or_infinity_is_refused_naming_float32(raw, key, value):
+    """Checked as a float32 number, since training computes in float32: `train.eps: 1e-50` used
+    to pass and train on an eps of 0, then be reported as "lower train.lr"."""
+    raw["train"][key] = value
+    _rejects(raw, f"train.{key}", "float32")

@@ -84,8 +84,19 @@ NORMALIZATIONS = ("none", "batch")
 _MAX_LISTED_PROBLEMS = 30
 
 
-def _positive(accepts="a number > 0"):
-    return field_check(lambda v: v > 0, accepts)
+# float32's range for a setting that must stay positive: training computes in float32, where a
+# smaller number becomes 0 or loses its precision (an eps of 1e-50 is 0, and AdamW divides by
+# it) and a larger one becomes infinity.
+FLOAT32_SMALLEST_NORMAL = 2.0**-126
+FLOAT32_LARGEST = float.fromhex("0x1.fffffep+127")
+
+
+def _positive_in_float32():
+    return field_check(
+        lambda v: FLOAT32_SMALLEST_NORMAL <= v <= FLOAT32_LARGEST,
+        f"a number from {FLOAT32_SMALLEST_NORMAL:.3g} to {FLOAT32_LARGEST:.3g} (what float32, "
+        f"in which training computes, holds without rounding it to 0 or infinity)",
+    )
 
 
 def _from_1_to(limit: int):
@@ -118,7 +129,7 @@ class TrainConfig:
     optimizer: str = field(
         metadata=field_check(lambda v: v in ("sgd", "adamw"), "'sgd' or 'adamw'")
     )
-    lr: float = field(metadata=_positive())
+    lr: float = field(metadata=_positive_in_float32())
     momentum: float = field(metadata=field_check(lambda v: 0 <= v < 1, "a number in [0, 1)"))
     nesterov: bool = field(metadata={})
     betas: list[float] = field(
@@ -126,7 +137,7 @@ class TrainConfig:
             lambda v: len(v) == 2 and all(0 <= b < 1 for b in v), "two numbers in [0, 1)"
         )
     )
-    eps: float = field(metadata=_positive())
+    eps: float = field(metadata=_positive_in_float32())
     weight_decay: float = field(metadata=field_check(lambda v: v >= 0, "a number >= 0"))
     schedule: str = field(
         metadata=field_check(lambda v: v in ("cosine", "constant"), "'cosine' or 'constant'")

@@ -442,3 +442,36 @@ def test_existing_md5_only_file_stored_as_served_is_checked_by_md5(http_server, 
     log = Log()
     download_dataset(source, out, mirror=None, timeout=5, log=log)
     assert "wrong checksum" in log.text() and paths["blob"].read_bytes() == ORIGINAL_GZ
+
+
+HTML_PAGE = b"<!DOCTYPE html>\n<html><head><title>Welcome</title></head><body>Hi</body></html>\n"
+
+
+@pytest.mark.hostile
+@pytest.mark.parametrize("content_type", ["text/html; charset=utf-8", "application/octet-stream"])
+def test_a_web_page_in_place_of_the_file_is_named_as_one(scripted_http, out, content_type):
+    """A mirror answering every path with its home page, whatever Content-Type it claims."""
+    def page(handler, stop):
+        handler.send_response(200)
+        handler.send_header("Content-Type", content_type)
+        handler.send_header("Content-Length", str(len(HTML_PAGE)))
+        handler.end_headers()
+        handler.wfile.write(HTML_PAGE)
+
+    url = scripted_http.route(GZ_NAME, page)
+    with pytest.raises(DownloadError) as raised:
+        fetch_file(REMOTE, out / "blob.bin", [url], timeout=5, log=Log())
+    message = str(raised.value)
+    assert "a web page" in message and "not the dataset file" in message
+    assert MIRROR_ENV in message and "gzip" not in message
+    assert leftovers(out) == []
+
+
+@pytest.mark.hostile
+def test_a_web_page_saved_in_a_mirror_folder_is_named_as_one(tmp_path, out):
+    source = tmp_path / "mirror" / GZ_NAME
+    source.parent.mkdir()
+    source.write_bytes(b"\xef\xbb\xbf\n  " + HTML_PAGE.upper())
+    with pytest.raises(DownloadError, match="a web page"):
+        fetch_file(REMOTE, out / "blob.bin", [str(source)], timeout=5, log=Log())
+    assert leftovers(out) == []

@@ -44,3 +44,18 @@ def test_a_mirror_is_a_url_or_a_folder_that_exists(tmp_path, monkeypatch):
     assert resolve_mirror(str(tmp_path / "absent")) == str(tmp_path / "absent")  # sources say
     with pytest.raises(DownloadError, match="relative path.*realpath ../elsewhere"):
         resolve_mirror("../elsewhere")
+
+
+@pytest.mark.hostile
+@pytest.mark.parametrize("mirror", ["ftp://example.org/mnist", "s3://user:secret@bucket/mnist",
+                                    "gs://bucket/data?sig=abc", "HDFS://namenode/x"])
+def test_a_mirror_url_of_another_scheme_is_named_as_such_not_as_a_relative_path(mirror):
+    from numpynet.data.fetch.mirrors import resolve_mirror
+
+    with pytest.raises(DownloadError) as raised:
+        resolve_mirror(mirror)
+    message = str(raised.value)
+    scheme = mirror.split("://")[0]
+    assert f"{scheme}:// URLs are not supported" in message and "http://" in message
+    assert "relative path" not in message
+    assert "secret" not in message and "sig=abc" not in message

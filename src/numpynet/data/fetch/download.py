@@ -55,14 +55,44 @@ _CHUNK_BYTES = 1 << 16
 def _open_source(
     candidate: str, timeout: float, deadline: Deadline
 ) -> tuple[BinaryIO, int | None]:
-    """Open ``candidate`` for reading; return the stream and its expected size when known."""
+    """Open ``candidate`` for reading; return the stream and its expected size when known.
+
+    Raises :class:`SourceFailure` for a web page in place of the file (see :func:`_refuse_a_page`).
+    """
     path = local_path(candidate)
     if path is not None:
-        return open_local(path)
+        stream, size = open_local(path)
+        head = stream.read(_PAGE_SNIFF_BYTES)
+        stream.seek(0)
+        _refuse_a_page(head, None, stream)
+        return stream, size
     # A connect is only watched once it succeeds: bound it by the deadline too.
     response = open_url(candidate, min(timeout, deadline.seconds), deadline)
+    _refuse_a_page(response.peek(_PAGE_SNIFF_BYTES)[:_PAGE_SNIFF_BYTES],
+                   response.headers.get_content_type(), response)
     length = response.headers.get("Content-Length")
     return response, int(length) if length and length.isdigit() else None
+
+
+# Enough of a file's start to see an HTML page's first tag after a byte-order mark and blanks.
+_PAGE_SNIFF_BYTES = 512
+_PAGE_STARTS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<!--")
+
+
+def _refuse_a_page(head: bytes, content_type: str | None, stream: BinaryIO) -> None:
+    """Refuse a web page served or saved in place of a dataset file, which no dataset file is:
+    a mirror that answers every path with its home page, a login or error page, a page saved
+    from a browser. Otherwise it would fail later as a corrupt gzip stream or a bad checksum,
+    which sends the user looking for damage instead of at the address."""
+    start = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if content_type in ("text/html", "application/xhtml+xml") or start.startswith(_PAGE_STARTS):
+        stream.close()
+        served = f"served as {content_type}" if content_type else "its content"
+        raise SourceFailure(
+            f"a web page ({served}), not the dataset file: the address leads to a page (a "
+            f"mirror's home or error page, a login) instead of the file; check the URL or "
+            f"{MIRROR_ENV}"
+        )
 
 
 def _stream_into(

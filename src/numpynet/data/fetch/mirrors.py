@@ -8,6 +8,7 @@ it.
 from __future__ import annotations
 
 import os
+import re
 import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +17,9 @@ from numpynet.data.catalog import is_url
 from numpynet.errors import DownloadError
 
 MIRROR_ENV = "NUMPYNET_MIRROR"
+# Any "<scheme>://" prefix: a URL of a kind the download code does not speak (ftp, s3, gs …),
+# which must not be taken for a relative folder name.
+_URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
 def resolve_mirror(mirror: str | None) -> str | None:
@@ -26,6 +30,13 @@ def resolve_mirror(mirror: str | None) -> str | None:
     """
     if not mirror or is_url(mirror):
         return mirror or None
+    scheme = _URL_SCHEME.match(mirror)
+    if scheme:
+        raise DownloadError(
+            f"{MIRROR_ENV}={shown_source(mirror)}: {scheme.group(1)}:// URLs are not supported; "
+            f"give an http://, https:// or file:// URL, or a folder (an absolute path); for "
+            f"other storage, copy the files into a folder first"
+        )
     folder = os.path.expanduser(mirror)
     if not os.path.isabs(folder) and not os.path.isdir(folder):
         raise DownloadError(
@@ -63,7 +74,7 @@ def candidate_urls(
 
 def shown_source(candidate: str) -> str:
     """``candidate`` as messages show it: a URL without its query or password, which may sign it."""
-    if not is_url(candidate):
+    if not is_url(candidate) and not _URL_SCHEME.match(candidate):
         return candidate
     parts = urllib.parse.urlsplit(candidate)
     host = parts.netloc.rpartition("@")[2]
