@@ -1,6 +1,7 @@
 """Scoring: confusion matrix, per-class accuracy, loss/accuracy and batched inference."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -133,3 +134,16 @@ def test_test_time_flip_averages_each_image_with_its_mirror():
     symmetric = images + images[:, :, ::-1]
     np.testing.assert_allclose(predict_logits(model, symmetric, 3, test_time_flip=True),
                                predict_logits(model, symmetric, 3), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.hostile
+def test_logits_that_overflow_come_back_without_a_numpy_warning():
+    """The callers' own check (check_finite_outputs) names the model and the fix; NumPy's
+    "overflow encountered in matmul" printed before it only confused."""
+    model = build_mlp(MLPConfig(4, (8,), 3, 0.0), np.random.default_rng(0))
+    for _, parameter, _ in model.parameters():
+        parameter *= np.float32(1e30)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        logits = predict_logits(model, np.ones((5, 2, 2, 1), np.float32), batch_size=2)
+    assert not np.isfinite(logits).all()

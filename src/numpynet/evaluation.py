@@ -27,13 +27,17 @@ def predict_logits(
     for a model trained on mirrored images, two views of one image vote.
     """
     chunks = []
-    for start in range(0, images.shape[0], batch_size):
-        batch = np.asarray(images[start : start + batch_size])
-        logits = model.forward(batch, training=False)
-        if test_time_flip:
-            logits += model.forward(flip_horizontally(batch), training=False)
-            logits *= 0.5
-        chunks.append(logits)
+    # Damaged or huge weights overflow here; NumPy's warning would come before, and say less
+    # than, the message of the check every caller makes of the logits (check_finite_outputs,
+    # or a loss that must be finite).
+    with np.errstate(over="ignore", invalid="ignore"):
+        for start in range(0, images.shape[0], batch_size):
+            batch = np.asarray(images[start : start + batch_size])
+            logits = model.forward(batch, training=False)
+            if test_time_flip:
+                logits += model.forward(flip_horizontally(batch), training=False)
+                logits *= 0.5
+            chunks.append(logits)
     return np.concatenate(chunks) if chunks else np.empty((0, 0), dtype=np.float32)
 
 

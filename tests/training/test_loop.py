@@ -1,6 +1,7 @@
 """The training loop: it learns, is reproducible, stops on divergence and uses every sample."""
 
 import re
+import warnings
 from functools import partial
 
 import numpy as np
@@ -195,8 +196,10 @@ def test_nan_input_raises_training_diverged_naming_epoch_and_step():
     assert "nan" in message.lower()
 
 
-def test_huge_learning_rate_raises_training_diverged():
-    with np.errstate(over="ignore", invalid="ignore"):
+@pytest.mark.hostile
+def test_huge_learning_rate_raises_training_diverged_with_no_numpy_warning_first():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # "overflow encountered" before the message
         with pytest.raises(TrainingDiverged) as caught:
             train("sgd", epochs=3, lr=1e6, dropout=0.0, schedule="constant")
     message = str(caught.value)

@@ -176,17 +176,21 @@ def fit(
             # Gathering one batch at a time keeps memory flat even for memory-mapped inputs.
             x = settings.augmentation.apply(np.asarray(x_train[index]), augment_rng)
             y = y_train[index]
-            logits = model.forward(x, training=True)
-            loss = loss_fn.forward(logits, y)
             lr = settings.learning_rate(step)
-            if not np.isfinite(loss):
-                raise TrainingDiverged(
-                    f"the training loss became {loss} at epoch {epoch}, step {batch + 1} "
-                    f"(global step {step + 1}, learning rate {lr:.3g}); lower train.lr, raise "
-                    f"train.warmup_epochs or check the input data for NaNs"
-                )
-            model.backward(loss_fn.backward(), need_input_grad=False)
-            optimizer.step(lr)
+            # A diverging run overflows here; the loss check says what happened and what to do
+            # (at this step, or at the next one for weights a step made non-finite), where
+            # NumPy's warnings would only say "overflow encountered", and say it first.
+            with np.errstate(over="ignore", invalid="ignore"):
+                logits = model.forward(x, training=True)
+                loss = loss_fn.forward(logits, y)
+                if not np.isfinite(loss):
+                    raise TrainingDiverged(
+                        f"the training loss became {loss} at epoch {epoch}, step {batch + 1} "
+                        f"(global step {step + 1}, learning rate {lr:.3g}); lower train.lr, "
+                        f"raise train.warmup_epochs or check the input data for NaNs"
+                    )
+                model.backward(loss_fn.backward(), need_input_grad=False)
+                optimizer.step(lr)
             step += 1
             state.step_lr.append(lr)
             state.step_loss.append(float(loss))
