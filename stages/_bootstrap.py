@@ -8,6 +8,8 @@ numeric mode that ``params.yaml`` names.
   those two), compute in that mode: :mod:`numpynet.backend` fixes the BLAS kernel, NumPy's
   dispatch level and the BLAS thread count before NumPy loads, or switches to exact products.
   The other stages compute nothing that a BLAS kernel or an instruction set could change.
+* Ctrl-C while the stage's own modules load, before ``run_stage`` takes over, ends with the
+  line ``run_stage`` prints (:mod:`numpynet.stopping`), not a traceback.
 """
 
 import argparse
@@ -20,8 +22,21 @@ sys.path.insert(0, str(PROJECT_ROOT / "src"))
 from numpynet.backend import finish_pinning, pin_backend  # noqa: E402  (needs the path above)
 from numpynet.config import load_params  # noqa: E402
 from numpynet.stage_entry import run_stage  # noqa: E402
+from numpynet.stopping import stop_message  # noqa: E402
 
 NUMERIC_STAGES = ("train", "evaluate")
+
+
+def _interrupted_while_loading(kind, error, traceback) -> None:
+    """Ctrl-C while the stage's modules load (NumPy, matplotlib: a second or two, outside
+    run_stage) ends with the line run_stage prints, not a traceback: nothing was written yet."""
+    if issubclass(kind, KeyboardInterrupt):
+        print(stop_message(error), file=sys.stderr, flush=True)
+    else:
+        sys.__excepthook__(kind, error, traceback)
+
+
+sys.excepthook = _interrupted_while_loading
 
 
 def _pin_from_params() -> None:

@@ -36,14 +36,12 @@ class LiveLogger:
     """Logs :func:`~numpynet.training.loop.fit`'s numbers with DVCLive into ``directory``."""
 
     def __init__(self, directory: Path, dataset: str):
-        from dvclive import Live  # only the train stage needs DVCLive (and DVC) loaded
-
         self.dataset = dataset
         self.directory = Path(directory)
         # No report, no dvc.yaml of DVCLive's own and no experiment saved by DVCLive: dvc.yaml
         # declares these files, and `dvc exp run` makes the experiment.
         with self._writing():
-            self.live = Live(str(directory), report=None, save_dvc_exp=False, dvcyaml=None)
+            self.live = _live_class()(str(directory), report=None, save_dvc_exp=False, dvcyaml=None)
 
     def log_step(self, step: int, lr: float, loss: float) -> None:
         """Log one optimizer step's learning rate and batch loss."""
@@ -93,6 +91,30 @@ class LiveLogger:
                     f"a finite number; check the inputs (dvc repro --force preprocess@"
                     f"{self.dataset}) or lower train.lr, then run it again"
                 )
+
+
+def _live_class():
+    """DVCLive's ``Live``, made to log in a git repository without commits too.
+
+    DVCLive asks git for the current commit while it looks for the experiment it belongs to,
+    and in a repository without one (``git init`` on a downloaded archive, not yet committed)
+    that question raises ``SCMError: Empty git repo`` (DVCLive 3.49), ending training. The log
+    itself needs no commit: there, ``Live`` is set up as DVCLive sets itself up outside git,
+    logging files only (no experiment, and DVC Studio gets no live updates; ``dvc exp run``
+    refuses such a repository anyway).
+    """
+    from dvclive import Live  # only the train stage needs DVCLive (and DVC) loaded
+    from scmrepo.exceptions import SCMError
+
+    class LiveWithoutCommits(Live):
+        def _init_dvc(self):
+            try:
+                super()._init_dvc()
+            except SCMError:
+                self._dvc_repo = None
+                self._dvc_file = self._init_dvc_file()
+
+    return LiveWithoutCommits
 
 
 def read_metric(directory: Path, name: str) -> tuple[np.ndarray, np.ndarray]:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from numpynet.config import check_dataset_name
 from numpynet.errors import ConfigError, NumpynetError, environment_message
+from numpynet.stopping import exit_status, stop_message, stoppable
 
 EXIT_USER_ERROR = 2
 
@@ -61,14 +62,19 @@ def run_stage(main: Callable[[], None], name: str | None = None) -> None:
     ``MemoryError`` (an input too large, or a damaged one declaring a huge size). Any other
     exception is a bug and keeps its traceback. ``name`` is what the message calls the command;
     by default the stage and dataset from the command line (``train@mnist``).
+
+    Ctrl-C, SIGTERM and the end of the parent process (DVC killed) stop the stage alike (see
+    :mod:`numpynet.stopping`): one line says what stopped it and what it wrote, and it exits
+    with 128 + the signal's number.
     """
     try:
-        main()
+        with stoppable():
+            main()
     except NumpynetError as error:
         _fail(str(error))
-    except KeyboardInterrupt:
-        print("interrupted: nothing was written", file=sys.stderr)
-        sys.exit(130)
+    except KeyboardInterrupt as stop:
+        print(stop_message(stop), file=sys.stderr, flush=True)
+        sys.exit(exit_status(stop))
     except MemoryError as error:
         # NumPy's own text says how much it asked for: "Unable to allocate 4.00 TiB for ...".
         detail = f" ({error})" if str(error) else ""

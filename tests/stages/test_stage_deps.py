@@ -22,6 +22,7 @@ FETCH_ONLY = {
     "src/numpynet/__init__.py",
     "src/numpynet/backend.py",
     "src/numpynet/stage_entry.py",
+    "src/numpynet/stopping.py",
     "src/numpynet/errors.py",
     "src/numpynet/files.py",
     "src/numpynet/log.py",
