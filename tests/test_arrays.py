@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from helpers.hostile_data import huge_header
+from helpers.special_files import SPECIAL_KINDS, make_special, within
 from numpynet.arrays import ArrayFileError, load_npy, load_npz
 
 
@@ -59,3 +60,15 @@ def test_load_npy_refuses_what_is_no_plain_number_array(tmp_path, make):
         load_npy(tmp_path / "a.npy")
     assert str(tmp_path / "a.npy") in str(caught.value)
     assert "allow_pickle" not in str(caught.value)
+
+
+@pytest.mark.hostile
+@pytest.mark.parametrize("kind", SPECIAL_KINDS)
+@pytest.mark.parametrize("reader", ["npy", "npy_mmap", "npz"])
+def test_an_array_file_that_is_no_regular_file_is_refused_at_once(tmp_path, kind, reader):
+    """data/processed/*.npy and weights or checkpoints (.npz) as a FIFO or /dev/zero: a plain
+    open would wait for a writer forever, or read without end."""
+    path = make_special(tmp_path / ("x.npz" if reader == "npz" else "x.npy"), kind)
+    read = {"npy": load_npy, "npy_mmap": lambda p: load_npy(p, mmap=True), "npz": load_npz}[reader]
+    with pytest.raises(ArrayFileError, match="not a regular file"):
+        within(lambda: read(path))

@@ -1,6 +1,7 @@
 """Atomic writes, deterministic .npz archives, pickle-free saving and file permissions; no NaN or
 infinity in any JSON, CSV fields that survive any class name, the leftovers of a killed run
-swept, and a failed write that leaves the previous output as it was."""
+swept, and a failed write that leaves the previous output as it was. Reading back: anything but
+a regular file refused at once, a read capped at its bound."""
 
 from __future__ import annotations
 
@@ -18,13 +19,18 @@ import pytest
 
 from helpers.hostile_data import ODD_CLASSES
 from helpers.project import NAME, tree_bytes
+from helpers.special_files import SPECIAL_KINDS, make_special, within
 from numpynet import files
 from numpynet.arrays import load_npy, load_npz
 from numpynet.errors import OutputError
 from numpynet.files import (
+    RefusedFileError,
     atomic_directory,
     atomic_path,
     leftovers,
+    open_regular_file,
+    read_regular_file,
+    regular_file_path,
     save_npy,
     save_npz,
     write_csv,
@@ -360,3 +366,71 @@ def test_written_files_get_umask_permissions(tmp_path, umask, mask, file_mode, d
     for name in ("a.json", "a.txt", "a.csv", "a.npy", "a.npz"):
         assert mode(tmp_path / name) == file_mode, name  # not mkstemp's private 0600
     assert mode(tmp_path / "d") == dir_mode  # not mkdtemp's private 0700
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading back: regular files only, each read capped
+# ---------------------------------------------------------------------------------------------
+
+
+def _socket_file(path: Path) -> Path:
+    import socket
+
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.close()  # the socket file stays behind, as a crashed server leaves it
+    return path
+
+
+@pytest.mark.hostile
+@pytest.mark.parametrize("kind", [*SPECIAL_KINDS, "socket"])
+def test_a_file_read_back_that_is_no_regular_file_is_refused_at_once(tmp_path, kind):
+    path = tmp_path / "record.json"
+    _socket_file(path) if kind == "socket" else make_special(path, kind)
+    for read in (lambda: read_regular_file(path, 1 << 20, "BOUND in here"),
+                 lambda: open_regular_file(path).__enter__(),
+                 lambda: regular_file_path(path).__enter__()):
+        with pytest.raises(RefusedFileError) as caught:
+            within(read)
+        message = str(caught.value)
+        assert message.startswith(str(path)) and "not a regular file" in message, message
+        assert ("a link to" in message) == kind.startswith("link"), message
+    assert os.path.lexists(path)  # refused, never removed: the caller decides
+
+
+@pytest.mark.hostile
+def test_a_read_is_capped_at_its_bound_before_a_byte_is_read(tmp_path):
+    import tracemalloc
+
+    path = tmp_path / "record.json"
+    path.write_bytes(b"x" * 100)
+    assert read_regular_file(path, 100, "BOUND") == b"x" * 100  # exactly the bound passes
+    with pytest.raises(RefusedFileError, match=r"holds 100 bytes, more than the 99 .*\(BOUND\)"):
+        read_regular_file(path, 99, "BOUND")
+    huge = tmp_path / "huge.json"
+    with open(huge, "wb") as stream:  # sparse: 1 TiB on no disk space
+        stream.truncate(1 << 40)
+    tracemalloc.start()
+    try:
+        with pytest.raises(RefusedFileError, match="1,099,511,627,776 bytes"):
+            read_regular_file(huge, 16 << 20, "BOUND")
+        small = read_regular_file(path, 16 << 20, "BOUND")  # asks for what the file holds
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert small == b"x" * 100 and peak < 1 << 20
+
+
+@pytest.mark.hostile
+def test_a_checked_path_reopens_the_file_checked_not_what_replaced_it(tmp_path):
+    path = tmp_path / "weights.npz"
+    path.write_bytes(b"checked")
+    with regular_file_path(path) as checked:
+        assert str(checked) == str(path)  # messages name the file the user knows
+        os.unlink(path)
+        os.mkfifo(path)  # swapped in after the check: never opened
+        assert within(lambda: Path(checked).read_bytes()) == b"checked"
+    with pytest.raises(FileNotFoundError):
+        read_regular_file(tmp_path / "missing", 10, "BOUND")
+    with pytest.raises(IsADirectoryError):
+        read_regular_file(tmp_path, 10, "BOUND")

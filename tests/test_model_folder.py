@@ -1,6 +1,7 @@
 """The model folder: exact round trips, stable bytes, its records, and clear errors for bad files:
-damaged weights or architecture refused naming the folder with bounded memory, and a training
-record holding NaN never saved."""
+damaged weights or architecture refused naming the folder with bounded memory, a training record
+holding NaN never saved, a file that is no regular file refused at once, and a folder mixing the
+files of two models (or missing, adding or editing one) refused naming the file."""
 
 from __future__ import annotations
 
@@ -8,20 +9,28 @@ import dataclasses
 import json
 import math
 import re
+import shutil
+import tempfile
 import tracemalloc
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from helpers.hostile_data import HUGE, huge_header_weights, rewrite_npz
-from helpers.project import tree_bytes, write_model
+from helpers.properties import EXAMPLES
+from helpers.special_files import SPECIAL_KINDS, make_special, within
+from helpers.project import reseal, tree_bytes, write_model
 from numpynet.errors import DataFormatError, OutputError
 from numpynet.files import save_npz
 from numpynet.model_folder import (
     ARCHITECTURE_FILE,
+    CONTENTS_FILE,
     DATASET_FILE,
     PROVENANCE_FILE,
+    TIED_FILES,
     TRAINING_FILE,
     WEIGHTS_FILE,
     load_model,
@@ -70,11 +79,11 @@ def test_round_trip_gives_identical_logits(tmp_path):
         np.testing.assert_array_equal(restored[name], original[name])
 
 
-def test_model_directory_holds_exactly_the_two_files(tmp_path):
+def test_model_directory_holds_exactly_the_two_files_and_their_contents(tmp_path):
     model, config = trained_looking_model()
     save_model(tmp_path / "model", model, config)
     assert sorted(p.name for p in (tmp_path / "model").iterdir()) == sorted(
-        [ARCHITECTURE_FILE, WEIGHTS_FILE]
+        [ARCHITECTURE_FILE, WEIGHTS_FILE, CONTENTS_FILE]
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temporary directory left
 
@@ -108,7 +117,7 @@ def test_saving_twice_gives_identical_bytes(tmp_path):
     second_model, _ = trained_looking_model(seed=5)  # equal weights, distinct arrays
     save_model(tmp_path / "a", first_model, config, provenance=PROVENANCE, training=TRAINING)
     save_model(tmp_path / "b", second_model, config, provenance=PROVENANCE, training=TRAINING)
-    for name in (ARCHITECTURE_FILE, WEIGHTS_FILE, PROVENANCE_FILE, TRAINING_FILE):
+    for name in (ARCHITECTURE_FILE, WEIGHTS_FILE, PROVENANCE_FILE, TRAINING_FILE, CONTENTS_FILE):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
 
 
@@ -177,7 +186,27 @@ def test_missing_architecture_raises_data_format_error(saved_model):
 
 
 def test_missing_model_directory_raises_data_format_error(tmp_path):
-    assert_rerun_train_error(tmp_path / "never-trained")
+    with pytest.raises(DataFormatError, match="no model folder .*never-trained.*dvc repro "
+                                              "train@never-trained"):
+        load_model(tmp_path / "never-trained")
+
+
+@pytest.mark.hostile
+def test_a_path_that_is_no_model_folder_is_named_with_the_folder_to_pass(tmp_path):
+    """A model's file, or the folder of all models: retraining would fix neither."""
+    models = tmp_path / "models"
+    write_model(tmp_path, name="digits")
+    with pytest.raises(DataFormatError) as raised:
+        load_model(models / "digits" / WEIGHTS_FILE)
+    assert "is a file, not a model folder" in str(raised.value)
+    assert f"the model folder that holds it is {models / 'digits'}" in str(raised.value)
+    with pytest.raises(DataFormatError, match=f"holds model folders, not one model: pass one of "
+                                              f"{models / 'digits'}"):
+        load_model(models)
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(DataFormatError, match="is a file, not a model folder") as raised:
+        load_model(tmp_path / "notes.txt")
+    assert "retrain" not in str(raised.value) and "dvc repro" not in str(raised.value)
 
 
 VALID_ARCHITECTURE = {
@@ -214,6 +243,7 @@ def test_bad_architecture_raises_data_format_error(saved_model, text, named):
 def test_valid_reference_architecture_loads(saved_model):
     # Guards the parametrized test above: its base dict is a loadable architecture.
     (saved_model / ARCHITECTURE_FILE).write_text(json.dumps(VALID_ARCHITECTURE))
+    reseal(saved_model)
     assert load_model(saved_model).config == MLPConfig(12, (16, 8), 4, 0.25)
 
 
@@ -446,3 +476,142 @@ def test_a_model_whose_training_record_holds_nan_is_not_saved(tmp_path):
                    training=dataclasses.replace(training, val_loss=math.nan))
     assert tree_bytes(tmp_path / "model") == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Files that are no regular files
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.hostile
+@pytest.mark.parametrize("kind", SPECIAL_KINDS)
+@pytest.mark.parametrize("file_name", [*TIED_FILES, CONTENTS_FILE])
+def test_a_model_file_that_is_no_regular_file_is_refused_at_once(tmp_path, file_name, kind):
+    model = write_model(tmp_path)
+    make_special(model / file_name, kind)
+    with pytest.raises(DataFormatError) as caught:
+        within(lambda: load_model(model))
+    message = str(caught.value)
+    assert f"{model / file_name}" in message and "not a regular file" in message, message
+    assert "dvc repro" in message, message
+
+
+# ---------------------------------------------------------------------------------------------
+# One model's files, together: contents.json
+# ---------------------------------------------------------------------------------------------
+
+
+def _saved_pair(root: Path) -> tuple[Path, Path]:
+    """Two model folders of the same shapes that learned different datasets: digits, fashion."""
+    folders = []
+    for seed, name, classes in ((1, "digits", ["0", "1", "2", "3"]),
+                                (2, "fashion", ["sandal", "shirt", "bag", "boot"])):
+        model, config = trained_looking_model(seed)
+        dataset = DatasetRecord(name=name, classes=classes, image_shape=[3, 4, 1], mean=[0.5],
+                                std=[0.25])
+        training = dataclasses.replace(TRAINING, selected_epoch=seed)
+        save_model(root / name, model, config, dataset=dataset, training=training,
+                   provenance=PROVENANCE)
+        folders.append(root / name)
+    return folders[0], folders[1]
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    return _saved_pair(tmp_path_factory.mktemp("models"))
+
+
+def _mixed(pair, copied, into: Path) -> Path:
+    """A copy of the first model's folder at ``into``, with the files ``copied`` from the
+    second's."""
+    digits, fashion = pair
+    shutil.copytree(digits, into)
+    for file_name in copied:
+        shutil.copyfile(fashion / file_name, into / file_name)
+    return into
+
+
+@pytest.mark.hostile
+@pytest.mark.parametrize("file_name", [WEIGHTS_FILE, DATASET_FILE, TRAINING_FILE])
+def test_a_file_of_another_model_is_refused_naming_it(tmp_path, pair, file_name):
+    model = _mixed(pair, [file_name], tmp_path / "digits")
+    with pytest.raises(DataFormatError) as caught:
+        load_model(model)
+    message = str(caught.value)
+    assert message.startswith(f"{file_name} in {model} does not belong with the rest"), message
+    assert "copy the whole folder" in message and "dvc repro train@digits" in message, message
+
+
+@pytest.mark.hostile
+def test_another_models_weights_with_its_contents_name_the_files_left_behind(tmp_path, pair):
+    model = _mixed(pair, [WEIGHTS_FILE, CONTENTS_FILE], tmp_path / "digits")
+    with pytest.raises(DataFormatError,
+                       match=f"^{DATASET_FILE} and {TRAINING_FILE} in .* do not belong"):
+        load_model(model)
+
+
+@pytest.mark.hostile
+@EXAMPLES
+@given(copied=st.sets(st.sampled_from([*TIED_FILES, CONTENTS_FILE])))
+def test_a_folder_mixing_two_models_loads_only_when_it_is_one_of_them(pair, copied):
+    digits, fashion = pair
+    with tempfile.TemporaryDirectory() as folder:
+        model = _mixed(pair, copied, Path(folder) / "digits")
+        whole = [source for source in (digits, fashion)
+                 if all((model / name).read_bytes() == (source / name).read_bytes()
+                        for name in (*TIED_FILES, CONTENTS_FILE))]
+        if whole:  # every file from one model (some files are alike in both)
+            assert load_model(model).dataset.name == whole[0].name
+            return
+        with pytest.raises(DataFormatError) as caught:
+            load_model(model)
+    message = str(caught.value)
+    assert re.search(r"(does|do) not belong with the rest of the model", message), message
+    assert "copy the whole folder" in message and "dvc repro train@" in message, message
+
+
+@pytest.mark.hostile
+def test_a_file_the_model_was_saved_without_is_refused(tmp_path, pair):
+    model, config = trained_looking_model()
+    save_model(tmp_path / "bare", model, config)  # no dataset.json
+    shutil.copyfile(pair[1] / DATASET_FILE, tmp_path / "bare" / DATASET_FILE)
+    with pytest.raises(DataFormatError, match=r"dataset.json does not belong to the model .* "
+                                              r"saved without it .*; remove it, or copy"):
+        load_model(tmp_path / "bare")
+
+
+@pytest.mark.hostile
+def test_a_file_the_model_was_saved_with_may_not_go_missing(tmp_path, pair):
+    model = _mixed(pair, [], tmp_path / "digits")
+    (model / TRAINING_FILE).unlink()
+    with pytest.raises(DataFormatError, match=rf"{TRAINING_FILE} is missing: .* incomplete"):
+        load_model(model)
+
+
+@pytest.mark.hostile
+def test_a_folder_saved_before_contents_json_must_be_retrained(tmp_path, pair):
+    model = _mixed(pair, [], tmp_path / "digits")
+    (model / CONTENTS_FILE).unlink()
+    with pytest.raises(DataFormatError) as caught:
+        load_model(model)
+    message = str(caught.value)
+    assert f"{model} has no {CONTENTS_FILE}" in message and "older numpynet" in message
+    assert message.endswith("retrain it (dvc repro train@digits)"), message
+
+
+@pytest.mark.hostile
+@pytest.mark.parametrize("text, named", [
+    ("{not json", "cannot read"),
+    ('{"files": {}}', "not as numpynet writes it"),
+    (json.dumps({"files": {ARCHITECTURE_FILE: "0" * 64, WEIGHTS_FILE: "0" * 64,
+                           "notes.txt": "0" * 64}}), "notes.txt"),
+    (json.dumps({"files": {ARCHITECTURE_FILE: "0" * 64, WEIGHTS_FILE: "0" * 64}}),
+     "does not belong"),
+])
+def test_a_damaged_contents_record_is_refused(tmp_path, pair, text, named):
+    model = _mixed(pair, [], tmp_path / "digits")
+    (model / CONTENTS_FILE).write_text(text)
+    with pytest.raises(DataFormatError) as caught:
+        load_model(model)
+    message = str(caught.value)
+    assert named in message and "dvc repro train@digits" in message, message

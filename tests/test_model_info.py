@@ -1,21 +1,24 @@
-"""`numpynet info` and `--version`: what a saved model says about itself, and clear failures."""
+"""`numpynet info` and `--version`: what a saved model says about itself, and clear failures: a
+`--metrics` file that is no regular file or too large, a model folder mixing two models."""
 
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 
 from helpers.project import NAME, write_model
+from helpers.special_files import SPECIAL_KINDS, make_special, within
 from helpers.stages import assert_refused
 from numpynet import __version__
 from numpynet.cli import main
 from numpynet.errors import DataFormatError
-from numpynet.model_folder import DATASET_FILE, save_model
+from numpynet.model_folder import DATASET_FILE, WEIGHTS_FILE, save_model
 from numpynet.model_info import describe_model
 from numpynet.nn import MLPConfig, build_mlp
-from numpynet.records import DatasetRecord, ProvenanceRecord, TrainingRecord
+from numpynet.records import MAX_RECORD_BYTES, DatasetRecord, ProvenanceRecord, TrainingRecord
 
 
 PROVENANCE = {"blas": "scipy-openblas 0.3.31", "blas_kernel": "SkylakeX", "blas_threads": 2,
@@ -24,9 +27,9 @@ TRAINING = {"epochs": 12, "select_by": "val_accuracy", "selected_epoch": 9,
             "val_accuracy": 0.91234, "val_loss": 0.3}
 
 
-def saved_model(directory, classes=("cat", "dog", "eel"), **records):
+def saved_model(directory, classes=("cat", "dog", "eel"), seed=0, **records):
     config = MLPConfig(2 * 2 * 3, (5,), len(classes), 0.1, normalization="batch")
-    model = build_mlp(config, np.random.default_rng(0))
+    model = build_mlp(config, np.random.default_rng(seed))
     dataset = {"name": "pets", "classes": list(classes), "image_shape": [2, 2, 3],
                "layout": "NHWC", "mean": [0.5] * 3, "std": [0.2] * 3}
     records = {"provenance": PROVENANCE, "training": TRAINING, "dataset": dataset, **records}
@@ -100,7 +103,20 @@ def test_cli_version_info_and_a_missing_model(tmp_path, capsys):
         main(["info", str(tmp_path / "nothing")])
     assert exit_info.value.code == 2
     error = capsys.readouterr().err
-    assert "cannot load the model" in error and "Traceback" not in error
+    assert "no model folder" in error and "Traceback" not in error
+
+
+@pytest.mark.hostile
+def test_info_refuses_the_metrics_of_another_dataset_naming_both(tmp_path, capsys):
+    model = write_model(tmp_path)
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"blobs": {"accuracy": 0.5, "loss": 1.0, "selected_epoch": 1}}))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["info", str(model), "--metrics", str(other)])
+    error = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "Traceback" not in error
+    assert "holds the test scores of blobs, not of" in error
+    assert f"metrics/{model.name}.json" in error
 
 
 @pytest.mark.hostile
@@ -115,3 +131,47 @@ def test_info_refuses_a_nan_it_would_print_as_a_fact(tmp_path, capsys, file_name
         main(["info", str(model), "--metrics", str(metrics)])
     assert caught.value.code == 2
     assert_refused(2, capsys.readouterr().err, str(target), "NaN is no JSON number")
+
+
+def info(capsys, *argv) -> tuple[int, str]:
+    """``numpynet info ARGV``: (exit code, stderr)."""
+    try:
+        main(["info", *map(str, argv)])
+        code = 0
+    except SystemExit as caught:
+        code = caught.code
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.hostile
+@pytest.mark.parametrize("kind", SPECIAL_KINDS)
+def test_info_refuses_a_metrics_file_that_is_no_regular_file_at_once(tmp_path, capsys, kind):
+    model = write_model(tmp_path)
+    metrics = make_special(tmp_path / "metrics.json", kind)
+    code, stderr = within(lambda: info(capsys, model, "--metrics", metrics))
+    assert_refused(code, stderr, str(metrics), "not a regular file", "--metrics")
+
+
+@pytest.mark.hostile
+def test_info_refuses_a_metrics_file_past_its_bound_unread(tmp_path, capsys):
+    model = write_model(tmp_path)
+    metrics = tmp_path / "metrics.json"
+    with open(metrics, "wb") as stream:  # sparse: a terabyte on no disk space
+        stream.truncate(1 << 40)
+    code, stderr = within(lambda: info(capsys, model, "--metrics", metrics))
+    assert_refused(code, stderr, str(metrics), "1,099,511,627,776 bytes",
+                   f"{MAX_RECORD_BYTES:,}", "MAX_RECORD_BYTES in src/numpynet/records.py")
+
+
+@pytest.mark.hostile
+@pytest.mark.parametrize("file_name", [DATASET_FILE, WEIGHTS_FILE])
+def test_info_refuses_a_model_folder_mixing_two_models(tmp_path, capsys, file_name):
+    ours = saved_model(tmp_path / "pets")
+    # Another model of the same shapes, trained on another dataset.
+    other = saved_model(tmp_path / "other", seed=1,
+                        dataset={"name": "fashion", "classes": ["sandal", "shirt", "bag"],
+                                 "image_shape": [2, 2, 3], "mean": [0.5] * 3, "std": [0.2] * 3})
+    shutil.copyfile(other / file_name, ours / file_name)
+    code, stderr = info(capsys, ours)
+    assert_refused(code, stderr, f"{file_name} in {ours} does not belong", "copy the whole folder",
+                   "dvc repro train@pets")

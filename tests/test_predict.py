@@ -251,12 +251,22 @@ def test_no_model_or_several_under_models_need_model(tmp_path, capsys, monkeypat
 
 
 def test_a_model_without_its_dataset_record_must_be_retrained(tmp_path, capsys):
-    model = quadrant_model(tmp_path / "old")
-    (model / DATASET_FILE).unlink()
+    config = MLPConfig(4, (), 4, 0.0)
+    model = tmp_path / "old"
+    save_model(model, build_mlp(config, np.random.default_rng(0)), config)  # no dataset.json
     good = write_image(tmp_path / "good.png", np.zeros((2, 2)))
     err = refused(capsys, good, "--model", model)
     assert "has no dataset.json" in err and "predates self-contained models" in err
     assert "dvc repro train@old" in err
+
+
+def test_a_model_whose_dataset_record_was_removed_is_incomplete(tmp_path, capsys):
+    model = quadrant_model(tmp_path / "m")
+    (model / DATASET_FILE).unlink()
+    good = write_image(tmp_path / "good.png", np.zeros((2, 2)))
+    err = refused(capsys, good, "--model", model)
+    assert f"{model / DATASET_FILE} is missing" in err and "copy the whole folder" in err
+    assert "dvc repro train@m" in err
 
 
 @pytest.mark.parametrize(
@@ -265,7 +275,8 @@ def test_a_model_without_its_dataset_record_must_be_retrained(tmp_path, capsys):
         ({"classes": ["a", "b"]}, "2 classes, but the architecture has 4 outputs"),
         ({"classes": None}, "classes: wrong type NoneType"),
         ({"image_shape": [2, 2]}, "image_shape: expected [height, width, channels]"),
-        ({"image_shape": [1, 4, 1]}, None),  # the same size is fine: the model sees 4 values
+        # A valid record of the same size, but not the one saved with the model.
+        ({"image_shape": [1, 4, 1]}, None),
         ({"image_shape": [3, 3, 1]}, "takes 4 values"),
         ({"layout": "NCHW"}, "layout"),
         ({"mean": [0.5, 0.5]}, "mean, std: expected 1 finite number(s) each"),
@@ -280,12 +291,28 @@ def test_an_invalid_dataset_record_is_named(tmp_path, capsys, change, problem):
     record = json.loads((model / DATASET_FILE).read_text())
     (model / DATASET_FILE).write_text(json.dumps({**record, **change}))
     good = write_image(tmp_path / "good.png", np.zeros((2, 2)))
-    if problem is None:
-        assert run(capsys, good, "--model", model)[0] == 0
-        return
     err = refused(capsys, good, "--model", model)
+    if problem is None:
+        assert "dataset.json in" in err and "does not belong with the rest of the model" in err
+        return
     assert "dataset.json is not as numpynet writes it" in err and problem in err
     assert "dvc repro train@" in err
+
+
+@pytest.mark.hostile
+@pytest.mark.parametrize("file_name", [DATASET_FILE, "weights.npz"])
+def test_a_model_folder_with_a_file_of_another_model_is_refused(tmp_path, capsys, file_name):
+    # Two models of the same shapes: the quadrants and another that learned clothes. With the
+    # other's dataset.json the quadrant model would label its images "sandal"; with the other's
+    # weights the quadrants would be scored by a stranger, without a word.
+    model = quadrant_model(tmp_path / "quadrants")
+    other = saved_model(tmp_path / "clothes", [2, 2, 1], ["sandal", "shirt", "bag", "boot"],
+                        weight=-10 * np.eye(4), name="clothes")
+    (model / file_name).write_bytes((other / file_name).read_bytes())
+    good = write_image(tmp_path / "good.png", np.zeros((2, 2)))
+    err = refused(capsys, good, "--model", model)
+    assert f"{file_name} in {model} does not belong with the rest of the model" in err, err
+    assert "copy the whole folder" in err and "dvc repro train@quadrants" in err, err
 
 
 def test_a_damaged_model_is_named(tmp_path, capsys):

@@ -1,11 +1,14 @@
 """The JSON records numpynet writes for itself: what each accepts, what it refuses (naming the
-key), and the exact JSON written, on which the DVC hashes of committed outputs depend."""
+key), the exact JSON written, on which the DVC hashes of committed outputs depend, and how they
+are read back: regular files only, of bounded size."""
 
 import json
+import tracemalloc
 
 import numpy as np
 import pytest
 
+from helpers.special_files import SPECIAL_KINDS, make_special, within
 from numpynet.errors import DataFormatError
 from numpynet.model_folder import ARCHITECTURE_FILE, load_model, save_model
 from numpynet.nn import MLPConfig, build_mlp
@@ -14,7 +17,10 @@ from numpynet.records import (
     DatasetRecord,
     ProcessedMeta,
     ProvenanceRecord,
+    EpochRow,
     EvaluationScores,
+    FolderContents,
+    MAX_RECORD_BYTES,
     TrainingRecord,
     read_record,
     record_json,
@@ -32,8 +38,12 @@ TRAINING = {"epochs": 3, "select_by": "val_loss", "selected_epoch": 2, "val_accu
             "val_loss": 0.75, "augment_flip": True}
 PROVENANCE = {"numeric_mode": "exact", "numpy": "2.4.6"}
 SCORES = {"accuracy": 0.9942, "loss": 0.11, "selected_epoch": 56}
+CONTENTS = {"files": {"architecture.json": "0" * 64, "weights.npz": "ab" * 32}}
+ROW = {"epoch": 1, "lr": 0.001, "train_loss": 0.5, "train_accuracy": 0.75, "val_loss": 0.25,
+       "val_accuracy": 0.875}
 VALID = [(Architecture, ARCHITECTURE), (ProcessedMeta, META), (DatasetRecord, DATASET),
-         (TrainingRecord, TRAINING), (ProvenanceRecord, PROVENANCE), (EvaluationScores, SCORES)]
+         (TrainingRecord, TRAINING), (ProvenanceRecord, PROVENANCE), (EvaluationScores, SCORES),
+         (FolderContents, CONTENTS), (EpochRow, ROW)]
 
 
 @pytest.mark.parametrize("cls, data", VALID)
@@ -81,6 +91,14 @@ def test_each_valid_reference_reads_back_to_the_same_json(cls, data):
         (ProvenanceRecord, {**PROVENANCE, "blas_threads": "2"}, "blas_threads: wrong type str"),
         (EvaluationScores, {**SCORES, "accuracy": 1.5}, "accuracy: got 1.5"),
         (EvaluationScores, {**SCORES, "selected_epoch": 2.0}, "selected_epoch: wrong type float"),
+        (FolderContents, {"files": {"weights.npz": "AB" * 32}}, "files: got"),
+        (FolderContents, {"files": {"weights.npz": 3}}, "files: entry 'weights.npz': wrong type"),
+        (FolderContents, {"files": ["weights.npz"]}, "files: wrong type list"),
+        (EpochRow, {**ROW, "epoch": 0}, "epoch: got 0"),
+        (EpochRow, {**ROW, "lr": -0.1}, "lr: got -0.1"),
+        (EpochRow, {**ROW, "val_accuracy": "0.5"}, "val_accuracy: wrong type str"),
+        (EpochRow, {**ROW, "train_accuracy": 1.5}, "train_accuracy: got 1.5"),
+        (EpochRow, {k: v for k, v in ROW.items() if k != "val_loss"}, "val_loss: missing"),
     ],
 )
 def test_a_bad_record_is_refused_naming_the_key(cls, data, problem):
@@ -131,3 +149,31 @@ def test_architecture_text_known_answer_with_numpy_numbers(tmp_path):
     )
     assert load_model(tmp_path / "batch").config == batch
     assert load_model(tmp_path / "model").config.normalization == "none"
+
+
+@pytest.mark.hostile
+@pytest.mark.parametrize("kind", SPECIAL_KINDS)
+def test_a_record_that_is_no_regular_file_is_refused_at_once(tmp_path, kind):
+    path = make_special(tmp_path / "meta.json", kind)
+    with pytest.raises(DataFormatError) as caught:
+        within(lambda: read_record(path, ProcessedMeta, "rerun it"))
+    message = str(caught.value)
+    assert message.startswith(f"{path}") and "not a regular file; rerun it" in message, message
+
+
+@pytest.mark.hostile
+def test_a_record_larger_than_its_bound_is_refused_unread(tmp_path):
+    path = tmp_path / "dataset.json"
+    with open(path, "wb") as stream:  # sparse: no disk space, and nothing worth reading
+        stream.truncate(MAX_RECORD_BYTES + 1)
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataFormatError) as caught:
+            read_record(path, DatasetRecord, "rerun it")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    message = str(caught.value)
+    assert f"holds {MAX_RECORD_BYTES + 1:,} bytes" in message, message
+    assert "MAX_RECORD_BYTES in src/numpynet/records.py" in message and "rerun it" in message
+    assert peak < 1 << 20

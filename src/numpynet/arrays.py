@@ -10,14 +10,17 @@ The caller adds the fix: which stage writes the file.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import zipfile
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
 from numpynet.errors import DataFormatError
+from numpynet.files import RefusedFileError, regular_file_path
 
 
 class ArrayFileError(DataFormatError, ValueError):
@@ -65,9 +68,22 @@ def _checked_header(
     return tuple(shape), fortran, dtype
 
 
+@contextlib.contextmanager
+def _regular_file(path: Path | str) -> Iterator[os.PathLike]:
+    """``path`` as :func:`numpynet.files.regular_file_path` checks it: a FIFO, a device or a
+    link to one is refused at once (:class:`ArrayFileError`), where reading it would hang or
+    never end."""
+    with contextlib.ExitStack() as stack:
+        try:
+            checked = stack.enter_context(regular_file_path(path))
+        except RefusedFileError as error:
+            raise ArrayFileError(str(error)) from None
+        yield checked
+
+
 def npy_header(path: Path | str) -> tuple[tuple[int, ...], np.dtype]:
     """The ``(shape, dtype)`` of a ``.npy`` file, after :func:`_checked_header`'s checks."""
-    with open(path, "rb") as stream:
+    with _regular_file(path) as checked, open(checked, "rb") as stream:
         shape, _, dtype = _checked_header(stream, os.fstat(stream.fileno()).st_size, str(path))
     return shape, dtype
 
@@ -75,10 +91,12 @@ def npy_header(path: Path | str) -> tuple[tuple[int, ...], np.dtype]:
 def load_npy(path: Path | str, mmap: bool = False) -> np.ndarray:
     """Load a ``.npy`` file with pickled objects refused, memory-mapped read-only when ``mmap``.
 
-    The header is checked against the file's size first (:class:`ArrayFileError`).
+    Only a regular file, and its header checked against its size first (:class:`ArrayFileError`).
     """
-    npy_header(path)
-    return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    with _regular_file(path) as checked:
+        npy_header(checked)
+        # As a plain string: np.memmap takes an os.PathLike for a pathlib.Path.
+        return np.load(os.fspath(checked), mmap_mode="r" if mmap else None, allow_pickle=False)
 
 
 def load_npz(
@@ -92,9 +110,9 @@ def load_npz(
     :class:`ArrayFileError` naming the file and the problem.
     """
     try:
-        with zipfile.ZipFile(path) as archive:
+        with _regular_file(path) as checked, zipfile.ZipFile(checked) as archive:
             infos = archive.infolist()
-            _check_members(path, infos, os.path.getsize(path), expected)
+            _check_members(path, infos, os.path.getsize(checked), expected)
             return {info.filename[:-4]: _read_member(archive, info, path, expected)
                     for info in infos}
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from numpynet.errors import DataFormatError, environment_problem
-from numpynet.files import parse_json
+from numpynet.files import RefusedFileError
 from numpynet.model_folder import load_model
 from numpynet.predict import one_line
 from numpynet.records import (
@@ -13,6 +13,7 @@ from numpynet.records import (
     EvaluationScores,
     ProvenanceRecord,
     TrainingRecord,
+    read_json_file,
     record_problem,
 )
 
@@ -49,11 +50,10 @@ def describe_model(directory: Path | str, metrics: Path | str | None = None) -> 
     metrics_path = Path(metrics) if metrics is not None else Path("metrics") / f"{name}.json"
     if metrics is not None or metrics_path.is_file():
         scores = _read_scores(metrics_path, name)
-        if scores is not None:
-            lines.append(
-                f"test        accuracy {scores.accuracy:.2%}, loss {scores.loss:.4f} "
-                f"(from {metrics_path})"
-            )
+        lines.append(
+            f"test        accuracy {scores.accuracy:.2%}, loss {scores.loss:.4f} "
+            f"(from {metrics_path})"
+        )
     return lines
 
 
@@ -84,11 +84,14 @@ def _describe_provenance(provenance: ProvenanceRecord) -> str:
     return f"computed    numeric mode {mode}{kernel}, NumPy {provenance.numpy}{blas}"
 
 
-def _read_scores(path: Path, name: str) -> EvaluationScores | None:
-    """The scores of dataset ``name`` in the metrics file at ``path``; None when it has none."""
+def _read_scores(path: Path, name: str) -> EvaluationScores:
+    """The scores of dataset ``name`` in the metrics file at ``path``."""
     fix = "rerun the evaluate stage (dvc repro) or pass another file with --metrics"
     try:
-        metrics = parse_json(path.read_text(encoding="utf-8"))
+        # A regular file of bounded size: --metrics /dev/zero or a FIFO is refused at once.
+        metrics = read_json_file(path)
+    except RefusedFileError as error:  # its message names the file already
+        raise DataFormatError(f"{error}; {fix}") from None
     except (OSError, ValueError) as error:
         if environment_problem(error):
             raise
@@ -96,7 +99,14 @@ def _read_scores(path: Path, name: str) -> EvaluationScores | None:
     if not isinstance(metrics, dict):
         raise DataFormatError(f"{path} is not a metrics file written by the evaluate stage; {fix}")
     if name not in metrics:
-        return None
+        # Another dataset's metrics (a mistyped --metrics, a renamed model): saying nothing would
+        # look like a model never evaluated.
+        held = ", ".join(sorted(map(str, metrics))) or "no dataset"
+        raise DataFormatError(
+            f"{path} holds the test scores of {held}, not of {name}, the dataset of this model; "
+            f"pass metrics/{name}.json with --metrics, or rerun the evaluate stage (dvc repro "
+            f"evaluate@{name})"
+        )
     scores, problem = record_problem(EvaluationScores, metrics[name])
     if problem:
         raise DataFormatError(f"{path} is not as numpynet writes it ({name}: {problem}); {fix}")

@@ -14,8 +14,13 @@ Architecture        models/<name>/architecture.json  train; evaluate, predict, i
 DatasetRecord       models/<name>/dataset.json       train; evaluate, predict, info
 TrainingRecord      models/<name>/training.json      train; evaluate, predict, info
 ProvenanceRecord    models/<name>/provenance.json    train; evaluate, predict, info
+FolderContents      models/<name>/contents.json      train; evaluate, predict, info
 EvaluationScores    metrics/<name>.json              evaluate; info (and ``dvc metrics``)
+EpochRow            (each row of a checkpoint's log) train; train, when it resumes
 ==================  ===============================  =========================================
+
+Every one is read by :func:`read_json_file`: a regular file (a FIFO or ``/dev/zero`` is refused
+before a byte is read) of at most :data:`MAX_RECORD_BYTES`.
 
 The model folder's files are put together in :mod:`numpynet.model_folder`; the processed dataset's
 in :mod:`numpynet.data.processed`.
@@ -25,14 +30,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from numpynet.config import NORMALIZATIONS, SELECTION_CRITERIA
 from numpynet.config.fields import field_check, parse_fields
 from numpynet.errors import DataFormatError, environment_problem
-from numpynet.files import parse_json, write_json
+from numpynet.files import RefusedFileError, parse_json, read_regular_file, write_json
 
 # Images are stored channels last; the one layout there is, written down so that a file of
 # another layout, should one come, is told apart.
@@ -40,6 +46,12 @@ LAYOUT = "NHWC"
 # Written into architecture.json beside the config, so a different kind of model, should one be
 # added, is told apart from an MLP.
 MODEL_TYPE = "mlp"
+# The largest JSON file numpynet reads back. Its records take a few KiB: the largest, a
+# dataset.json or meta.json, grows with the class names (10,000 classes of 255 bytes take
+# 2.5 MiB), a checkpoint's with the epochs (about 150 bytes each). Parsed, JSON takes about ten
+# times its size in memory.
+MAX_RECORD_BYTES = 16 << 20
+_RECORD_BOUND = "MAX_RECORD_BYTES in src/numpynet/records.py; raise it for a larger one"
 
 Record = TypeVar("Record")
 
@@ -65,6 +77,8 @@ def _images_problem(shape: list[int], mean: list[float], std: list[float]) -> st
 _NAMES = field_check(lambda names: len(names) > 0, "a non-empty list of class names")
 _LAYOUT = field_check(lambda layout: layout == LAYOUT, f'"{LAYOUT}"')
 _POSITIVE = field_check(lambda n: n >= 1, "an integer >= 1")
+_FRACTION = field_check(lambda a: 0 <= a <= 1, "a fraction")
+_NOT_NEGATIVE = field_check(lambda x: x >= 0, "a number >= 0")
 
 
 @dataclass(frozen=True)
@@ -190,9 +204,36 @@ class EvaluationScores(_Record):
     """One dataset's entry in ``metrics/<name>.json``: test accuracy and loss, and the epoch whose
     weights training kept (absent for a model that does not record it)."""
 
-    accuracy: float = dataclasses.field(metadata=field_check(lambda a: 0 <= a <= 1, "a fraction"))
+    accuracy: float = dataclasses.field(metadata=_FRACTION)
     loss: float
     selected_epoch: int | None = None
+
+
+@dataclass(frozen=True)
+class FolderContents(_Record):
+    """``contents.json``: the SHA-256 of every other file of a model folder, written last by
+    :func:`numpynet.model_folder.save_model`, so that a file edited afterwards or copied in from
+    another model folder is told apart from the files saved together."""
+
+    files: dict[str, str] = dataclasses.field(
+        metadata=field_check(
+            lambda files: all(re.fullmatch(r"[0-9a-f]{64}", digest) for digest in files.values()),
+            "a mapping of file names to SHA-256 digests (64 lowercase hex digits)",
+        )
+    )
+
+
+@dataclass(frozen=True)
+class EpochRow(_Record):
+    """One epoch's row of the training log (the columns of
+    :data:`numpynet.training.loop.LOG_COLUMNS`), as a checkpoint keeps it."""
+
+    epoch: int = dataclasses.field(metadata=_POSITIVE)
+    lr: float = dataclasses.field(metadata=_NOT_NEGATIVE)
+    train_loss: float = dataclasses.field(metadata=_NOT_NEGATIVE)
+    train_accuracy: float = dataclasses.field(metadata=_FRACTION)
+    val_loss: float = dataclasses.field(metadata=_NOT_NEGATIVE)
+    val_accuracy: float = dataclasses.field(metadata=_FRACTION)
 
 
 def record_problem(cls: type[Record], data) -> tuple[Record | None, str | None]:
@@ -217,9 +258,11 @@ def read_record(path: Path | str, cls: type[Record], fix: str) -> Record:
     """
     path = Path(path)
     try:
-        data = parse_json(path.read_text(encoding="utf-8"))
+        data = read_json_file(path)
     except FileNotFoundError:
         raise
+    except RefusedFileError as error:  # its message names the file already
+        raise DataFormatError(f"{error}; {fix}") from None
     except (OSError, ValueError) as error:
         if environment_problem(error):
             raise
@@ -228,6 +271,17 @@ def read_record(path: Path | str, cls: type[Record], fix: str) -> Record:
     if problem:
         raise DataFormatError(f"{path} is not as numpynet writes it ({problem}); {fix}")
     return record
+
+
+def read_json_file(path: Path | str) -> Any:
+    """The JSON in the file at ``path``, read as numpynet reads back the files it writes.
+
+    Raises :class:`~numpynet.files.RefusedFileError` (a ``ValueError`` naming the file) unless
+    it is a regular file of at most :data:`MAX_RECORD_BYTES`, refused before it is read;
+    ``ValueError`` when it is not UTF-8 JSON, or holds NaN or Infinity; ``OSError`` when it
+    cannot be read (``FileNotFoundError``, ``IsADirectoryError`` ...), for the caller to word.
+    """
+    return parse_json(read_regular_file(path, MAX_RECORD_BYTES, _RECORD_BOUND).decode("utf-8"))
 
 
 def record_json(record) -> dict:

@@ -1,8 +1,10 @@
-"""Reading params.yaml as DVC does (ruamel.yaml, YAML 1.2), the limits on top of it, and files
-damaged at random (hypothesis, through the validate stage)."""
+"""Reading params.yaml as DVC does (ruamel.yaml, YAML 1.2), the limits on top of it (a regular
+file, of bounded size, with bounded aliases), and files damaged at random (hypothesis, through the
+validate stage)."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -12,6 +14,8 @@ from hypothesis import strategies as st
 
 from helpers.project import shipped_params, temporary_stage_project
 from helpers.properties import EXAMPLES, SHIPPED_TEXT, check_validate
+from helpers.special_files import SPECIAL_KINDS, make_special, within
+from helpers.stages import assert_refused, run_stage_in_process
 from numpynet.config import load_params
 from numpynet.config import file as params_file
 from numpynet.config.file import parse_params_text, read_params_file
@@ -175,14 +179,56 @@ def test_unreadable_file(tmp_path, monkeypatch, shipped):
     path = tmp_path / "params.yaml"
     path.write_bytes(shipped.read_bytes())
 
-    # chmod 000 does not stop root, which these tests may run as: refuse the read instead.
-    def refuse(self):
-        raise PermissionError(13, "Permission denied", str(self))
+    # chmod 000 does not stop root, which these tests may run as: refuse the open instead.
+    real_open = os.open
 
-    monkeypatch.setattr(Path, "read_bytes", refuse)
+    def refuse(file, *args, **kwargs):
+        if os.fspath(file) == str(path):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refuse)
     with pytest.raises(ConfigError) as caught:
         load_params(path)
     assert str(path) in str(caught.value) and "chmod u+r" in str(caught.value)
+
+
+@pytest.mark.hostile
+@pytest.mark.parametrize("kind", SPECIAL_KINDS)
+def test_a_params_file_that_is_no_regular_file_is_refused_at_once(tmp_path, kind):
+    path = make_special(tmp_path / "params.yaml", kind)
+    with pytest.raises(ConfigError) as caught:
+        within(lambda: load_params(path))
+    message = str(caught.value)
+    assert str(path) in message and "not a regular file" in message, message
+    assert "pass the params file itself with --params" in message, message
+    # The validate stage, as DVC runs it: exit 2, one paragraph, nothing written.
+    with temporary_stage_project() as project:
+        make_special(project / "params.yaml", kind)
+        code, stderr = within(lambda: run_stage_in_process(
+            project, "validate", "--out", "data/params-valid"))
+        assert_refused(code, stderr, "params.yaml", "not a regular file",
+                       output=project / "data" / "params-valid")
+
+
+@pytest.mark.hostile
+def test_a_params_file_past_its_bound_is_refused_before_it_is_read(tmp_path, shipped,
+                                                                      monkeypatch):
+    size = len(shipped.read_bytes())
+    monkeypatch.setattr(params_file, "MAX_PARAMS_BYTES", size)
+    assert load_params(shipped)  # exactly the bound passes
+    monkeypatch.setattr(params_file, "MAX_PARAMS_BYTES", size - 1)
+    with pytest.raises(ConfigError) as caught:
+        load_params(shipped)
+    message = str(caught.value)
+    assert str(shipped) in message and f"holds {size:,} bytes" in message, message
+    assert "MAX_PARAMS_BYTES in src/numpynet/config/file.py" in message, message
+    monkeypatch.undo()
+    huge = tmp_path / "huge.yaml"
+    with open(huge, "wb") as stream:  # sparse: a terabyte of zeros on no disk space
+        stream.truncate(1 << 40)
+    with pytest.raises(ConfigError, match="1,099,511,627,776 bytes"):
+        within(lambda: load_params(huge))
 
 
 def test_empty_file_is_not_a_params_mapping(tmp_path):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -35,7 +36,7 @@ from helpers.synthetic import make_synthetic_idx_dataset
 from numpynet.backend import runnable_modes
 from numpynet.data.catalog import IDX_ROLES
 from numpynet.data.processed import write_processed
-from numpynet.model_folder import save_model
+from numpynet.model_folder import CONTENTS_FILE, TIED_FILES, save_model
 from numpynet.nn import MLPConfig, build_mlp
 from numpynet.records import DatasetRecord, TrainingRecord
 
@@ -311,6 +312,14 @@ def write_model(project: Path, shape=(4, 4, 1), classes=("a", "b", "c"), name: s
                             mean=mean or [0.0] * shape[2], std=std or [1.0] * shape[2])
     save_model(directory, model, config, training=training, dataset=dataset)
     return directory
+
+
+def reseal(directory: Path) -> None:
+    """Record the digests of a model folder's files in its contents.json anew, as save_model
+    does: a folder a test edited by hand, declared whole again."""
+    files = {name: hashlib.sha256((directory / name).read_bytes()).hexdigest()
+             for name in TIED_FILES if (directory / name).exists()}
+    (directory / CONTENTS_FILE).write_text(json.dumps({"files": files}))
 
 
 def write_live_log(project: Path, name: str = NAME) -> None:

@@ -1,22 +1,38 @@
 """Checkpoints: a run stopped after any epoch and continued gives the uninterrupted run's bytes;
 a damaged checkpoint (pickled, of another dtype or shape, a header declaring a huge array, a bad
 record or generator state) is discarded with a message, its memory bounded, and training starts
-afresh."""
+afresh. So is one that is no regular file (a FIFO, /dev/zero), at once, and one altered while
+its fingerprint was kept (epochs beyond the run, a best epoch the log does not give, step logs
+cut short, a NaN weight ...): every altered checkpoint is resumed to a consistent run or
+discarded with one line (hypothesis), and never left to fail the next run."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import tempfile
 import tracemalloc
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import event, given
+from hypothesis import strategies as st
 
 from helpers.hostile_data import huge_header, rewrite_npz
+from helpers.properties import EXAMPLES
+from helpers.special_files import SPECIAL_KINDS, make_special, within
 from numpynet.files import save_npz
-from numpynet.training.checkpoints import CheckpointStore, Snapshot, digest_files, run_fingerprint
+from numpynet.training.checkpoints import (
+    CheckpointStore,
+    RunLayout,
+    RunPlan,
+    Snapshot,
+    digest_files,
+    run_fingerprint,
+)
 from numpynet.training.loop import RunState
 from numpynet.training.recipe import train_mlp
 from test_recipe import colour_blobs, meta, recipe
@@ -64,6 +80,14 @@ def train(store=None, logger=None, log=lambda line: None, **changes):
                      metrics_logger=logger, checkpoints=store)
 
 
+# The plan of train()'s run, which its checkpoints must agree with.
+PLAN = RunPlan.of(recipe(**CONFIG), 300)
+
+
+def store_of(path, fingerprint=FINGERPRINT, plan=PLAN, log=lambda line: None):
+    return CheckpointStore(path, fingerprint, plan, log=log)
+
+
 def state_bytes(run):
     return {name: array.tobytes() for name, array in run.model.state_dict().items()}
 
@@ -75,7 +99,7 @@ def test_a_run_continued_from_its_checkpoint_ends_with_the_uninterrupted_bytes(
     whole_log = Recorder()
     whole = train(logger=whole_log)
 
-    store = CheckpointStore(tmp_path / "run.npz", FINGERPRINT, log=lambda line: None)
+    store = store_of(tmp_path / "run.npz")
     with pytest.raises(Stop):
         train(store, Recorder(), log=stop_after(stopped_after))
     assert store.load().state.epochs_done == stopped_after
@@ -94,12 +118,12 @@ def test_a_run_continued_from_its_checkpoint_ends_with_the_uninterrupted_bytes(
 
 
 def test_a_checkpoint_of_other_parameters_is_discarded_naming_what_changed(tmp_path):
-    store = CheckpointStore(tmp_path / "run.npz", FINGERPRINT, log=lambda line: None)
+    store = store_of(tmp_path / "run.npz")
     with pytest.raises(Stop):
         train(store, log=stop_after(2))
     messages = []
-    other = CheckpointStore(tmp_path / "run.npz", {**FINGERPRINT, "parameters": "p2"},
-                            log=messages.append)
+    other = store_of(tmp_path / "run.npz", {**FINGERPRINT, "parameters": "p2"},
+                     log=messages.append)
     assert other.load() is None
     assert "discarded" in messages[0] and "parameters differ" in messages[0]
     assert not (tmp_path / "run.npz").exists()
@@ -108,7 +132,7 @@ def test_a_checkpoint_of_other_parameters_is_discarded_naming_what_changed(tmp_p
 @pytest.mark.parametrize("damage", [b"", b"not a zip file", None])
 def test_a_damaged_checkpoint_is_discarded_not_a_crash(tmp_path, damage):
     path = tmp_path / "run.npz"
-    store = CheckpointStore(path, FINGERPRINT, log=lambda line: None)
+    store = store_of(path)
     store.write(Snapshot({"w": np.ones(3, np.float32)}, {"step": np.int64(3)}, {}, RunState()))
     path.write_bytes(path.read_bytes()[:100] if damage is None else damage)
     messages = []
@@ -118,16 +142,23 @@ def test_a_damaged_checkpoint_is_discarded_not_a_crash(tmp_path, damage):
     assert not path.exists()
 
 
+def row(epoch, lr=0.1, val_accuracy=0.5, val_loss=1.0):
+    """A log row as the loop writes one."""
+    return {"epoch": epoch, "lr": lr, "train_loss": 1.5, "train_accuracy": 0.25,
+            "val_loss": val_loss, "val_accuracy": val_accuracy}
+
+
 def test_save_and_load_round_trip_every_part(tmp_path):
-    state = RunState(epochs_done=2, history=[{"epoch": 1, "lr": 0.1}, {"epoch": 2, "lr": 0.2}],
-                     step_lr=[0.1, 0.2], step_loss=[2.5, 1.25], best_score=0.5, best_epoch=1,
+    state = RunState(epochs_done=2, history=[row(1, 0.1, 0.5), row(2, 0.2, 0.25)],
+                     step_lr=[0.05, 0.1, 0.15, 0.2], step_loss=[2.5, 1.25, 1.0, 0.5],
+                     best_score=0.5, best_epoch=1,
                      best_state={"0.weight": np.arange(6, dtype=np.float32).reshape(2, 3)})
     rng = np.random.default_rng(7)
     rng.random(5)
     snapshot = Snapshot({"0.weight": np.ones((2, 3), np.float32)},
                         {"step": np.int64(4), "exp_avg.0.weight": np.zeros((2, 3), np.float32)},
                         {"shuffle": rng.bit_generator.state}, state)
-    store = CheckpointStore(tmp_path / "run.npz", FINGERPRINT)
+    store = store_of(tmp_path / "run.npz", plan=RunPlan(3, 2, "val_accuracy"))
     store.write(snapshot)
     loaded = store.load()
     assert loaded.state.history == state.history
@@ -207,15 +238,22 @@ def test_run_fingerprint_has_four_digests_each_following_its_own_input(tmp_path)
 
 
 TINY_FINGERPRINT = {"code": "c", "data": "d"}
+# A run of 2 epochs of 3 steps, keeping the best epoch by validation accuracy.
+TINY_PLAN = RunPlan(epochs=2, steps_per_epoch=3, select_by="val_accuracy")
+
+
+def tiny_store(path, log=lambda _: None):
+    return CheckpointStore(path, TINY_FINGERPRINT, TINY_PLAN, log=log)
 
 
 def saved_checkpoint(path: Path) -> Path:
+    """The checkpoint of TINY_PLAN's run after its first epoch."""
     weights = {"layers.1.weight": np.ones((4, 2), np.float32)}
     optimizer = {"step": np.int64(3), "m.layers.1.weight": np.zeros((4, 2), np.float32)}
     generators = {"init": np.random.default_rng(0).bit_generator.state}
-    state = RunState(1, [{"epoch": 1}], [0.1], [0.5], 0.5, 1, dict(weights))
-    CheckpointStore(path, TINY_FINGERPRINT, log=lambda _: None).write(
-        Snapshot(weights, optimizer, generators, state))
+    state = RunState(1, [row(1, lr=0.1, val_accuracy=0.5)], [0.3, 0.2, 0.1], [0.5, 0.4, 0.3],
+                     0.5, 1, dict(weights))
+    tiny_store(path).write(Snapshot(weights, optimizer, generators, state))
     return path
 
 
@@ -271,12 +309,12 @@ CHECKPOINT_DAMAGE = {
 def test_a_damaged_checkpoint_is_discarded_with_a_message(tmp_path, case):
     damage, named = CHECKPOINT_DAMAGE[case]
     path = saved_checkpoint(tmp_path / "checkpoints" / "run.npz")
-    assert CheckpointStore(path, TINY_FINGERPRINT, log=lambda _: None).load() is not None
+    assert tiny_store(path).load() is not None
     damage(path, dict(np.load(path)))
     messages = []
     tracemalloc.start()
     try:
-        assert CheckpointStore(path, TINY_FINGERPRINT, log=messages.append).load() is None
+        assert tiny_store(path, log=messages.append).load() is None
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -290,6 +328,348 @@ def test_a_damaged_checkpoint_is_discarded_with_a_message(tmp_path, case):
 def test_a_checkpoint_shaped_for_another_model_is_discarded(tmp_path):
     path = saved_checkpoint(tmp_path / "run.npz")
     messages = []
-    store = CheckpointStore(path, TINY_FINGERPRINT, log=messages.append)
-    assert store.load({"layers.1.weight": (5, 2)}) is None and not path.exists()
+    store = tiny_store(path, log=messages.append)
+    float32 = np.dtype(np.float32)
+    other_model = RunLayout({"layers.1.weight": ((5, 2), float32)},
+                            {"m.layers.1.weight": ((5, 2), float32)}, {"init": "PCG64"})
+    assert store.load(other_model) is None and not path.exists()
     assert "not shaped as this run's model" in messages[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# No regular file: discarded at once
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.hostile
+@pytest.mark.parametrize("kind", SPECIAL_KINDS)
+def test_a_checkpoint_that_is_no_regular_file_is_discarded_at_once(tmp_path, kind):
+    path = make_special(tmp_path / "run.npz", kind)
+    messages = []
+    assert within(lambda: tiny_store(path, log=messages.append).load()) is None
+    assert len(messages) == 1 and "discarded the checkpoint" in messages[0], messages
+    assert "not a regular file" in messages[0], messages
+    assert not os.path.lexists(path)  # the link or FIFO is gone; what a link named is not
+    assert os.path.exists("/dev/zero")
+
+
+# ---------------------------------------------------------------------------------------------
+# Altered while the fingerprint was kept: resumed consistently, or discarded with one line
+# ---------------------------------------------------------------------------------------------
+
+
+class StoppedRun(tuple):
+    """(the uninterrupted run's model bytes, its history, its checkpoint's bytes after epoch 2
+    of 4), shown briefly when hypothesis reports an example."""
+
+    def __repr__(self) -> str:
+        return "StoppedRun(...)"
+
+
+@pytest.fixture(scope="module")
+def stopped_run(tmp_path_factory):
+    """The uninterrupted run's model bytes and history, and the bytes of its checkpoint after
+    epoch 2 of 4."""
+    whole = train()
+    path = tmp_path_factory.mktemp("stopped") / "run.npz"
+    with pytest.raises(Stop):
+        train(store_of(path), log=stop_after(2))
+    return StoppedRun((state_bytes(whole), whole.history, path.read_bytes()))
+
+
+def alter(path: Path, record_changes=None, arrays=None) -> None:
+    """Rewrite the checkpoint at ``path`` with ``record_changes`` made to its JSON record (a
+    value of DELETE removes the key) and ``arrays`` (a member's new array, or DELETE)."""
+    members = dict(np.load(path))
+    record = json.loads(members["record"].tobytes())
+    for key, value in (record_changes or {}).items():
+        if value is DELETE:
+            record.pop(key, None)
+        else:
+            record[key] = value
+    members["record"] = np.frombuffer(json.dumps(record).encode(), np.uint8)
+    for key, value in (arrays or {}).items():
+        if value is DELETE:
+            members.pop(key, None)
+        else:
+            members[key] = value
+    save_npz(path, members)
+
+
+DELETE = object()
+
+
+def resumed(tmp_path, checkpoint: bytes, change) -> tuple[list[str], object, Recorder, Path]:
+    """Write ``checkpoint``, alter it by ``change(path)``, and train on from it: the store's
+    messages, the run, its metrics log and the checkpoint's path."""
+    path = tmp_path / "run.npz"
+    path.write_bytes(checkpoint)
+    change(path)
+    messages, log = [], Recorder()
+    run = train(store_of(path, log=messages.append), log)
+    return messages, run, log, path
+
+
+def assert_resumed_consistently_or_discarded(messages, run, log, path, stopped_run):
+    """One line from the store; a discarded checkpoint gives the uninterrupted run, a resumed
+    one a whole, consistent run; and the checkpoint left behind resumes again, untroubled."""
+    whole_bytes, whole_history, _ = stopped_run
+    assert len(messages) == 1, messages
+    if "discarded the checkpoint" in messages[0]:
+        assert messages[0].startswith("starting from epoch 1: discarded the checkpoint")
+        assert "\n" not in messages[0]
+        assert state_bytes(run) == whole_bytes and run.history == whole_history
+    else:
+        assert re.fullmatch(r"resuming after epoch [1-4], from the checkpoint .*", messages[0])
+    epochs, steps = PLAN.epochs, PLAN.epochs * PLAN.steps_per_epoch
+    assert [row["epoch"] for row in run.history] == list(range(1, epochs + 1))
+    assert 1 <= run.selected_epoch <= epochs
+    assert all(np.isfinite(array).all() for array in run.model.state_dict().values())
+    logged = [call[1] for call in log.calls if call[0] == "step"]
+    assert logged == list(range(1, steps + 1))  # the metrics log is whole, each step once
+    assert [call[2]["epoch"] for call in log.calls if call[0] == "epoch"] == list(
+        range(1, epochs + 1))
+    # The file left behind (the last epoch's) is this run's: the next run resumes it untroubled.
+    again = []
+    rerun = train(store_of(path, log=again.append))
+    assert again == [f"resuming after epoch {epochs}, from the checkpoint {path}"], again
+    assert state_bytes(rerun) == state_bytes(run)
+
+
+ALTERATIONS = {
+    # name: (record changes, array changes, what the message names)
+    "epochs_beyond_the_run": ({"epochs_done": 10000}, {}, "epochs_done is 10000, but this run "
+                                                          "has 4 epochs"),
+    "no_epochs_done": ({"epochs_done": 0}, {}, "epochs_done is 0"),
+    "negative_best_epoch": ({"best_epoch": -1}, {}, "the best epoch is -1"),
+    "best_epoch_not_the_best": ({"best_epoch": 1}, {}, "not the one its history gives"),
+    "best_score_changed": ({"best_score": 0.99}, {}, "not the one its history gives"),
+    "best_epoch_a_string": ({"best_epoch": "1"}, {}, "wrong type"),
+    "history_row_of_strings": ({"history": [
+        {"epoch": "1", "lr": "0.01", "train_loss": "1", "train_accuracy": "0.5",
+         "val_loss": "1", "val_accuracy": "0.5"}] * 2}, {}, "history row 1: epoch: wrong type"),
+    "history_a_mapping": ({"history": {"1": {}}}, {}, "history has values of the wrong type"),
+    "history_short": (None, {}, "history has values of the wrong type or length (1 rows"),
+    "step_logs_cut_short": ({}, {"progress:step_lr": "cut", "progress:step_loss": "cut"},
+                            "holds 15 steps, but 2 epoch(s) of 10 steps make 20"),
+    "step_loss_nan": ({}, {"progress:step_loss": "nan"}, "NaN, infinite or negative"),
+    "negative_optimizer_step": ({}, {"optimizer:step": np.int64(-3)},
+                                "the optimizer step is -3, but 2 epoch(s)"),
+    "optimizer_step_of_another_run": ({}, {"optimizer:step": np.int64(7)}, "optimizer step is 7"),
+    "nan_weight": ({}, {"model:layers.1.weight": "nan"}, "'layers.1.weight' holds NaN"),
+    "infinite_best_weight": ({}, {"best:layers.5.bias": "inf"}, "'layers.5.bias' holds NaN"),
+    "negative_second_moment": ({}, {"optimizer:exp_avg_sq.layers.1.bias": "negative"},
+                               "a variance, holds negative values"),
+    "negative_running_variance": ({}, {"model:layers.2.running_var": "negative"},
+                                  "a variance, holds negative values"),
+    "missing_best_arrays": ({}, {f"best:{name}": DELETE for name in (
+        "layers.1.bias", "layers.1.weight", "layers.2.beta", "layers.2.gamma",
+        "layers.2.running_mean", "layers.2.running_var", "layers.5.bias", "layers.5.weight")},
+        "its arrays are missing"),
+    "missing_optimizer_moment": ({}, {"optimizer:exp_avg.layers.5.bias": DELETE},
+                                 "not those of this run's optimizer"),
+    "generator_of_another_kind": ({"generators": "mt19937"}, {}, "is a MT19937, this run's a"),
+    "generator_missing": ({"generators": "drop shuffle"}, {}, "are not this run's"),
+    "nan_in_record": ({"best_score": float("nan")}, {}, "NaN is no JSON number"),
+}
+
+
+def _apply(path: Path, record_changes, array_changes) -> None:
+    members = dict(np.load(path))
+    record = json.loads(members["record"].tobytes())
+    changes = dict(record_changes) if record_changes is not None else {
+        "history": record["history"][:1]}
+    if changes.get("generators") == "mt19937":
+        changes["generators"] = {**record["generators"],
+                                 "init": np.random.MT19937(0).state}
+        changes["generators"]["init"]["state"]["key"] = changes["generators"]["init"]["state"][
+            "key"].tolist()
+    elif changes.get("generators") == "drop shuffle":
+        changes["generators"] = {k: v for k, v in record["generators"].items() if k != "shuffle"}
+    arrays = {}
+    for key, how in array_changes.items():
+        array = members.get(key)
+        if isinstance(how, str):
+            array = array.copy()
+            if how == "cut":
+                array = array[:15]
+            elif how == "negative":
+                array.flat[0] = -1
+            else:
+                array.flat[0] = float(how)
+            how = array
+        arrays[key] = how
+    alter(path, changes, arrays)
+
+
+@pytest.mark.hostile
+@pytest.mark.parametrize("case", sorted(ALTERATIONS))
+def test_an_altered_checkpoint_is_discarded_with_one_line_and_the_run_starts_afresh(
+    tmp_path, stopped_run, case
+):
+    record_changes, array_changes, named = ALTERATIONS[case]
+    messages, run, log, path = resumed(
+        tmp_path, stopped_run[2], lambda path: _apply(path, record_changes, array_changes))
+    assert "discarded the checkpoint" in messages[0] and named in messages[0], messages
+    assert_resumed_consistently_or_discarded(messages, run, log, path, stopped_run)
+
+
+JSON_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(-2**70, 2**70), st.integers(-3, 12),
+    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=4),
+    st.lists(st.integers(-2, 5), max_size=3),
+)
+RECORD_KEYS = ["format", "epochs_done", "history", "best_score", "best_epoch", "generators"]
+ROW_KEYS = ["epoch", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy"]
+
+
+@st.composite
+def alterations(draw):
+    """One to three changes to a checkpoint of a run stopped after epoch 2, fingerprint kept."""
+    kinds = ["record", "row", "rows", "steps", "step", "array", "generator", "consistent"]
+    chosen = draw(st.one_of(st.lists(st.sampled_from(kinds), min_size=1, max_size=3),
+                            st.lists(st.just("consistent"), min_size=1, max_size=2)))
+    return [(kind, draw(_details(kind))) for kind in chosen]
+
+
+def _details(kind: str):
+    if kind == "record":
+        return st.tuples(st.sampled_from(RECORD_KEYS), st.one_of(st.just(DELETE), JSON_VALUES))
+    if kind == "row":
+        return st.tuples(st.integers(0, 1), st.sampled_from(ROW_KEYS),
+                         st.one_of(st.just(DELETE), JSON_VALUES))
+    if kind == "rows":
+        return st.sampled_from(["drop last", "repeat", "reverse", "empty"])
+    if kind == "steps":
+        return st.tuples(st.sampled_from(["progress:step_lr", "progress:step_loss"]),
+                         st.sampled_from(["cut", "extend", "nan", "inf", "negative", "scale",
+                                          "float32", "2d"]))
+    if kind == "step":
+        return st.one_of(st.integers(-2**63, 2**63 - 1), st.integers(-1, 41),
+                         st.sampled_from(["float", "vector"]))
+    if kind == "array":
+        return st.tuples(st.sampled_from(["model:layers.1.weight", "model:layers.2.running_var",
+                                          "best:layers.5.bias",
+                                          "optimizer:exp_avg_sq.layers.5.bias",
+                                          "optimizer:exp_avg.layers.1.bias"]),
+                         st.one_of(st.sampled_from(["nan", "inf", "negative", "float64", "float16",
+                                                    "int32", "transpose", "drop", "flat"]),
+                                   st.floats(-3, 3)))
+    if kind == "generator":
+        return st.tuples(st.sampled_from(["init", "shuffle", "augment", "extra"]),
+                         st.sampled_from(["drop", "kind", "state", "not a mapping"]))
+    # Changes that leave a state the loop could have reached: resumed, to another model.
+    return st.tuples(st.sampled_from(["weights", "generator", "train_loss", "step_loss"]),
+                     st.floats(0.25, 4))
+
+
+def _altered_by(changes):
+    def change(path: Path) -> None:
+        members = dict(np.load(path))
+        record = json.loads(members["record"].tobytes())
+        for kind, detail in changes:
+            if kind == "record":
+                key, value = detail
+                record.pop(key, None) if value is DELETE else record.__setitem__(key, value)
+            elif kind == "row" and isinstance(record.get("history"), list):
+                index, key, value = detail
+                rows = record["history"]
+                if index < len(rows) and isinstance(rows[index], dict):
+                    rows[index].pop(key, None) if value is DELETE else rows[index].__setitem__(
+                        key, value)
+            elif kind == "rows" and isinstance(record.get("history"), list):
+                rows = record["history"]
+                record["history"] = {"drop last": rows[:-1], "repeat": rows + rows[-1:],
+                                     "reverse": rows[::-1], "empty": []}[detail]
+            elif kind == "steps":
+                key, how = detail
+                members[key] = _changed_steps(members[key], how)
+            elif kind == "step":
+                members["optimizer:step"] = (np.float64(3.0) if detail == "float" else
+                                             np.arange(2) if detail == "vector" else
+                                             np.int64(detail))
+            elif kind == "array":
+                key, how = detail
+                if how == "drop":
+                    members.pop(key, None)
+                elif key in members:
+                    members[key] = _changed_array(members[key], how)
+            elif kind == "consistent":
+                _consistent_change(members, record, *detail)
+            elif kind == "generator" and isinstance(record.get("generators"), dict):
+                name, how = detail
+                generators = record["generators"]
+                if how == "drop":
+                    generators.pop(name, None)
+                elif how == "kind":  # a valid state of another kind of generator
+                    generators[name] = np.random.PCG64DXSM(0).state
+                elif how == "state" and name in generators:
+                    generators[name]["state"] = {"state": -1, "inc": "x"}
+                else:
+                    generators[name] = [1, 2]
+        members["record"] = np.frombuffer(json.dumps(record).encode(), np.uint8)
+        save_npz(path, members)
+    return change
+
+
+def _consistent_change(members: dict, record: dict, what: str, factor: float) -> None:
+    """Scale the weights, a logged loss or the per-step losses, or reseed a generator."""
+    if what == "weights" and "model:layers.1.weight" in members:
+        members["model:layers.1.weight"] = members["model:layers.1.weight"] * np.float32(factor)
+    elif what == "generator" and isinstance(record.get("generators"), dict):
+        record["generators"]["shuffle"] = np.random.PCG64(round(factor * 1000)).state
+    elif what == "train_loss" and isinstance(record.get("history"), list):
+        for row in record["history"]:
+            if isinstance(row, dict) and isinstance(row.get("train_loss"), float):
+                row["train_loss"] *= factor
+    elif what == "step_loss" and "progress:step_loss" in members:
+        members["progress:step_loss"] = members["progress:step_loss"] * factor
+
+
+def _changed_steps(array: np.ndarray, how: str) -> np.ndarray:
+    array = array.copy()
+    if how == "cut":
+        return array[:-3]
+    if how == "extend":
+        return np.concatenate([array, array[:4]])
+    if how in ("nan", "inf"):
+        array[5] = float(how)
+    elif how == "negative":
+        array[0] = -array[0] - 1
+    elif how == "scale":
+        array *= 2
+    elif how == "float32":
+        return array.astype(np.float32)
+    else:
+        return array.reshape(2, -1)
+    return array
+
+
+def _changed_array(array: np.ndarray, how) -> np.ndarray:
+    array = array.copy()
+    if isinstance(how, float):
+        return array * np.float32(how)  # finite, of the same shape: a consistent state
+    if how in ("nan", "inf"):
+        array.flat[0] = float(how)
+    elif how == "negative":
+        array.flat[0] = -1
+    elif how in ("float64", "float16", "int32"):
+        return array.astype(how)
+    elif how == "transpose":
+        return array.T.copy() if array.ndim == 2 else array[None]
+    else:
+        return array.reshape(-1)[:-1]
+    return array
+
+
+@pytest.mark.hostile
+@EXAMPLES
+@given(changes=alterations())
+def test_every_altered_checkpoint_is_resumed_consistently_or_discarded_with_one_line(
+    stopped_run, changes
+):
+    with tempfile.TemporaryDirectory() as folder:
+        messages, run, log, path = resumed(Path(folder), stopped_run[2], _altered_by(changes))
+        assert_resumed_consistently_or_discarded(messages, run, log, path, stopped_run)
+    # Both outcomes happen (pytest --hypothesis-show-statistics counts them).
+    event("discarded" if "discarded the checkpoint" in messages[0] else "resumed")

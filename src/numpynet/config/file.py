@@ -18,6 +18,9 @@ fix, never a traceback) when it
   scalar counts as one value; the project's params.yaml holds about a hundred.
 * has an alias inside the node it refers to (a recursive structure);
 * repeats a key within one mapping (ruamel's DuplicateKeyError, reported with the key and line);
+* is not a regular file (a FIFO, ``/dev/zero`` or another device, a link to one), refused before
+  a byte is read: reading one would wait for a writer forever or never end;
+* holds more than :data:`MAX_PARAMS_BYTES`, refused before it is read;
 * cannot be read: missing, a directory, unreadable, not UTF-8.
 """
 
@@ -34,8 +37,12 @@ from ruamel.yaml.nodes import CollectionNode, MappingNode, Node
 
 from numpynet.config.fields import show
 from numpynet.errors import ConfigError
+from numpynet.files import RefusedFileError, read_regular_file
 
 MAX_VALUES = 100_000
+# The project's params.yaml takes 5 KiB; fifty times that still parses in about a second
+# (ruamel is pure Python: a MiB takes several), and a larger file is no params file.
+MAX_PARAMS_BYTES = 256 << 10
 
 # The longest piece of a parser's message quoted in ours.
 _MAX_DETAIL = 200
@@ -49,7 +56,15 @@ def read_params_file(path: Path | str) -> Any:
     """
     path = Path(path)
     try:
-        data = path.read_bytes()
+        data = read_regular_file(
+            path, MAX_PARAMS_BYTES,
+            "MAX_PARAMS_BYTES in src/numpynet/config/file.py; raise it for a larger one",
+        )
+    except RefusedFileError as error:
+        raise ConfigError(
+            f"{error}; pass the params file itself with --params (a params file is a few KiB of "
+            f"YAML; git checkout params.yaml restores the project's)"
+        ) from None
     except FileNotFoundError:
         raise ConfigError(f"{path} not found: run from the project root or pass --params") from None
     except IsADirectoryError:
