@@ -5,7 +5,8 @@ files), ``--data`` (``data/processed/<name>``) and from params.yaml ``evaluate``
 dataset trains on mirrored images (``augment_flip``, for ``evaluate.test_time_flip``); writes
 ``--metrics`` (``metrics/<name>.json``: test accuracy and loss, and the epoch whose weights
 training kept, under the dataset's name, so every dataset gets its own columns in
-``dvc exp show``) and ``--plots`` (``plots/<name>/``, replaced whole): ``pictures/``, PNG files
+``dvc exp show``) and ``--plots`` (``plots/<name>/``, replaced whole, together with the metrics:
+a stop changes both or neither): ``pictures/``, PNG files
 drawn with matplotlib (learning curves, the confusion matrix, each class's test error and the
 most confident mistakes), and ``curves/``, the validation accuracy, validation loss and training
 loss of each epoch, one CSV file each, which dvc.yaml declares as the charts of ``dvc plots``.
@@ -24,10 +25,10 @@ from numpynet.evaluation import (
     confusion_matrix,
     loss_and_accuracy,
     predict_logits,
+    top_predictions,
 )
-from numpynet.files import atomic_directory, write_json
+from numpynet.files import atomic_outputs, write_json
 from numpynet.model_folder import load_model
-from numpynet.nn.loss import log_softmax
 from numpynet.pictures import (
     LearningCurves,
     displayable,
@@ -38,7 +39,6 @@ from numpynet.pictures import (
     most_confident_mistakes,
     write_epoch_curves,
 )
-from numpynet.portable_math import exp
 from numpynet.records import EvaluationScores, record_json
 from numpynet.stage_entry import run_stage, stage_arguments
 
@@ -69,14 +69,16 @@ def main() -> None:
     logits = predict_logits(saved.model, x_test, params.evaluate.batch_size, test_time_flip)
     check_finite_outputs(logits, args.model, args.data / "x_test.npy")
     loss, accuracy = loss_and_accuracy(logits, y_test)
-    probabilities = exp(log_softmax(logits))
-    predictions = probabilities.argmax(axis=1)
+    predictions, confidences = top_predictions(logits)
     confusion = confusion_matrix(y_test, predictions, len(meta.classes))
-    mistakes = most_confident_mistakes(probabilities, y_test, MISTAKES_SHOWN)
+    mistakes = most_confident_mistakes(predictions, confidences, y_test, MISTAKES_SHOWN)
 
     scores = EvaluationScores(accuracy=accuracy, loss=loss, selected_epoch=selected_epoch)
     title = f"{args.dataset}: test accuracy {accuracy:.2%}"
-    with atomic_directory(args.plots) as folder:
+    # Both outputs replaced together, or neither: metrics beside pictures of another run would
+    # lie about both. The metrics go first: the last to arrive, if a kill -9 cuts the renames short.
+    with atomic_outputs(args.metrics, args.plots) as (metrics, folder):
+        folder.mkdir()
         (folder / CURVES).mkdir()
         write_epoch_curves(curves, folder / CURVES)
         out = folder / PICTURES
@@ -88,14 +90,12 @@ def main() -> None:
             displayable(np.asarray(x_test[mistakes]), meta.mean, meta.std),
             y_test[mistakes],
             predictions[mistakes],
-            probabilities[mistakes, predictions[mistakes]],
+            confidences[mistakes],
             meta.classes,
             out / "misclassified.png",
             f"{args.dataset}: the most confident mistakes on the test set",
         )
-        # Inside the pictures' block: a metrics file that cannot be written (a full disk) keeps
-        # the old pictures and curves too, so the outputs never tell different runs' results.
-        write_json(args.metrics, {args.dataset: record_json(scores)})
+        write_json(metrics, {args.dataset: record_json(scores)})
 
 
 if __name__ == "__main__":

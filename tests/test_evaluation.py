@@ -6,12 +6,14 @@ import warnings
 import numpy as np
 import pytest
 
+from numpynet import evaluation
 from numpynet.evaluation import (
     class_errors,
     confusion_matrix,
     evaluate_model,
     loss_and_accuracy,
     predict_logits,
+    top_predictions,
 )
 from numpynet.nn import MLPConfig, build_mlp
 from numpynet.matmul import exact_products
@@ -147,3 +149,23 @@ def test_logits_that_overflow_come_back_without_a_numpy_warning():
         warnings.simplefilter("error", RuntimeWarning)
         logits = predict_logits(model, np.ones((5, 2, 2, 1), np.float32), batch_size=2)
     assert not np.isfinite(logits).all()
+
+
+@pytest.mark.hostile
+def test_scores_of_many_classes_are_computed_in_blocks_to_the_same_bits(monkeypatch):
+    """5,000 classes made N x K float64 probabilities and the portable exp's temporaries take
+    5 GB in evaluate: rows now go a block at a time, and every value is what the whole matrix
+    at once gives."""
+    rng = np.random.default_rng(0)
+    logits = (rng.standard_normal((37, 11)) * 5).astype(np.float32)
+    labels = rng.integers(0, 11, 37)
+    whole = loss_and_accuracy(logits, labels), top_predictions(logits)
+    monkeypatch.setattr(evaluation, "_VALUES_PER_BLOCK", 30)  # 2 rows a block, the last alone
+    blocked = loss_and_accuracy(logits, labels), top_predictions(logits)
+    assert blocked[0] == whole[0]
+    for got, expected in zip(blocked[1], whole[1]):
+        np.testing.assert_array_equal(got, expected)
+    probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    np.testing.assert_array_equal(whole[1][0], probabilities.argmax(axis=1))
+    np.testing.assert_allclose(whole[1][1], probabilities.max(axis=1), rtol=1e-5)

@@ -11,6 +11,7 @@ import numpy as np
 
 from numpynet.errors import DataFormatError
 from numpynet.nn.loss import log_softmax
+from numpynet.portable_math import exp
 from numpynet.training.augment import flip_horizontally
 
 if TYPE_CHECKING:
@@ -41,12 +42,45 @@ def predict_logits(
     return np.concatenate(chunks) if chunks else np.empty((0, 0), dtype=np.float32)
 
 
+# Rows of logits turned into probabilities at a time: about a million values, so that the
+# temporaries of the portable exp and log (a dozen arrays of the block's size, in float64) stay
+# near 100 MiB whatever the number of classes. Each row is computed on its own, so the values
+# are those of the whole matrix at once, to the bit.
+_VALUES_PER_BLOCK = 1 << 20
+
+
+def _row_blocks(rows: int, columns: int):
+    """``slice``s of at most ``_VALUES_PER_BLOCK // columns`` rows (one at least), covering
+    ``rows``."""
+    step = max(1, _VALUES_PER_BLOCK // max(columns, 1))
+    for start in range(0, rows, step):
+        yield slice(start, min(start + step, rows))
+
+
 def loss_and_accuracy(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     """Mean cross-entropy and the fraction of correct top-1 predictions."""
-    log_probs = log_softmax(logits.astype(np.float64))
-    loss = -log_probs[np.arange(labels.shape[0]), labels].mean()
+    picked = np.empty(labels.shape[0], dtype=np.float64)
+    for rows in _row_blocks(*logits.shape):
+        log_probs = log_softmax(logits[rows].astype(np.float64))
+        picked[rows] = log_probs[np.arange(log_probs.shape[0]), labels[rows]]
+    loss = -picked.mean()
     accuracy = np.mean(logits.argmax(axis=1) == labels)
     return float(loss), float(accuracy)
+
+
+def top_predictions(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's most probable class (the first, on a tie, as ``argmax`` picks) and that class's
+    probability (softmax of the logits, in their dtype): (N,) int64 and (N,).
+
+    Computed a block of rows at a time, so that N x K probabilities are never held at once.
+    """
+    predictions = np.empty(logits.shape[0], dtype=np.int64)
+    confidences = np.empty(logits.shape[0], dtype=logits.dtype)
+    for rows in _row_blocks(*logits.shape):
+        probabilities = exp(log_softmax(logits[rows]))
+        predictions[rows] = probabilities.argmax(axis=1)
+        confidences[rows] = probabilities[np.arange(probabilities.shape[0]), predictions[rows]]
+    return predictions, confidences
 
 
 def evaluate_model(

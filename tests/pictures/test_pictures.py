@@ -1,14 +1,18 @@
 """The evaluate stage's pictures: byte-stable PNGs, every picture renders at most half a
-page wide, per-class errors, mistake selection."""
+page wide, per-class errors, mistake selection, and the worst classes alone past
+MAX_CLASSES_DRAWN, in bounded size and memory."""
 
+import json
 import os
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 from PIL import Image
 
 from numpynet.pictures import (
@@ -21,9 +25,16 @@ from numpynet.pictures import (
     most_confident_mistakes,
     save_figure,
 )
-from numpynet.pictures.classes import _bar_text, _cell_style, worst_first
+from numpynet.pictures import classes as class_pictures
+from numpynet.pictures.classes import (
+    MAX_CLASSES_DRAWN,
+    _bar_text,
+    _cell_style,
+    _worst_classes_matrix,
+    worst_first,
+)
 from numpynet.pictures.gallery import _titles
-from numpynet.pictures.png import DPI, MAX_WIDTH_INCHES
+from numpynet.pictures.png import DPI, MAX_WIDTH_INCHES, literal
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PAGE_WIDTH_PIXELS = round(MAX_WIDTH_INCHES * DPI)
@@ -359,6 +370,12 @@ def test_mistake_titles_take_four_columns_and_a_third_line_for_long_names():
 # --- most confident mistakes -------------------------------------------------------------------
 
 
+def top(probabilities):
+    """Each row's most probable class and its probability, as evaluation.top_predictions gives."""
+    probabilities = np.asarray(probabilities)
+    return probabilities.argmax(axis=1), probabilities.max(axis=1)
+
+
 def test_most_confident_mistakes_known_answer_with_ties():
     probabilities = np.array(
         [
@@ -370,7 +387,7 @@ def test_most_confident_mistakes_known_answer_with_ties():
         ]
     )
     labels = np.array([1, 1, 0, 1, 1])
-    chosen = most_confident_mistakes(probabilities, labels, count=3)
+    chosen = most_confident_mistakes(*top(probabilities), labels, count=3)
     assert chosen.dtype == np.int64
     np.testing.assert_array_equal(chosen, [0, 3, 2])
 
@@ -378,13 +395,13 @@ def test_most_confident_mistakes_known_answer_with_ties():
 def test_most_confident_mistakes_returns_fewer_when_there_are_fewer_mistakes():
     probabilities = np.array([[0.7, 0.3], [0.4, 0.6], [0.45, 0.55]])
     labels = np.array([0, 0, 0])
-    np.testing.assert_array_equal(most_confident_mistakes(probabilities, labels, 10), [1, 2])
-    assert most_confident_mistakes(probabilities, labels, 0).shape == (0,)
+    np.testing.assert_array_equal(most_confident_mistakes(*top(probabilities), labels, 10), [1, 2])
+    assert most_confident_mistakes(*top(probabilities), labels, 0).shape == (0,)
 
 
 def test_most_confident_mistakes_with_no_mistakes():
     probabilities = np.eye(3)
-    chosen = most_confident_mistakes(probabilities, np.arange(3), count=5)
+    chosen = most_confident_mistakes(*top(probabilities), np.arange(3), count=5)
     assert chosen.shape == (0,) and chosen.dtype == np.int64
 
 
@@ -429,3 +446,130 @@ def test_mistakes_gallery_without_mistakes_says_so(tmp_path, strict):
     pixels = open_png(path)
     # Some dark text on the white page.
     assert (pixels < 128).any()
+
+
+# --- past MAX_CLASSES_DRAWN classes: the worst classes alone, in bounded size and memory --------
+
+
+def many_classes(count: int, seed: int = 5) -> tuple[np.ndarray, list[str]]:
+    """A confusion matrix of ``count`` classes of 10 test images each, 60% right."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(count), 10)
+    predictions = np.where(rng.random(labels.size) < 0.6, labels,
+                           rng.integers(0, count, labels.size))
+    confusion = np.bincount(labels * count + predictions, minlength=count * count)
+    return confusion.reshape(count, count), [f"class {k:05d}" for k in range(count)]
+
+
+@pytest.fixture
+def drawn_texts(monkeypatch) -> list[str]:
+    """Every text of each class picture saved while the test runs (as matplotlib holds it)."""
+    texts: list[str] = []
+    save = class_pictures.save_figure
+
+    def spy(figure, path):
+        texts.extend(text.get_text() for text in figure.findobj(Text))
+        save(figure, path)
+
+    monkeypatch.setattr(class_pictures, "save_figure", spy)
+    return texts
+
+
+def test_the_matrix_of_the_worst_classes_keeps_each_row_whole():
+    count = MAX_CLASSES_DRAWN + 100
+    confusion = 10 * np.eye(count, dtype=np.int64)
+    confusion[7, [7, 250, 100]] = [6, 3, 1]  # 40% wrong, one of them to a class not shown
+    confusion[250, [250, 7]] = [8, 2]  # 20% wrong
+    confusion[12] = 0  # no test images: shown last, if at all
+    names = [f"c{k}" for k in range(count)]
+    counts, fractions, rows, columns, note = _worst_classes_matrix(confusion, names)
+    # The two with mistakes, then the first of the rest in class order.
+    assert rows == ["c7", "c250", "c0", "c1", "c2", "c3", "c4", "c5", "c6", "c8", "c9", "c10",
+                    "c11", "c13", "c14", "c15", "c16", "c17", "c18", "c19"]
+    assert columns == [*rows, "(other classes)"] and counts.shape == (20, 21)
+    np.testing.assert_array_equal(counts[0, [0, 1, -1]], [6, 3, 1])
+    np.testing.assert_array_equal(counts[1, [0, 1, -1]], [2, 8, 0])
+    np.testing.assert_allclose(fractions.sum(axis=1), 1)
+    assert note == ("the 20 worst of 300 classes (highest test error), worst first;\n"
+                    "(other classes): predicted as one of the 280 classes not shown")
+
+
+@pytest.mark.hostile
+def test_past_the_cap_the_pictures_show_the_worst_classes_and_say_so(
+    tmp_path, strict, drawn_texts
+):
+    confusion, names = many_classes(MAX_CLASSES_DRAWN + 100)
+    draw_confusion_matrix(confusion, names, tmp_path / "confusion.png", "many: 60.00%")
+    assert "the 20 worst of 300 classes (highest test error), worst first;\n(other classes): " \
+           "predicted as one of the 280 classes not shown" in drawn_texts
+    assert open_png(tmp_path / "confusion.png").shape[1] <= PAGE_WIDTH_PIXELS
+    drawn_texts.clear()
+    draw_per_class_errors(confusion, names, tmp_path / "errors.png", "many: 60.00%")
+    assert "the 40 worst of 300 classes, worst first" in drawn_texts
+    assert "dashed line: mean over all 300 classes, 38.57%" in drawn_texts
+    assert "not shown: the other 260 classes, test error 0% to 50.00%" in drawn_texts
+    pixels = open_png(tmp_path / "errors.png")
+    assert pixels.shape[1] == PAGE_WIDTH_PIXELS and len(bar_ends(pixels)) == 40
+
+
+def test_the_note_counts_the_classes_without_test_images_left_out(tmp_path, drawn_texts):
+    confusion, names = many_classes(MAX_CLASSES_DRAWN + 1)
+    confusion[100:110] = 0
+    draw_per_class_errors(confusion, names, tmp_path / "errors.png", "many")
+    assert any(text.startswith("not shown: the other 161 classes, test error 0% to ")
+               and text.endswith("; 10 of them without test images") for text in drawn_texts)
+    assert "dashed line: mean over the 191 classes with test images" in " ".join(drawn_texts)
+
+
+# Draws both class pictures of argv[1] classes into argv[2] as evaluate calls them, and prints the
+# peak resident memory the drawing added (KiB, over the peak of building the inputs) and the
+# pictures' sizes in pixels.
+AT_SCALE = """
+import json, resource, sys
+from PIL import Image
+from numpynet.pictures import draw_confusion_matrix, draw_per_class_errors
+sys.path.insert(0, sys.argv[3])
+from test_pictures import many_classes
+confusion, names = many_classes(int(sys.argv[1]))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+draw_confusion_matrix(confusion, names, sys.argv[2] + "/confusion.png", "many: 60.00%")
+draw_per_class_errors(confusion, names, sys.argv[2] + "/errors.png", "many: 60.00%")
+added = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+sizes = {name: Image.open(f"{sys.argv[2]}/{name}.png").size for name in ("confusion", "errors")}
+print(json.dumps({"added_kib": added, "sizes": sizes}))
+"""
+
+
+@pytest.mark.hostile
+def test_five_thousand_classes_are_drawn_in_page_wide_pictures_and_little_memory(tmp_path):
+    # Before: 3,065 x 2,925 pixels, 2.4 GB and 67 s of CPU for the matrix, 600 x 3,140 pixels and
+    # 45 s for the bars. Now 13 MiB, well under a second each (measured beside other jobs).
+    result = subprocess.run(
+        [sys.executable, "-c", AT_SCALE, "5000", str(tmp_path), str(Path(__file__).parent)],
+        capture_output=True, text=True, timeout=300, check=True,
+    )
+    measured = json.loads(result.stdout)
+    (matrix_width, matrix_height), (bars_width, bars_height) = measured["sizes"].values()
+    assert matrix_width <= PAGE_WIDTH_PIXELS and matrix_height < 800
+    assert bars_width == PAGE_WIDTH_PIXELS and bars_height < 1500
+    assert measured["added_kib"] < 100 * 1024
+
+
+@pytest.mark.hostile
+def test_class_names_the_font_cannot_draw_are_escaped_not_boxed(tmp_path, strict):
+    """Glyphs DejaVu Sans lacks (CJK here) would draw as boxes with a warning each, or come from
+    whatever other font the machine has: written as escapes instead, the same bytes anywhere."""
+    names = ["猫", "犬\tdog", "café"]
+    escaped = ["\\u732b", "\\u72ac\\tdog", "café"]
+    confusion = np.array([[8, 2, 0], [1, 9, 0], [0, 3, 7]])
+    labels, predictions = np.array([0, 1, 2]), np.array([1, 0, 1])
+    images = np.zeros((3, 8, 8, 1), np.uint8)
+    for label, classes in (("raw", names), ("escaped", escaped)):
+        draw_confusion_matrix(confusion, classes, tmp_path / f"{label}-matrix.png", "t")
+        draw_per_class_errors(confusion, classes, tmp_path / f"{label}-errors.png", "t")
+        draw_mistakes(images, labels, predictions, np.full(3, 0.7), classes,
+                      tmp_path / f"{label}-mistakes.png", "t")
+    for picture in ("matrix", "errors", "mistakes"):
+        assert (tmp_path / f"raw-{picture}.png").read_bytes() == (
+            tmp_path / f"escaped-{picture}.png").read_bytes()
+    assert literal("猫 $5") == "\\u732b \\$5"

@@ -13,6 +13,10 @@ from __future__ import annotations
 import errno
 import json
 import math
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +25,19 @@ from PIL import Image
 from ruamel.yaml import YAML
 
 from helpers.hostile_data import ODD_CLASSES, data_damage, failing_writes, huge_header_weights
-from helpers.project import NAME, PROJECT, evaluable_project, write_data, write_model
-from helpers.stages import assert_refused, run_stage_in_process
+from helpers.project import (
+    NAME,
+    PROJECT,
+    evaluable_project,
+    make_stage_project,
+    reseal,
+    tiny_params,
+    tree_bytes,
+    write_data,
+    write_live_log,
+    write_model,
+)
+from helpers.stages import STAGE_ARGS, assert_refused, run_stage_in_process, run_stage_process
 from numpynet.cli import main as numpynet_main
 from numpynet.files import save_npz
 from numpynet.model_folder import DATASET_FILE, WEIGHTS_FILE
@@ -81,9 +96,11 @@ def test_evaluate_refuses_labels_outside_the_classes(tmp_path, label):
 
 @pytest.mark.hostile
 def test_a_model_saved_without_its_dataset_record_still_evaluates(tmp_path):
-    # Older model folders have no dataset.json: only the architecture is checked against the data.
+    # A model folder sealed without dataset.json (save_model(dataset=None)): only the
+    # architecture is checked against the data.
     project = evaluable_project(tmp_path / "p")
     (project / "models" / NAME / DATASET_FILE).unlink()
+    reseal(project / "models" / NAME)
     code, stderr = run_stage_in_process(project, "evaluate")
     assert code == 0, stderr
     write_data(project, classes=("a", "b"))
@@ -133,6 +150,7 @@ def scale_layers(project: Path, *factors: float) -> None:
     for name, factor in zip(("layers.1.weight", "layers.3.weight"), factors):
         arrays[name] = arrays[name] * np.float32(factor)
     save_npz(weights, arrays)
+    reseal(weights.parent)  # a model whose weights are such, not weights edited in place
 
 
 @pytest.mark.hostile
@@ -159,6 +177,7 @@ def test_a_model_whose_outputs_overflow_is_refused_and_writes_nothing(tmp_path):
 
 
 @pytest.mark.hostile
+@pytest.mark.filterwarnings("error::UserWarning")  # matplotlib's "Glyph ... missing from font"
 def test_odd_class_names_survive_evaluate_info_and_predict(tmp_path, capsys):
     project = evaluable_project(tmp_path / "p", classes=ODD_CLASSES[:3])
     write_data(project, classes=ODD_CLASSES[:3])
@@ -250,3 +269,140 @@ def test_the_curves_hold_each_epoch_of_the_training_log(tmp_path):
     for name in ("val_accuracy", "val_loss", "train_loss"):
         text = (project / "plots" / NAME / "curves" / f"{name}.csv").read_text(encoding="utf-8")
         assert text == f"epoch,{name}\n1,0.5\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Stopped while it replaces its outputs: the metrics and the pictures change together or not
+# ---------------------------------------------------------------------------------------------
+
+# The renames that replace the outputs, in order (numpynet.files.atomic_outputs): the metrics are
+# the first to leave and the last to arrive.
+COMMIT_RENAMES = ("metrics moved aside", "plots moved aside", "new plots in place",
+                  "new metrics in place")
+
+
+def evaluate_outputs(project: Path) -> tuple[Path, Path]:
+    return project / "metrics" / f"{NAME}.json", project / "plots" / NAME
+
+
+def outputs_of_an_earlier_run(project: Path) -> tuple[dict, dict]:
+    """Evaluate once, then alter the outputs as another run would have left them. Returns the
+    bytes of this run's outputs and of the altered ones."""
+    code, stderr = run_stage_in_process(project, "evaluate")
+    assert code == 0, stderr
+    new = tree_bytes(*evaluate_outputs(project))
+    metrics, plots = evaluate_outputs(project)
+    metrics.write_text(json.dumps({NAME: {"accuracy": 0.1}}))
+    (plots / "pictures" / "confusion_matrix.png").write_bytes(b"an earlier run's picture")
+    return new, tree_bytes(*evaluate_outputs(project))
+
+
+def only_the_outputs_are_left(project: Path) -> None:
+    """No temporary file or folder beside the outputs: every name is an output's."""
+    metrics, plots = evaluate_outputs(project)
+    assert sorted(p.name for p in metrics.parent.iterdir()) == [metrics.name]
+    assert sorted(p.name for p in plots.parent.iterdir()) == [plots.name]
+
+
+@pytest.mark.hostile
+@pytest.mark.parametrize("step", range(len(COMMIT_RENAMES) + 1),
+                         ids=["while-drawing", *(name.replace(" ", "-") for name in COMMIT_RENAMES)])
+def test_ctrl_c_as_evaluate_replaces_its_outputs_changes_all_or_none_and_says_which(
+    tmp_path, monkeypatch, step
+):
+    """SIGINT (a real one, to this process) right after one of the renames that replace the
+    outputs, or before them, while the pictures are drawn (step 0)."""
+    project = evaluable_project(tmp_path / "p")
+    new, old = outputs_of_an_earlier_run(project)
+    outputs = {str(path) for path in evaluate_outputs(project)}
+    real_replace, renames = os.replace, []
+
+    def replace(source, target):
+        real_replace(source, target)
+        drawn = not renames and step == 0  # the first draft renamed inside the new folder
+        if {os.path.abspath(source), os.path.abspath(target)} & outputs:
+            renames.append(target)
+        if drawn or (step and len(renames) == step):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(os, "replace", replace)
+    code, stderr = run_stage_in_process(project, "evaluate")
+    monkeypatch.undo()
+    assert code == 130
+    if step == 0:
+        assert stderr == "interrupted by SIGINT: nothing was written\n"
+        assert tree_bytes(*evaluate_outputs(project)) == old
+    else:
+        assert stderr == (f"interrupted by SIGINT: metrics/{NAME}.json and plots/{NAME} were "
+                          f"written in full first\n")
+        assert tree_bytes(*evaluate_outputs(project)) == new
+        assert len(renames) == len(COMMIT_RENAMES)  # the stop waited for the last rename
+    only_the_outputs_are_left(project)
+
+
+# Runs a stage script (argv: the rename to die after, the script, its arguments) and kills itself
+# with SIGKILL right after that rename of one of its --metrics or --plots outputs.
+KILLED_AFTER_RENAME = """
+import os, runpy, signal, sys
+step, script, *args = sys.argv[1:]
+outputs = {os.path.abspath(args[args.index(option) + 1]) for option in ("--metrics", "--plots")}
+real_replace, renames = os.replace, []
+
+def replace(source, target):
+    real_replace(source, target)
+    if {os.path.abspath(source), os.path.abspath(target)} & outputs:
+        renames.append(target)
+        if len(renames) == int(step):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+os.replace = replace
+sys.argv = [script, *args]
+sys.path.insert(0, os.path.dirname(script))
+runpy.run_path(script, run_name="__main__")
+"""
+
+
+@pytest.mark.hostile
+@pytest.mark.parametrize("step", range(1, len(COMMIT_RENAMES) + 1),
+                         ids=[name.replace(" ", "-") for name in COMMIT_RENAMES])
+def test_a_kill_as_evaluate_replaces_its_outputs_never_leaves_metrics_beside_other_pictures(
+    tmp_path, step
+):
+    """kill -9 cannot be held off: killed after any rename, the metrics are missing or all is new
+    (never new metrics beside old pictures, or old beside new), and the next run sweeps what the
+    killed one left and completes."""
+    project = make_stage_project(tmp_path / "p", tiny_params())
+    write_data(project)
+    write_model(project)
+    write_live_log(project)
+    new, _ = outputs_of_an_earlier_run(project)
+    metrics, plots = evaluate_outputs(project)
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_AFTER_RENAME, str(step),
+         str(project / "stages" / "evaluate.py"), *STAGE_ARGS["evaluate"]],
+        cwd=project, capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    if step < len(COMMIT_RENAMES):
+        assert not metrics.exists()
+    else:
+        assert tree_bytes(metrics, plots) == new
+    rerun = run_stage_process(project, "evaluate", *STAGE_ARGS["evaluate"])
+    assert rerun.returncode == 0, rerun.stderr
+    assert tree_bytes(metrics, plots) == new
+    only_the_outputs_are_left(project)
+
+
+@pytest.mark.hostile
+def test_evaluate_draws_the_worst_of_many_classes_in_page_wide_pictures(tmp_path):
+    # 300 classes, past numpynet.pictures.classes.MAX_CLASSES_DRAWN: before, a matrix 3,000
+    # pixels square and bars 3,140 pixels tall, both growing in time and memory with the classes.
+    classes = tuple(f"class {k}" for k in range(300))
+    project = evaluable_project(tmp_path, classes=classes)
+    write_data(project, classes=classes, counts=(600, 300, 600))
+    code, stderr = run_stage_in_process(project, "evaluate")
+    assert code == 0, stderr
+    pictures = project / "plots" / NAME / "pictures"
+    with Image.open(pictures / "confusion_matrix.png") as matrix:
+        assert matrix.width <= 600 and matrix.height < 800
+    with Image.open(pictures / "per_class_errors.png") as bars:
+        assert bars.width == 600 and bars.height < 1500

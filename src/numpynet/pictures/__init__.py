@@ -8,7 +8,7 @@ depend only on its inputs (see :mod:`numpynet.pictures.png`).
 * :mod:`~numpynet.pictures.epoch_curves`: the per-epoch curves as CSV files, which ``dvc plots``
   draws as charts.
 * :mod:`~numpynet.pictures.classes`: the row-normalized confusion matrix, each class's test
-  error rate, worst first.
+  error rate, worst first; past ``MAX_CLASSES_DRAWN`` classes, the worst ones only.
 * :mod:`~numpynet.pictures.gallery`: the most confident mistakes on the test set.
 """
 

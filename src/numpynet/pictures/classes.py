@@ -1,4 +1,9 @@
-"""Per-class pictures of a test set: the confusion matrix and each class's error rate."""
+"""Per-class pictures of a test set: the confusion matrix and each class's error rate.
+
+Past :data:`MAX_CLASSES_DRAWN` classes both show the worst classes only, and say so on the
+picture: their size, time and memory then no longer grow with the class count (beyond one pass
+over the confusion matrix they are given).
+"""
 
 from __future__ import annotations
 
@@ -11,13 +16,27 @@ from matplotlib.colors import PowerNorm
 from matplotlib.ticker import PercentFormatter
 
 from numpynet.evaluation import class_errors
-from numpynet.pictures.png import MAX_WIDTH_INCHES, literal, new_figure, plain_style, save_figure
+from numpynet.pictures.png import (
+    MAX_WIDTH_INCHES,
+    drawable,
+    literal,
+    new_figure,
+    plain_style,
+    save_figure,
+)
 
 # Cell annotations and bar-end values are readable only up to these many classes. A confusion
 # matrix of at most MAX_CLASSES_ANNOTATED classes is also kept to the page's width; a bigger
 # one is a picture to zoom into.
 MAX_CLASSES_ANNOTATED = 20
 MAX_CLASSES_WITH_VALUES = 40
+# Past this many classes a picture of every class is unreadable (names under 5 points, rows under
+# a pixel) and costly: 5,000 classes took 67 s of CPU and 2.4 GB for the matrix, 45 s for the
+# bars. The matrix then shows the MAX_CLASSES_ANNOTATED worst classes, the bars the
+# MAX_CLASSES_WITH_VALUES worst: each a picture of the readable, page-wide kind.
+MAX_CLASSES_DRAWN = 200
+# The last column of a matrix of the worst classes: the share predicted as any class not shown.
+_OTHER_CLASSES = "(other classes)"
 
 _CONFUSION_COLOURS = "Blues"
 _BAR_COLOUR = "tab:blue"
@@ -44,6 +63,8 @@ _SINE = {0: 0.0, 45: 0.7071067811865476, 90: 1.0}  # sin 45° = √½, correctly
 _ROOM_BELOW_AND_ABOVE = 1.5
 _ROOM_BESIDE_LARGE = 2.2
 _ROOM_BELOW_AND_ABOVE_LARGE = 0.8
+# The height of a line of a note above or below a picture, in its medium (10-point) or small type.
+_NOTE_LINE_INCHES = 0.2
 
 
 def _colour_scale() -> PowerNorm:
@@ -114,33 +135,85 @@ def draw_confusion_matrix(
     ``MAX_CLASSES_ANNOTATED`` classes, cells carry their percentage and the picture is at most
     ``MAX_WIDTH_INCHES`` wide: the cells shrink to what the class names leave, and names longer
     than ``_MAX_NAME_CHARACTERS`` are cut. More classes make a bigger picture, half an inch a
-    class up to a cap.
+    class up to a cap. Past ``MAX_CLASSES_DRAWN`` classes, the matrix is that of the
+    ``MAX_CLASSES_ANNOTATED`` worst (:func:`worst_first`), with a last column for the share of
+    each row predicted as a class not shown, and says so above it.
     """
     confusion = np.asarray(confusion)
+    # As they will be drawn, before any is measured: an escape is wider than its glyph.
+    classes = [drawable(name) for name in classes]
     num_classes = len(classes)
     if confusion.shape != (num_classes, num_classes):
         raise ValueError(f"confusion has shape {confusion.shape} for {num_classes} classes")
-    fractions = _row_fractions(confusion)
-    page_wide = num_classes <= MAX_CLASSES_ANNOTATED
+    if num_classes > MAX_CLASSES_DRAWN:
+        _draw_matrix(*_worst_classes_matrix(confusion, classes), path, title)
+    else:
+        classes = list(classes)
+        _draw_matrix(confusion, _row_fractions(confusion), classes, classes, None, path, title)
+
+
+def _worst_classes_matrix(
+    confusion: np.ndarray, classes: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray, list[str], list[str], str]:
+    """The counts and row fractions of the ``MAX_CLASSES_ANNOTATED`` worst classes, rows and
+    columns worst first, and a last column: each row's images predicted as a class not shown;
+    the row and column names, and the note that says what is shown.
+
+    Rows are fractions of the true class's test images, all of them, so that a row still sums to
+    100%. Only their rows of the (K, K) matrix are copied: memory of O(K).
+    """
+    shown = worst_first(class_errors(confusion)[2])[:MAX_CLASSES_ANNOTATED]
+    rows = confusion[shown]
+    totals = rows.sum(axis=1)
+    counts = np.empty((shown.size, shown.size + 1), dtype=np.int64)
+    counts[:, :-1] = rows[:, shown]
+    counts[:, -1] = totals - counts[:, :-1].sum(axis=1)
+    fractions = np.full(counts.shape, np.nan)
+    np.divide(counts, totals[:, np.newaxis], out=fractions, where=totals[:, np.newaxis] > 0)
+    names = [classes[k] for k in shown]
+    note = (f"the {shown.size} worst of {len(classes):,} classes (highest test error), worst "
+            f"first;\n{_OTHER_CLASSES}: predicted as one of the {len(classes) - shown.size:,} "
+            f"classes not shown")
+    return counts, fractions, names, [*names, _OTHER_CLASSES], note
+
+
+def _draw_matrix(
+    counts: np.ndarray,
+    fractions: np.ndarray,
+    row_names: list[str],
+    column_names: list[str],
+    note: str | None,
+    path: Path | str,
+    title: str,
+) -> None:
+    """Draw (R, C) ``counts`` coloured by ``fractions``, rows and columns named, ``note`` (if
+    any) above the matrix, and save as PNG; :func:`draw_confusion_matrix` says how it looks."""
+    num_rows, num_columns = counts.shape
+    page_wide = num_rows <= MAX_CLASSES_ANNOTATED
     if page_wide:
-        classes = [_shortened(name, _MAX_NAME_CHARACTERS) for name in classes]
+        row_names = [_shortened(name, _MAX_NAME_CHARACTERS) for name in row_names]
+        column_names = [_shortened(name, _MAX_NAME_CHARACTERS) for name in column_names]
     # Half an inch a class leaves room for "100%" in each cell; the cap keeps 200 classes in a
     # picture that still opens (about 3,000 pixels square), with smaller names.
-    side = float(np.clip(0.5 * num_classes, 4, 28))
-    font_size = _label_font_size(side / num_classes)
-    longest_name = max((len(name) for name in classes), default=1)
+    side = float(np.clip(0.5 * num_columns, 4, 28))
+    font_size = _label_font_size(side / num_columns)
+    longest_name = max((len(name) for name in row_names + column_names), default=1)
     name_margin = longest_name * font_size * _EMS_PER_CHARACTER / 72
     # Digits fit under their column upright; names need a slant, and many names need it steep.
-    rotation = 0 if longest_name <= 3 else 45 if num_classes <= MAX_CLASSES_WITH_VALUES else 90
+    rotation = 0 if longest_name <= 3 else 45 if num_columns <= MAX_CLASSES_WITH_VALUES else 90
     if page_wide:
         side = min(side, MAX_WIDTH_INCHES - name_margin - _ROOM_BESIDE)
         names_below = name_margin * _SINE[rotation] + 1.5 * font_size / 72
         width = side + name_margin + _ROOM_BESIDE
-        height = side + names_below + _ROOM_BELOW_AND_ABOVE
+        height = _matrix_height(side, num_rows, num_columns) + names_below + _ROOM_BELOW_AND_ABOVE
     else:
         width = side + name_margin + _ROOM_BESIDE_LARGE
-        height = side + name_margin + _ROOM_BELOW_AND_ABOVE_LARGE
-    names = [literal(name) for name in classes]
+        height = (_matrix_height(side, num_rows, num_columns) + name_margin
+                  + _ROOM_BELOW_AND_ABOVE_LARGE)
+    if note is not None:
+        height += _NOTE_LINE_INCHES * (note.count("\n") + 1)
+    rows = [literal(name) for name in row_names]
+    columns = [literal(name) for name in column_names]
     with plain_style():
         figure = new_figure(width, height)
         axes = figure.subplots()
@@ -168,23 +241,34 @@ def draw_confusion_matrix(
             "share of the true class's test images (square-root scale)", fontsize=heading
         )
         colour_bar.ax.tick_params(labelsize="medium" if page_wide else "x-large")
-        ticks = np.arange(num_classes)
         if rotation:
-            axes.set_xticks(ticks, names, fontsize=font_size, rotation=rotation, ha="right",
-                            rotation_mode="anchor")
+            axes.set_xticks(np.arange(num_columns), columns, fontsize=font_size,
+                            rotation=rotation, ha="right", rotation_mode="anchor")
         else:
-            axes.set_xticks(ticks, names, fontsize=font_size)
-        axes.set_yticks(ticks, names, fontsize=font_size)
+            axes.set_xticks(np.arange(num_columns), columns, fontsize=font_size)
+        axes.set_yticks(np.arange(num_rows), rows, fontsize=font_size)
         axes.set_xlabel("predicted", fontsize=heading)
         axes.set_ylabel("true", fontsize=heading)
-        if num_classes <= MAX_CLASSES_ANNOTATED:
-            _annotate_cells(axes, confusion, fractions, *_cell_style(side / num_classes, font_size))
+        if page_wide:
+            _annotate_cells(axes, counts, fractions, *_cell_style(side / num_columns, font_size))
         elif np.isnan(fractions).any():
             # Rows too thin to say so themselves.
             figure.text(0.01, 0.005, "grey row: no test images of that class", fontsize=heading,
                         ha="left", va="bottom")
+        if num_columns > num_rows:
+            # The column of the classes not shown is no class: a gap sets it apart.
+            axes.axvline(num_rows - 0.5, color="white", linewidth=3)
+        if note is not None:
+            axes.set_title(note, fontsize="medium")
         figure.suptitle(title, fontsize="large" if page_wide else "xx-large")
         save_figure(figure, path)
+
+
+def _matrix_height(side: float, num_rows: int, num_columns: int) -> float:
+    """Inches the cells take down the page, for square cells ``side`` inches across in all."""
+    # A square matrix keeps exactly ``side``: side * n / n may differ from it in the last bit,
+    # which would change the picture's size, so its bytes.
+    return side if num_rows == num_columns else side * num_rows / num_columns
 
 
 def _annotate_cells(
@@ -197,7 +281,7 @@ def _annotate_cells(
     """
     colours = _text_colours(fractions)
     for row in np.flatnonzero(confusion.sum(axis=1) == 0):
-        axes.text((len(confusion) - 1) / 2, row, "no test images", ha="center", va="center",
+        axes.text((confusion.shape[1] - 1) / 2, row, "no test images", ha="center", va="center",
                   fontsize=font_size, style="italic", color="0.3")
     for row, column in zip(*np.nonzero(confusion)):
         axes.text(
@@ -239,39 +323,53 @@ def draw_per_class_errors(
     rates of 0.1% and 1% differ visibly. A class with no test images says so, below the others.
     With at most ``MAX_CLASSES_WITH_VALUES`` classes each bar carries its rate and counts. A
     dashed line marks the mean rate over the classes present; when no class has a mistake the
-    picture says so instead. The picture is ``MAX_WIDTH_INCHES`` wide.
+    picture says so instead. The picture is ``MAX_WIDTH_INCHES`` wide. Past
+    ``MAX_CLASSES_DRAWN`` classes only the ``MAX_CLASSES_WITH_VALUES`` worst have bars (with their
+    values); the axis names them "the 40 worst of 5,000 classes", and a note under the picture
+    gives the range of the others' rates. The mean is still over every class.
     """
     confusion = np.asarray(confusion)
+    # As they will be drawn, before any is measured: an escape is wider than its glyph.
+    classes = [drawable(name) for name in classes]
     num_classes = len(classes)
     if confusion.shape != (num_classes, num_classes):
         raise ValueError(f"confusion has shape {confusion.shape} for {num_classes} classes")
     wrong, total, percent = class_errors(confusion)
     order = worst_first(percent)
+    summary = num_classes > MAX_CLASSES_DRAWN
+    if summary:
+        order = order[:MAX_CLASSES_WITH_VALUES]
+    num_bars = order.size
     present = ~np.isnan(percent)
     worst = float(percent[present].max()) if present.any() else 0.0
     # A little past the worst bar, so it does not touch the frame; 0 to 1% with nothing to show.
     right = 1.08 * worst if worst > 0 else 1.0
     # A third of an inch a bar; 200 classes would need 67 inches, so thinner bars past a cap.
-    height = float(np.clip(0.3 * num_classes, 2, 30))
-    font_size = _label_font_size(height / num_classes)
+    height = float(np.clip(0.3 * num_bars, 2, 30))
+    font_size = _label_font_size(height / num_bars)
     # Row r from the top shows class order[r].
-    rows = np.arange(num_classes)
+    rows = np.arange(num_bars)
     drawn = present[order]
     with plain_style():
-        figure = new_figure(MAX_WIDTH_INCHES, height + 1.4)
+        figure = new_figure(MAX_WIDTH_INCHES, height + 1.4 + (_NOTE_LINE_INCHES if summary else 0))
         axes = figure.subplots()
         axes.barh(rows[drawn], percent[order[drawn]], height=0.7, color=_BAR_COLOUR)
         for row in rows[~drawn]:
             # At the axis' left end whatever its scale: x in axes fractions, y in rows.
             axes.text(0.01, row, "no test images", transform=axes.get_yaxis_transform(),
                       va="center", fontsize=font_size, style="italic", color="0.4")
-        if num_classes <= MAX_CLASSES_WITH_VALUES:
+        if num_bars <= MAX_CLASSES_WITH_VALUES:
             for row, k in zip(rows[drawn], order[drawn]):
                 _write_bar_value(axes, row, percent[k], _bar_text(percent[k], wrong[k], total[k]),
                                  right, font_size)
         if worst > 0:
             mean = float(percent[present].mean())
-            over = "classes" if present.all() else f"the {present.sum()} classes with test images"
+            if summary:
+                over = (f"all {num_classes:,} classes" if present.all() else
+                        f"the {present.sum():,} classes with test images")
+            else:
+                over = ("classes" if present.all() else
+                        f"the {present.sum()} classes with test images")
             axes.axvline(mean, color=_MEAN_COLOUR, linestyle="--", linewidth=1.2)
             # Said in the axes' title, which matplotlib keeps clear of the ticks at the top.
             # Flush right: the layout makes room above a title but not beside it, and long class
@@ -283,17 +381,42 @@ def draw_per_class_errors(
             axes.set_title("no mistakes: every test image classified correctly", fontsize="medium",
                            loc="right")
         axes.set_yticks(rows, [literal(classes[k]) for k in order], fontsize=font_size)
-        axes.set_ylim(num_classes - 0.5, -0.5)
+        axes.set_ylim(num_bars - 0.5, -0.5)
         axes.set_xlim(0, right)
         axes.set_xlabel("test error (%)")
-        if num_classes > MAX_CLASSES_WITH_VALUES:
+        if num_bars > MAX_CLASSES_WITH_VALUES:
             # A tall picture: the scale at the top too, where reading starts.
             axes.tick_params(axis="x", top=True, labeltop=True)
-        axes.set_ylabel("class, worst first")
+        if summary:
+            axes.set_ylabel(f"the {num_bars} worst of {num_classes:,} classes, worst first")
+            figure.supxlabel(_not_shown_note(percent, order), fontsize="small")
+        else:
+            axes.set_ylabel("class, worst first")
         axes.grid(axis="x", alpha=0.3)
         axes.set_axisbelow(True)
         figure.suptitle(title)
         save_figure(figure, path)
+
+
+def _not_shown_note(percent: np.ndarray, shown: np.ndarray) -> str:
+    """What a picture of the classes ``shown`` leaves out: how many others, their range of error
+    rates, and how many of them have no test images."""
+    hidden = np.ones(percent.size, dtype=bool)
+    hidden[shown] = False
+    rates = percent[hidden]
+    absent = int(np.isnan(rates).sum())
+    rates = rates[~np.isnan(rates)]
+    note = f"not shown: the other {hidden.sum():,} classes"
+    if rates.size:
+        note += f", test error {_rate(rates.min())} to {_rate(rates.max())}"
+    if absent:
+        note += f"; {absent:,} of them without test images"
+    return note
+
+
+def _rate(percent: float) -> str:
+    """A rate as the bars give it: "0%", else two decimals."""
+    return "0%" if percent == 0 else f"{percent:.2f}%"
 
 
 def _write_bar_value(

@@ -10,7 +10,14 @@ import numpy as np
 from matplotlib.font_manager import FontProperties
 from matplotlib.textpath import text_to_path
 
-from numpynet.pictures.png import MAX_WIDTH_INCHES, literal, new_figure, plain_style, save_figure
+from numpynet.pictures.png import (
+    MAX_WIDTH_INCHES,
+    drawable,
+    literal,
+    new_figure,
+    plain_style,
+    save_figure,
+)
 
 COLUMNS = 5
 
@@ -26,22 +33,22 @@ _LINE_HEIGHT = 0.15
 
 
 def most_confident_mistakes(
-    probabilities: np.ndarray, labels: np.ndarray, count: int
+    predictions: np.ndarray, confidences: np.ndarray, labels: np.ndarray, count: int
 ) -> np.ndarray:
     """Indices of up to ``count`` misclassified samples, the most confident first.
 
-    ``probabilities`` is (N, K), ``labels`` (N,). A sample is misclassified when its most
-    probable class (the first, on a tie, as ``argmax`` picks) is not its label; its confidence
-    is that class's probability. Equal confidences keep index order, so the answer is the same
-    on every run. Fewer than ``count`` come back when there are fewer mistakes.
+    ``predictions``, ``confidences`` and ``labels`` are (N,): each sample's most probable class,
+    that class's probability, and its true class (see
+    :func:`numpynet.evaluation.top_predictions`). A sample is misclassified when its prediction is
+    not its label. Equal confidences keep index order, so the answer is the same on every run.
+    Fewer than ``count`` come back when there are fewer mistakes.
     """
     if count < 0:
         raise ValueError(f"count must be >= 0, got {count}")
-    probabilities = np.asarray(probabilities)
+    predictions = np.asarray(predictions)
     labels = np.asarray(labels)
-    predictions = probabilities.argmax(axis=1)
     mistakes = np.flatnonzero(predictions != labels)
-    confidence = probabilities[mistakes, predictions[mistakes]]
+    confidence = np.asarray(confidences)[mistakes]
     # lexsort sorts by its last key first: confidence descending, then index ascending.
     order = np.lexsort((mistakes, -confidence))
     return mistakes[order[:count]].astype(np.int64)
@@ -94,8 +101,9 @@ def _titles(
 ) -> tuple[list[str], int, int]:
     """Each image's title, as written, in the first of ``_LAYOUTS`` that holds them whole (or the
     last); with its columns and lines."""
+    # Escaped before they are measured: an escape is wider than the glyph it stands for.
     names = [
-        (classes[int(label)], classes[int(predicted)], float(confidence))
+        (drawable(classes[int(label)]), drawable(classes[int(predicted)]), float(confidence))
         for label, predicted, confidence in zip(labels, predictions, confidences)
     ]
     # Measured in the font the picture is drawn in, whatever a matplotlibrc says.

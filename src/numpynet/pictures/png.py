@@ -8,6 +8,7 @@ when a display exists. Rendering goes through Agg, which needs no display.
 from __future__ import annotations
 
 import contextlib
+import functools
 from pathlib import Path
 from typing import Iterator
 
@@ -15,6 +16,7 @@ import matplotlib
 import matplotlib.style
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ft2font import FT2Font
 
 from numpynet.files import atomic_path
 
@@ -32,10 +34,38 @@ MAX_WIDTH_INCHES = 6.0
 _NO_METADATA = {"Software": None}
 
 
+def drawable(text: str, keep_line_breaks: bool = False) -> str:
+    """``text`` with each character the pictures' font (DejaVu Sans) has no glyph for written as
+    an escape (``\\u732b``), and control characters as ``\\t``-style escapes: a class name's
+    line break too, unless ``keep_line_breaks`` (a title of several lines).
+
+    Matplotlib would otherwise draw an empty box and warn for each, or take the glyph from
+    whatever other font this machine has, so that the picture's bytes would depend on the fonts
+    installed.
+    """
+    glyphs = _font_glyphs()
+    return "".join(
+        character if (keep_line_breaks and character == "\n")
+        or (ord(character) in glyphs and character.isprintable())
+        else repr(character)[1:-1] if not character.isprintable()
+        else f"\\u{ord(character):04x}" if ord(character) <= 0xFFFF
+        else f"\\U{ord(character):08x}"
+        for character in text
+    )
+
+
+@functools.cache
+def _font_glyphs() -> frozenset[int]:
+    """The code points the font matplotlib ships and draws with by default has glyphs for."""
+    font = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    return frozenset(FT2Font(str(font)).get_charmap())
+
+
 def literal(text: str) -> str:
-    """``text`` escaped so that matplotlib shows it as written: it reads a text between two dollar
-    signs as a formula (and fails on a bad one), and a class name may hold dollar signs."""
-    return text.replace("$", r"\$")
+    """``text`` escaped so that matplotlib shows it as written (see :func:`drawable`): it reads a
+    text between two dollar signs as a formula (and fails on a bad one), and a class name may
+    hold dollar signs."""
+    return drawable(text, keep_line_breaks=True).replace("$", r"\$")
 
 
 @contextlib.contextmanager
