@@ -73,8 +73,9 @@ def url_file_name(url: str) -> str | None:
 
     The name is the last segment of the URL's path (a trailing ``/`` ignored; the query string,
     such as a signed link's signature, is never part of it), percent-decoded. It must end in one
-    of :data:`IMAGE_ARCHIVE_SUFFIXES` (the suffix decides how the archive is read) and be a plain
-    file name: no ``/`` or ``\\`` once decoded, no leading ``.``, no control characters.
+    of :data:`IMAGE_ARCHIVE_SUFFIXES`, so that a link to a page is caught before the download
+    (what the archive is, its first bytes decide: formats/archive_kind.py), and be a plain file
+    name: no ``/`` or ``\\`` once decoded, no leading ``.``, no control characters.
     """
     try:
         path = urllib.parse.urlparse(url).path.rstrip("/")

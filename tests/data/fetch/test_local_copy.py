@@ -12,13 +12,14 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+import unicodedata
 from pathlib import Path
 
 import pytest
 
 from helpers.hostile_data import fake_image_folder
 from numpynet.data.catalog import ImageFolderSource
-from numpynet.data.fetch import acquire_dataset
+from numpynet.data.fetch import acquire_dataset, local_copy
 from numpynet.errors import DownloadError
 
 
@@ -229,3 +230,52 @@ def test_a_folder_elsewhere_in_the_project_is_fine(project, stage_out, monkeypat
     acquire_dataset(folder_source("images/pets"), stage_out, mirror=None, timeout=5,
                     project_root=project, log=lambda line: None)
     assert (stage_out / "pets" / "test" / "cat" / "0.png").is_file()
+
+
+# --- names a case- or normalization-insensitive file system stores as one ------------------------
+
+
+def _folding_file_system(monkeypatch) -> None:
+    """Make the copy's destination behave like macOS's or Windows' file system: names that differ
+    only by case or Unicode normalization are one name (the first one created keeps it)."""
+    real_mkdir, real_open = Path.mkdir, open
+
+    def folded(path) -> Path:
+        path = Path(path)
+        return path.with_name(unicodedata.normalize("NFD", path.name).casefold())
+
+    monkeypatch.setattr(Path, "mkdir", lambda self, *a, **k: real_mkdir(folded(self), *a, **k))
+    monkeypatch.setattr(local_copy, "open", lambda path, mode: real_open(folded(path), mode),
+                        raising=False)
+
+
+@pytest.mark.hostile
+@pytest.mark.parametrize(("first", "second"), [
+    ("train/Cat", "train/cat"), ("train/caf\u00e9", "train/cafe\u0301"),
+    ("train/cat/1.png", "train/cat/1.PNG"),
+], ids=["case", "normalization", "image-case"])
+def test_names_the_destination_stores_as_one_are_refused_naming_both(tmp_path, out, monkeypatch,
+                                                                     first, second):
+    # Before: two folders merged into one class (or a FileExistsError traceback), two images one.
+    root = fake_image_folder(tmp_path / "pets")
+    for name in (first, second):
+        path = root / name if name.endswith(".png") else root / name / "0.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(name.encode())
+    _folding_file_system(monkeypatch)
+    a, b = sorted([first.rsplit("/", 1)[1], second.rsplit("/", 1)[1]])
+    # Escaped, so that 'caf\xe9' and 'cafe\u0301' show how they differ.
+    refused(folder_source(root), out, KEY, f"{ascii(a)} and {ascii(b)}",
+            "differ only by case or by Unicode normalization", "nothing was copied",
+            "Rename one of them, or merge the two")
+
+
+@pytest.mark.hostile
+def test_names_alike_but_for_case_are_two_where_the_file_system_keeps_them_apart(tmp_path, out):
+    root = fake_image_folder(tmp_path / "pets")
+    for name in ("Cat", "cat"):
+        (root / "train" / name).mkdir(exist_ok=True)
+        (root / "train" / name / "9.png").write_bytes(name.encode())
+    acquire_dataset(folder_source(root), out, mirror=None, timeout=5, log=lambda line: None)
+    assert (out / "pets" / "train" / "Cat" / "9.png").read_bytes() == b"Cat"
+    assert (out / "pets" / "train" / "cat" / "9.png").read_bytes() == b"cat"

@@ -14,17 +14,22 @@ climb out with ``..``, absolute paths and links are refused through read_image_f
 from __future__ import annotations
 
 import io
+import os
 import struct
 import tarfile
 import tracemalloc
+import unicodedata
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from helpers.hostile_data import MiB, png, png_zeros, small_dataset, tar_gz_with, zip_with
 from helpers.project import make_stage_project
+from helpers.properties import EXAMPLES
 from helpers.stages import assert_refused, preprocess_image_folder
 from numpynet.data.formats.archive import MAX_TAR_EXTENDED_HEADER_BYTES, Holdings, list_location
 from numpynet.data.formats.image_folder import may_be_image, read_image_folder
@@ -296,3 +301,82 @@ def test_a_path_deeper_than_any_dataset_is_refused(tmp_path):
         (folder / name).write_bytes(data)
     with pytest.raises(DataFormatError, match=r"lies 64 folders deep, deeper than any dataset"):
         read(folder)
+
+
+# --- names that are no text: a tar's or a folder's bytes that are not UTF-8 ---------------------
+
+
+def tar_of_bytes_names(path: Path, names: list[bytes], tar_format: int) -> Path:
+    """A tar of one image under each of ``names``, stored as those very bytes."""
+    image = png(np.zeros((4, 5, 3), np.uint8))
+    with tarfile.open(path, "w", format=tar_format, encoding="utf-8",
+                      errors="surrogateescape") as tar:
+        for name in names:
+            info = tarfile.TarInfo(name.decode("utf-8", "surrogateescape"))
+            info.size = len(image)
+            tar.addfile(info, io.BytesIO(image))
+    return path
+
+
+_LEGACY_CAT = "кошка".encode("cp1251") + b"/0.png"
+
+
+@pytest.mark.hostile
+@pytest.mark.parametrize("tar_format", [tarfile.GNU_FORMAT, tarfile.PAX_FORMAT,
+                                        tarfile.USTAR_FORMAT], ids=["gnu", "pax", "ustar"])
+def test_a_tar_member_name_that_is_not_utf8_is_refused_naming_its_bytes(tmp_path, tar_format):
+    # tarfile decodes such names with surrogateescape: before, classes of lone surrogates that
+    # printed as '\udcea\udcee...' or broke dataset.json.
+    names = [_LEGACY_CAT, b"dog/0.png", b"dog/1.png", _LEGACY_CAT.replace(b"/0", b"/1")]
+    archive = tar_of_bytes_names(tmp_path / "pets.tar", names, tar_format)
+    with pytest.raises(DataFormatError) as refused:
+        read_image_folder(archive, log=lambda line: None)
+    message = str(refused.value)
+    for fragment in [f"the archive {archive} holds '\\xea\\xee\\xf8\\xea\\xe0/0.png', a name "
+                     "that is not valid UTF-8", "a legacy encoding", "nothing was decoded",
+                     "convmv -f <its encoding> -t utf-8 -r --notest <folder>",
+                     "recreate the archive"]:
+        assert fragment in message, message
+    assert "\\udc" not in message and "\n" not in message
+
+
+@pytest.mark.hostile
+def test_a_folder_entry_named_in_a_legacy_encoding_is_refused(tmp_path):
+    folder = tmp_path / "pets"
+    for name in (b"dog/0.png", b"dog/1.png", _LEGACY_CAT):
+        path = Path(os.fsdecode(bytes(folder) + b"/" + name))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(png(np.zeros((4, 5, 3), np.uint8)))
+    with pytest.raises(DataFormatError, match=r"the folder .*pets holds '\\xea\\xee\\xf8\\xea"
+                                              r"\\xe0', a name that is not valid UTF-8.* "
+                                              r"Rename it in UTF-8 \(convmv"):
+        read_image_folder(folder, log=lambda line: None)
+
+
+@pytest.mark.hostile
+@EXAMPLES
+@given(name=st.text(st.characters(min_codepoint=0x20, max_codepoint=0x4ff,
+                                  blacklist_characters="/\\.", blacklist_categories=("Cs", "Cc")),
+                    min_size=1, max_size=8),
+       encoding=st.sampled_from(["cp1251", "koi8-r", "latin-1", "cp866", "utf-8", "shift_jis"]))
+def test_tar_names_are_read_when_utf8_and_refused_otherwise(tmp_path_factory, name, encoding):
+    try:
+        stored = name.encode(encoding)
+    except UnicodeEncodeError:
+        return
+    if stored == b"dog":
+        return
+    archive = tar_of_bytes_names(
+        tmp_path_factory.mktemp("tars") / "d.tar",
+        [stored + f"/{k}.png".encode() for k in range(3)] + [b"dog/0.png", b"dog/1.png",
+                                                              b"dog/2.png"],
+        tarfile.GNU_FORMAT,
+    )
+    try:
+        text = stored.decode("utf-8")
+    except UnicodeDecodeError:
+        with pytest.raises(DataFormatError, match="a name that is not valid UTF-8"):
+            read_image_folder(archive, log=lambda line: None)
+        return
+    classes = read_image_folder(archive, log=lambda line: None).classes
+    assert classes == sorted([unicodedata.normalize("NFC", text), "dog"])

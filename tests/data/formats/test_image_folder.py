@@ -428,7 +428,9 @@ def test_a_train_class_missing_from_test_is_fine(tmp_path):
         (["cat/0.png", "cat/1.png"], "1 class folder .cat.; a classifier needs at least 2"),
         (["train/cat/0.png", "train/cat/1.png"], "needs at least 2"),
         (["test/cat/0.png", "test/dog/0.png"], "no 'train' folder"),
-        (["train/cat/0.png", "train/dog/0.png", "val/cat/0.png"], "folder 'val' next to 'train'"),
+        (["train/cat/0.png", "train/dog/0.png", "val/cat/0.png"],
+         "found val/, named like split folders: .* Move the images in val/<class>/ into "
+         "train/<class>/"),
         (["train/cat/0.png", "train/dog/0.png", "test/0.png"], "'test' has no class folders"),
     ],
 )
@@ -442,12 +444,15 @@ def test_layouts_that_cannot_be_read_are_explained(tmp_path, paths, expected):
 def test_a_bad_location_is_explained(tmp_path):
     with pytest.raises(DataFormatError, match="does not exist"):
         read(tmp_path / "nowhere")
-    (tmp_path / "d.rar").write_bytes(b"Rar!")
-    with pytest.raises(DataFormatError, match="neither a folder nor a supported archive"):
+    (tmp_path / "d.rar").write_bytes(b"Rar!\x1a\x07\x00")
+    with pytest.raises(DataFormatError, match="d.rar is a RAR archive: preprocess reads a folder, "
+                                              "a zip, or a tar"):
         read(tmp_path / "d.rar")
+    # Whatever their names say, the bytes are no archive (test_archive_kind.py has the rest).
     for name in ("d.tar.gz", "d.zip", "d.tar"):
         (tmp_path / name).write_bytes(b"garbage, not an archive" * 40)
-        with pytest.raises(DataFormatError, match="corrupt or truncated"):
+        with pytest.raises(DataFormatError, match="no archive format preprocess reads .it starts "
+                                                  "with the text 'garbage,'."):
             read(tmp_path / name)
 
 
@@ -682,3 +687,75 @@ def test_real_cifar10_jpeg_tarball():
     # Real photographs, not blank decodes: every image has some contrast.
     assert (dataset.x_test.reshape(10000, -1).std(axis=1) > 1).all()
     assert seconds < 120, f"decoding took {seconds:.0f} s"
+
+
+# ---------------------------------------------------------------------------------------------
+# Split folders spelled otherwise: Train/, TEST/, val/ (refused, saying how to name them)
+# ---------------------------------------------------------------------------------------------
+
+
+def split_paths(*splits: str) -> list[str]:
+    return [f"{split}/{label}/{k}.png" for split in splits for label in ("cat", "dog")
+            for k in range(3)]
+
+
+@pytest.mark.hostile
+@pytest.mark.parametrize(("splits", "said"), [
+    (("Train", "Test"), "found Train/ and Test/, named like split folders: preprocess reads "
+                        "train/ and test/ alone as splits, by these exact lowercase names"),
+    (("TRAIN", "TEST"), "Rename TRAIN/ to train/ and rename TEST/ to test/"),
+    (("Train", "Test", "Validation"),
+     "Rename Train/ to train/, rename Test/ to test/ and move the images in Validation/<class>/ "
+     "into train/<class>/ (the validation split is carved off the training images) and remove "
+     "Validation/"),
+    (("train", "Test"), "Rename Test/ to test/"),
+    (("train", "Val"), "found Val/, named"),
+    (("Train",), "Rename Train/ to train/"),
+    (("Test",), "Rename Test/ to test/ and add a train/ folder beside test/"),
+    (("train", "Train"), "Merge Train/ into the train/ beside it"),
+    (("cat", "dog", "val"), "Move the images in val/<class>/ into <class>/ beside it"),
+], ids=["Train-Test", "TRAIN-TEST", "with-Validation", "train-Test", "train-Val", "Train-alone",
+        "Test-alone", "train-and-Train", "classes-and-val"])
+def test_split_folders_spelled_otherwise_are_refused_saying_how_to_name_them(tmp_path, splits,
+                                                                             said):
+    # Before: "class folder 'Test' holds no images directly", or Test/ alone taken for a
+    # wrapper and trained on.
+    if "cat" in splits:  # no split folders: classes, and a validation folder of the same classes
+        paths = [f"{label}/{k}.png" for label in ("cat", "dog") for k in range(3)]
+        write_images(tmp_path / "d", random_images(paths + split_paths("val")))
+    else:
+        write_images(tmp_path / "d", random_images(split_paths(*splits)))
+    with pytest.raises(DataFormatError) as refused:
+        read(tmp_path / "d")
+    message = str(refused.value)
+    assert said in message and "holding no images; nothing was decoded" in message, message
+    # The fix the message gives reads: the same images under the documented names.
+    fixed = {"train": "train", "test": "test"}
+    renamed = ["train"] + [fixed.get(split.lower(), "train") for split in splits
+                           if split not in ("cat", "dog")]
+    write_images(tmp_path / "fixed", random_images(split_paths(*dict.fromkeys(renamed))))
+    assert read(tmp_path / "fixed")[0].classes == ["cat", "dog"]
+
+
+@pytest.mark.hostile
+def test_a_class_named_like_a_split_that_holds_images_stays_a_class(tmp_path):
+    # A dataset of vehicles: Train/ holds images itself, so it is a class, as before.
+    write_images(tmp_path / "d", random_images([f"{label}/{k}.png" for label in ("Train", "Bus")
+                                                for k in range(3)]))
+    assert read(tmp_path / "d")[0].classes == ["Bus", "Train"]
+
+
+@pytest.mark.hostile
+@EXAMPLES
+@given(word=st.sampled_from(["train", "test", "val", "valid", "validation"]),
+       upper=st.lists(st.booleans(), min_size=10, max_size=10))
+def test_any_spelling_of_a_split_but_train_and_test_is_refused_by_name(word, upper):
+    spelled = "".join(c.upper() if up else c for c, up in zip(word, upper))
+    names = [f"{spelled}/cat/0.png", f"{spelled}/dog/0.png", "train/cat/1.png",
+             "train/dog/1.png"] if spelled != "train" else ["train/cat/0.png", "train/dog/0.png"]
+    if spelled in ("train", "test"):
+        find_samples(listing(*names), HERE)  # the documented names: no refusal about them
+        return
+    with pytest.raises(DataFormatError, match=f"found {spelled}/, named like split folders: .*"
+                                              f"would take it for a class"):
+        find_samples(listing(*names), HERE)

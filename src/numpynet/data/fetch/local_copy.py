@@ -9,7 +9,17 @@ member, since it could point anywhere):
   every special file (a pipe, a device, a socket) is refused, naming it and where it points;
 * the folder may not contain the project's ``data/`` folder or the destination (it would copy the
   dataset into itself), and no local source may lie inside ``data/raw/`` or the destination,
-  which the stage replaces. A folder elsewhere in the project (``images/``) is fine.
+  which the stage replaces. A folder elsewhere in the project (``images/``) is fine;
+* two entries of one folder that the project's file system stores under one name (``Cat/`` and
+  ``cat/`` where it ignores case, as macOS's and Windows' do; ``café`` composed and decomposed
+  where it ignores Unicode normalization) are refused, naming both: the copy would merge two
+  classes, or overwrite one image with another. Every file and folder is created exclusively, so
+  the file system itself says when it folds two names into one.
+
+The copy keeps every relative path: a file ``train/cat/1.png`` of the source is
+``data/raw/<name>/<source's last component>/train/cat/1.png``, and an archive is copied whole
+under its own name, so preprocess's messages can name the file in the source
+(formats/source_names.py).
 
 No copy, folder or archive, writes more than ``download.max_bytes`` in all.
 """
@@ -18,6 +28,7 @@ from __future__ import annotations
 
 import os
 import stat
+import unicodedata
 from pathlib import Path
 
 from numpynet.data.catalog import ImageFolderSource, RemoteFile
@@ -140,8 +151,12 @@ class _Budget:
             )
 
 
-def _copy_file(path: Path | str, target: Path, budget: _Budget) -> None:
-    """Copy one regular file, within ``budget``; never follows a link or blocks on a pipe."""
+def _copy_file(path: Path | str, target: Path, budget: _Budget, exclusive: bool = False) -> None:
+    """Copy one regular file, within ``budget``; never follows a link or blocks on a pipe.
+
+    ``exclusive``: ``target`` must not exist yet (FileExistsError otherwise), for a folder's
+    entries: a file system that folds two source names into one must not overwrite the first.
+    """
     try:
         descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError as error:
@@ -152,7 +167,7 @@ def _copy_file(path: Path | str, target: Path, budget: _Budget) -> None:
     with os.fdopen(descriptor, "rb") as stream:
         if not stat.S_ISREG(os.fstat(descriptor).st_mode):
             _refuse_special(budget.source, str(path))
-        with open(target, "wb") as out:
+        with open(target, "xb" if exclusive else "wb") as out:
             for chunk in iter(lambda: _read(stream, path, budget.source), b""):
                 budget.spend(len(chunk), str(path))
                 out.write(chunk)  # a full disk: the stage names the output and the fix
@@ -226,14 +241,38 @@ def _copy_tree(pending: list[tuple[Path, Path]], root: Path, source, budget: _Bu
                 f"{source_key(source)}: cannot list {folder} ({error.strerror}); fix its "
                 f"permissions"
             ) from None
+        copied: dict[str, str] = {}  # folded name -> the entry copied under it
         for entry in entries:
             target = target_folder / entry.name
-            if entry.is_symlink():
-                _copy_file(_link_target(entry.path, root, source), target, budget)
-            elif entry.is_dir(follow_symlinks=False):
-                target.mkdir()
-                pending.append((Path(entry.path), target))
-            elif entry.is_file(follow_symlinks=False):
-                _copy_file(entry.path, target, budget)
-            else:
-                _refuse_special(source, entry.path)
+            try:
+                if entry.is_symlink():
+                    _copy_file(_link_target(entry.path, root, source), target, budget,
+                               exclusive=True)
+                elif entry.is_dir(follow_symlinks=False):
+                    target.mkdir()
+                    pending.append((Path(entry.path), target))
+                elif entry.is_file(follow_symlinks=False):
+                    _copy_file(entry.path, target, budget, exclusive=True)
+                else:
+                    _refuse_special(source, entry.path)
+            except FileExistsError:
+                _refuse_folded(source, folder, entry.name, copied.get(_folded(entry.name)))
+            copied.setdefault(_folded(entry.name), entry.name)
+
+
+def _folded(name: str) -> str:
+    """What a file system that ignores case and Unicode normalization stores ``name`` as, near
+    enough to find which earlier entry it took ``name`` for."""
+    return unicodedata.normalize("NFC", name).casefold()
+
+
+def _refuse_folded(source: ImageFolderSource, folder: Path, name: str, earlier: str | None) -> None:
+    """Refuse an entry the destination's file system stores under the name of an earlier one."""
+    other = f"{ascii(earlier)} and {ascii(name)}" if earlier else f"{ascii(name)} and another entry"
+    raise DownloadError(
+        f"{source_key(source)}: the folder {folder} holds {other}, names that differ only by case "
+        f"or by Unicode normalization (escaped here to show the difference), and the file system "
+        f"of the project's data/ stores them as one name (as macOS's and Windows' do), so the "
+        f"copy would merge them or overwrite one with the other; nothing was copied. Rename one "
+        f"of them, or merge the two (move the images of one into the other)"
+    )

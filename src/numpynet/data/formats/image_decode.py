@@ -31,6 +31,7 @@ from PIL import Image, JpegImagePlugin
 
 from numpynet.data.formats.archive import ListedFile
 from numpynet.data.formats.image_modes import UnrepresentableImage, convert, natural_mode
+from numpynet.data.formats.source_names import SourceNames
 from numpynet.data.read_limits import DEFAULT_LIMITS, PILLOW_PIXEL_CEILING, ReadLimits, amount
 from numpynet.errors import DataFormatError
 
@@ -39,7 +40,7 @@ RESAMPLING = Image.Resampling.BILINEAR
 
 def decode_images(
     files: list[ListedFile],
-    location: Path,
+    location: Path | SourceNames,
     mode: str | None,
     size: tuple[int, int] | None,
     limits: ReadLimits = DEFAULT_LIMITS,
@@ -49,9 +50,11 @@ def decode_images(
     ``mode`` is ``"L"``, ``"RGB"`` or ``None``; ``size`` is (height, width) or ``None``. Without a
     declared ``size`` the first image sets it and every other must match. Without a ``mode`` the
     array starts grayscale and turns RGB at the first color image: the gray images decoded so far
-    get their value in all three channels, just what Pillow's conversion gives. ``location`` only
-    names the dataset in error messages. ``limits`` bound each image's pixels and the array.
+    get their value in all three channels, just what Pillow's conversion gives. ``location`` (a
+    path, or the :class:`SourceNames` of a user's source) only names the dataset in error
+    messages. ``limits`` bound each image's pixels and the array.
     """
+    place = SourceNames.of(location).place()
     out: np.ndarray | None = None
     first_name = ""
     headers = _JpegHeaders(limits.max_image_pixels)
@@ -59,39 +62,39 @@ def decode_images(
         # Pillow warns about large images it opens anyway; the limit is enforced here instead.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         for i, f in enumerate(files):
-            with headers.open(f, location) as image:
+            with headers.open(f, place) as image:
                 shape = (image.height, image.width)
                 if out is None:
                     first_name = f.name
-                    channels = 1 if (mode or _natural_mode(image, f, location)) == "L" else 3
-                    out = _allocate(len(files), (*(size or shape), channels), location, limits)
+                    channels = 1 if (mode or _natural_mode(image, f, place)) == "L" else 3
+                    out = _allocate(len(files), (*(size or shape), channels), place, limits)
                 elif (mode is None and out.shape[-1] == 1
-                      and _natural_mode(image, f, location) == "RGB"):
+                      and _natural_mode(image, f, place) == "RGB"):
                     gray = out
-                    out = _allocate(len(files), (*out.shape[1:3], 3), location, limits)
+                    out = _allocate(len(files), (*out.shape[1:3], 3), place, limits)
                     out[:i] = gray[:i]  # broadcasts the single channel to three
                     del gray
                 if size is None and shape != out.shape[1:3]:
                     raise DataFormatError(
-                        f"image {f.name!r} in {location} is {_hw(shape)} (height x width), but "
+                        f"image {f.name!r} in {place} is {_hw(shape)} (height x width), but "
                         f"{first_name!r} and the images before it are {_hw(out.shape[1:3])}; "
                         "images must share one size, or declare a size (height, width) to "
                         "resize them all to"
                     )
-                out[i] = _pixels(image, f, location, out.shape[1:])
+                out[i] = _pixels(image, f, place, out.shape[1:])
     if out is None:
         raise ValueError("no files to decode")
     return out
 
 
 def _allocate(
-    count: int, shape: tuple[int, int, int], location: Path, limits: ReadLimits
+    count: int, shape: tuple[int, int, int], place: str, limits: ReadLimits
 ) -> np.ndarray:
     """An empty uint8 array of ``count`` images of ``shape``, if ``max_dataset_bytes`` allows."""
     total = count * math.prod(shape)
     if total > limits.max_dataset_bytes:
         raise DataFormatError(
-            f"{location}: its {count:,} images decode to {'x'.join(map(str, shape))} bytes each "
+            f"{place}: its {count:,} images decode to {'x'.join(map(str, shape))} bytes each "
             f"(height x width x channels), {amount(total)} in all, more than "
             f"preprocess.max_dataset_bytes = {amount(limits.max_dataset_bytes)}; nothing was "
             "written. Declare a smaller size (or mode L) for the dataset, or raise "
@@ -124,17 +127,17 @@ class _JpegHeaders:
         self._count = 0
         self._max_pixels = max_pixels
 
-    def open(self, f: ListedFile, location: Path) -> Image.Image:
+    def open(self, f: ListedFile, place: str) -> Image.Image:
         """:func:`_open_image`, or the decoded image when ``f`` starts with a known header."""
         if not isinstance(f.source, bytes):
-            return _open_image(f, location, self._max_pixels)
+            return _open_image(f, place, self._max_pixels)
         for length, readings in self._readings.items():
             reading = readings.get(f.source[:length])
             if reading is not None:
                 image = _decode_jpeg(f.source, *reading)
                 if image is not None:
                     return image
-        image = _open_image(f, location, self._max_pixels)
+        image = _open_image(f, place, self._max_pixels)
         if self._count < self._MAX_HEADERS:
             self._remember(image, f.source)
         return image
@@ -174,7 +177,7 @@ def _decode_jpeg(
         return None
 
 
-def _open_image(f: ListedFile, location: Path, max_pixels: int) -> Image.Image:
+def _open_image(f: ListedFile, place: str, max_pixels: int) -> Image.Image:
     """Open ``f`` lazily (header only); raise a DataFormatError naming it if Pillow cannot, or if
     it declares more than ``max_pixels`` pixels (then nothing is decoded)."""
     try:
@@ -184,50 +187,60 @@ def _open_image(f: ListedFile, location: Path, max_pixels: int) -> Image.Image:
         found = re.search(r"\((\d+) pixels\)", str(exc))  # "Image size (N pixels) exceeds..."
         count = f"{int(found[1]):,}" if found else f"over {PILLOW_PIXEL_CEILING:,}"
         pixels = f"{count} pixels (more than Pillow opens at all)"
-        raise _too_many_pixels(f, location, max_pixels, pixels) from None
+        raise _too_many_pixels(f, place, max_pixels, pixels) from None
     except MemoryError:
         raise  # the machine's problem, not the file's: the stage says so
     # Pillow's format plugins fail on garbage in many ways (OSError, SyntaxError, struct.error,
     # IndexError, EOFError...); any of them means this file is bad.
     except Exception as exc:
-        raise _undecodable(f, location, exc) from exc
+        raise _undecodable(f, place, exc) from exc
     if image.width * image.height > max_pixels:
         image.close()
         pixels = f"{image.height}x{image.width} (height x width, {image.width * image.height:,})"
-        raise _too_many_pixels(f, location, max_pixels, f"{pixels} pixels")
+        raise _too_many_pixels(f, place, max_pixels, f"{pixels} pixels")
     return image
 
 
-def _too_many_pixels(f: ListedFile, location: Path, limit: int, pixels: str) -> DataFormatError:
+def _too_many_pixels(f: ListedFile, place: str, limit: int, pixels: str) -> DataFormatError:
     if limit >= PILLOW_PIXEL_CEILING:  # no setting reads it: only a smaller image will do
         return DataFormatError(
-            f"image {f.name!r} in {location} declares {pixels}, more than Pillow opens "
+            f"image {f.name!r} in {place} declares {pixels}, more than Pillow opens "
             f"({PILLOW_PIXEL_CEILING:,}); nothing was decoded. Scale the image down"
         )
     return DataFormatError(
-        f"image {f.name!r} in {location} declares {pixels}, more than "
+        f"image {f.name!r} in {place} declares {pixels}, more than "
         f"preprocess.max_image_pixels = {limit:,}; nothing was decoded. Remove the file, or "
         f"raise preprocess.max_image_pixels in params.yaml (up to {PILLOW_PIXEL_CEILING:,}) if it "
         "is a genuine image"
     )
 
 
-def _undecodable(f: ListedFile, location: Path, exc: Exception) -> DataFormatError:
+def _undecodable(f: ListedFile, place: str, exc: Exception) -> DataFormatError:
     return DataFormatError(
-        f"cannot decode image {f.name!r} in {location}: {exc}; remove or fix the file"
+        f"cannot decode image {f.name!r} in {place}: {_without_path(exc, f)}; remove or fix the "
+        f"file"
     )
 
 
-def _natural_mode(image: Image.Image, f: ListedFile, location: Path) -> str:
+def _without_path(exc: Exception, f: ListedFile) -> str:
+    """Pillow's words without the path it opened ("cannot identify image file '/…/1.png'"):
+    the message names the file already, as the user knows it, and the path may be the copy."""
+    detail = str(exc)
+    if isinstance(f.source, Path):
+        detail = detail.replace(f" {str(f.source)!r}", "").replace(str(f.source), "the file")
+    return detail
+
+
+def _natural_mode(image: Image.Image, f: ListedFile, place: str) -> str:
     """The mode an image keeps when the dataset's mode is inferred: "L" if it has no color."""
     try:
         return natural_mode(image.mode)
     except UnrepresentableImage as exc:
-        raise _unrepresentable(f, location, exc) from None
+        raise _unrepresentable(f, place, exc) from None
 
 
 def _pixels(
-    image: Image.Image, f: ListedFile, location: Path, shape: tuple[int, int, int]
+    image: Image.Image, f: ListedFile, place: str, shape: tuple[int, int, int]
 ) -> np.ndarray:
     """The image converted and resized to ``shape`` (height, width, channels)."""
     height, width, channels = shape
@@ -241,15 +254,15 @@ def _pixels(
         # which gets them the same way and then builds an array from its interface description.
         return np.frombuffer(converted.tobytes(), dtype=np.uint8).reshape(shape)
     except UnrepresentableImage as exc:
-        raise _unrepresentable(f, location, exc) from None
+        raise _unrepresentable(f, place, exc) from None
     except MemoryError:
         raise
     except Exception as exc:  # truncated or malformed data surfaces only when decoding
-        raise _undecodable(f, location, exc) from exc
+        raise _undecodable(f, place, exc) from exc
 
 
-def _unrepresentable(f: ListedFile, location: Path, exc: UnrepresentableImage) -> DataFormatError:
-    return DataFormatError(f"image {f.name!r} in {location} {exc}")
+def _unrepresentable(f: ListedFile, place: str, exc: UnrepresentableImage) -> DataFormatError:
+    return DataFormatError(f"image {f.name!r} in {place} {exc}")
 
 
 def _hw(shape: tuple[int, int]) -> str:
