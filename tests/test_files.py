@@ -434,3 +434,11 @@ def test_a_checked_path_reopens_the_file_checked_not_what_replaced_it(tmp_path):
         read_regular_file(tmp_path / "missing", 10, "BOUND")
     with pytest.raises(IsADirectoryError):
         read_regular_file(tmp_path, 10, "BOUND")
+
+
+@pytest.mark.hostile
+def test_json_nested_too_deeply_is_a_value_error_not_a_recursion_error():
+    """Every reader of records and checkpoints catches ValueError; "[[[[…" raised
+    RecursionError past them (a traceback, and a checkpoint never discarded)."""
+    with pytest.raises(ValueError, match="nested too deeply"):
+        files.parse_json("[" * 200_000)

@@ -175,3 +175,25 @@ def test_info_refuses_a_model_folder_mixing_two_models(tmp_path, capsys, file_na
     code, stderr = info(capsys, ours)
     assert_refused(code, stderr, f"{file_name} in {ours} does not belong", "copy the whole folder",
                    "dvc repro train@pets")
+
+
+@pytest.mark.hostile
+def test_info_refuses_json_nested_too_deeply_as_a_message(tmp_path, capsys):
+    """A 200 KB metrics file of "[[[[…": Python's json raises RecursionError, no ValueError."""
+    model = write_model(tmp_path)
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 200_000)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["info", str(model), "--metrics", str(deep)])
+    error = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "Traceback" not in error
+    assert "nested too deeply" in error and str(deep) in error
+
+
+@pytest.mark.hostile
+def test_info_given_a_device_says_it_is_no_model_folder(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["info", "/dev/null"])
+    error = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert "/dev/null is no folder, not a model folder" in error and "move" not in error

@@ -90,12 +90,15 @@ run_stage(main, name="endless")
 LAUNCHER = """
 import os, shlex, subprocess, sys, time
 stage, out, err, through_shell = sys.argv[1:5]
+under_dvc = sys.argv[5:] != ["by-hand"]
 command = [sys.executable, "-c", stage]
 if through_shell == "yes":
     # `; exit $?` keeps the shell in between whatever it does with a lone command (dash stays).
     command = ["/bin/sh", "-c", shlex.join(command) + "; exit $?"]
-child = subprocess.Popen(command, stdout=open(out, "w"), stderr=open(err, "w"),
-                         env={**os.environ, "DVC_STAGE": "train@x"})
+environment = {key: value for key, value in os.environ.items() if key != "DVC_STAGE"}
+if under_dvc:
+    environment["DVC_STAGE"] = "train@x"  # as DVC sets it for every stage command
+child = subprocess.Popen(command, stdout=open(out, "w"), stderr=open(err, "w"), env=environment)
 print(child.pid, flush=True)
 time.sleep(600)
 """
@@ -179,6 +182,29 @@ def test_a_stage_whose_starter_is_killed_stops_within_seconds(tmp_path, through_
              else f"its parent process {launcher.pid}")
     assert err.read_text() == f"interrupted because {cause} ended: nothing was written\n"
     wait_for(lambda: ended(child), 10, "the shell to end after the stage")
+
+
+@pytest.mark.hostile
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+def test_a_stage_run_by_hand_outlives_the_shell_that_started_it(tmp_path):
+    """`nohup python stages/train.py ... &` from a shell that then exits: the user's wish that it
+    go on is kept; only a stage of DVC's (DVC_STAGE set) stops when its starter ends."""
+    out, err = tmp_path / "out.txt", tmp_path / "err.txt"
+    launcher = subprocess.Popen(
+        [sys.executable, "-c", LAUNCHER, ENDLESS_STAGE, str(out), str(err), "no", "by-hand"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        child = int(launcher.stdout.readline())
+        wait_for(lambda: out.exists() and out.read_text() == "running\n", 30, "the stage")
+    finally:
+        launcher.kill()
+        launcher.wait()
+    try:
+        time.sleep(3)  # three times the watch's period
+        assert not ended(child) and err.read_text() == ""
+    finally:
+        os.kill(child, signal.SIGTERM)
+    wait_for(lambda: ended(child), 10, "the stage to stop on SIGTERM")
 
 
 @pytest.mark.hostile

@@ -25,6 +25,7 @@ import re
 import secrets
 import shutil
 import stat
+import sys
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Iterator
@@ -282,7 +283,10 @@ def write_json(path: Path | str, data) -> None:
 def parse_json(text: str):
     """``json.loads``, refusing NaN and Infinity (``ValueError``): they are no JSON, numpynet
     never writes them, and read back they would print as facts ("accuracy nan%")."""
-    return json.loads(text, parse_constant=_refuse_constant)
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:  # "[[[[…" a few hundred thousand deep: no JSON numpynet writes
+        raise ValueError("nested too deeply to be a file numpynet wrote") from None
 
 
 def _refuse_constant(name: str):
@@ -468,9 +472,13 @@ def regular_file_path(path: Path | str) -> Iterator[os.PathLike]:
     """``path``, checked as :func:`open_regular_file` checks it, for a reader that takes a path
     (``zipfile``, :func:`numpynet.arrays.load_npz`).
 
-    Where the system has ``/dev/fd``, the path yielded reopens the very file that was checked,
+    On Linux (``/dev/fd``), the path yielded reopens the very file that was checked,
     so a FIFO or a device swapped in afterwards is never opened; it prints as ``path`` in
     messages. Elsewhere it is ``path`` itself.
     """
     with open_regular_file(path) as stream:
-        yield _DescriptorPath(path, stream.fileno()) if os.path.isdir("/dev/fd") else Path(path)
+        # Linux only: there, opening /dev/fd/<n> opens the file anew, with its own position; on
+        # macOS and the BSDs it duplicates the descriptor, sharing one position between the
+        # reads of a header and of the data after it.
+        reopen = sys.platform.startswith("linux") and os.path.isdir("/dev/fd")
+        yield _DescriptorPath(path, stream.fileno()) if reopen else Path(path)

@@ -161,12 +161,14 @@ def _check_is_a_model_folder(directory: Path) -> None:
     """Refuse, with the fix, a path that is no model folder at all: a file (one of a model's, or
     anything else), the folder of all models, a path that does not exist. Retraining fixes none
     of these; pointing at the right folder does."""
-    if directory.is_file():
+    if os.path.lexists(directory) and not directory.is_dir():
+        # A file (a model's own, or any other), a device, a FIFO, a link to nowhere or a loop.
         parent = directory.parent
         within = (f"; the model folder that holds it is {parent}"
                   if (parent / ARCHITECTURE_FILE).is_file() else "")
+        kind = "a file" if directory.is_file() else "no folder"
         raise DataFormatError(
-            f"{directory} is a file, not a model folder: pass the folder the train stage wrote "
+            f"{directory} is {kind}, not a model folder: pass the folder the train stage wrote "
             f"(models/<dataset>){within}"
         )
     if directory.is_dir() and not os.path.lexists(directory / ARCHITECTURE_FILE):

@@ -112,8 +112,9 @@ def signals_held() -> Iterator[None]:
 
 @contextlib.contextmanager
 def stoppable() -> Iterator[None]:
-    """Run the block as a stage: SIGTERM and the end of the parent raise :class:`Stopped` in the
-    main thread, and :func:`written` starts empty. Everything is put back afterwards."""
+    """Run the block as a stage: SIGTERM and, under DVC, the end of the parent raise
+    :class:`Stopped` in the main thread, and :func:`written` starts empty. Everything is put back
+    afterwards."""
     global _lost_parent
     _written.clear()
     _lost_parent = None
@@ -123,12 +124,16 @@ def stoppable() -> Iterator[None]:
     previous = signal.getsignal(signal.SIGTERM)
     if previous == signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    watch = _ParentWatch()
-    watch.start()
+    # Only under DVC (which sets DVC_STAGE), the one starter that leaves its stage running when it
+    # is killed; a stage run by hand under nohup or in the background must outlive its shell.
+    watch = _ParentWatch() if "DVC_STAGE" in os.environ else None
+    if watch is not None:
+        watch.start()
     try:
         yield
     finally:
-        watch.finish()
+        if watch is not None:
+            watch.finish()
         if previous == signal.SIG_DFL:
             signal.signal(signal.SIGTERM, previous)
 

@@ -475,3 +475,18 @@ def test_a_web_page_saved_in_a_mirror_folder_is_named_as_one(tmp_path, out):
     with pytest.raises(DownloadError, match="a web page"):
         fetch_file(REMOTE, out / "blob.bin", [str(source)], timeout=5, log=Log())
     assert leftovers(out) == []
+
+
+@pytest.mark.hostile
+def test_a_real_file_served_as_text_html_is_accepted(scripted_http, out):
+    """Some servers label every file text/html: the content decides, not the label."""
+    def labelled(handler, stop):
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/html")
+        handler.send_header("Content-Length", str(len(ORIGINAL_GZ)))
+        handler.end_headers()
+        handler.wfile.write(ORIGINAL_GZ)
+
+    url = scripted_http.route(GZ_NAME, labelled)
+    fetch_file(REMOTE, out / "blob.bin", [url], timeout=5, log=Log())
+    assert (out / "blob.bin").read_bytes() == CONTENT

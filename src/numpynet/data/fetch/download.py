@@ -84,8 +84,9 @@ def _refuse_a_page(head: bytes, content_type: str | None, stream: BinaryIO) -> N
     a mirror that answers every path with its home page, a login or error page, a page saved
     from a browser. Otherwise it would fail later as a corrupt gzip stream or a bad checksum,
     which sends the user looking for damage instead of at the address."""
+    # The content decides, not the Content-Type: some servers label real .gz files text/html.
     start = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    if content_type in ("text/html", "application/xhtml+xml") or start.startswith(_PAGE_STARTS):
+    if start.startswith(_PAGE_STARTS):
         stream.close()
         served = f"served as {content_type}" if content_type else "its content"
         raise SourceFailure(
