@@ -23,6 +23,7 @@ FETCH_ONLY = {
     "src/numpynet/backend.py",
     "src/numpynet/stage_entry.py",
     "src/numpynet/stopping.py",
+    "src/numpynet/data/web_page.py",
     "src/numpynet/errors.py",
     "src/numpynet/files.py",
     "src/numpynet/log.py",

@@ -170,17 +170,18 @@ def fit(
             disable=None if reports.show_progress is None else not reports.show_progress,
             file=sys.stderr,
         )
-        for batch in batches:
-            last = batch == batches_per_epoch - 1
-            index = order[batch * batch_size : None if last else (batch + 1) * batch_size]
-            # Gathering one batch at a time keeps memory flat even for memory-mapped inputs.
-            x = settings.augmentation.apply(np.asarray(x_train[index]), augment_rng)
-            y = y_train[index]
-            lr = settings.learning_rate(step)
-            # A diverging run overflows here; the loss check says what happened and what to do
-            # (at this step, or at the next one for weights a step made non-finite), where
-            # NumPy's warnings would only say "overflow encountered", and say it first.
-            with np.errstate(over="ignore", invalid="ignore"):
+        # A diverging run overflows in a step; the loss check says what happened and what to do
+        # (at that step, or at the next one for weights a step made non-finite), where NumPy's
+        # warnings would only say "overflow encountered", and say it first. Set once an epoch,
+        # not at every step.
+        with np.errstate(over="ignore", invalid="ignore"):
+            for batch in batches:
+                last = batch == batches_per_epoch - 1
+                index = order[batch * batch_size : None if last else (batch + 1) * batch_size]
+                # Gathering one batch at a time keeps memory flat even for memory-mapped inputs.
+                x = settings.augmentation.apply(np.asarray(x_train[index]), augment_rng)
+                y = y_train[index]
+                lr = settings.learning_rate(step)
                 logits = model.forward(x, training=True)
                 loss = loss_fn.forward(logits, y)
                 if not np.isfinite(loss):
@@ -191,13 +192,13 @@ def fit(
                     )
                 model.backward(loss_fn.backward(), need_input_grad=False)
                 optimizer.step(lr)
-            step += 1
-            state.step_lr.append(lr)
-            state.step_loss.append(float(loss))
-            if metrics_logger is not None:
-                metrics_logger.log_step(step, lr, float(loss))
-            loss_sum += loss * y.shape[0]
-            correct += np.count_nonzero(logits.argmax(axis=1) == y)
+                step += 1
+                state.step_lr.append(lr)
+                state.step_loss.append(float(loss))
+                if metrics_logger is not None:
+                    metrics_logger.log_step(step, lr, float(loss))
+                loss_sum += loss * y.shape[0]
+                correct += np.count_nonzero(logits.argmax(axis=1) == y)
 
         val_loss, val_accuracy = evaluate_model(
             model, *val_set, batch_size=settings.eval_batch_size

@@ -45,6 +45,7 @@ from numpynet.data.fetch.transport import (
     open_local,
     open_url,
 )
+from numpynet.data.web_page import SNIFF_BYTES, looks_like_a_web_page
 from numpynet.errors import DownloadError, NumpynetError
 from numpynet.files import public_name
 from numpynet.log import Log, log_to_stderr
@@ -62,21 +63,18 @@ def _open_source(
     path = local_path(candidate)
     if path is not None:
         stream, size = open_local(path)
-        head = stream.read(_PAGE_SNIFF_BYTES)
+        head = stream.read(SNIFF_BYTES)
         stream.seek(0)
         _refuse_a_page(head, None, stream)
         return stream, size
     # A connect is only watched once it succeeds: bound it by the deadline too.
     response = open_url(candidate, min(timeout, deadline.seconds), deadline)
-    _refuse_a_page(response.peek(_PAGE_SNIFF_BYTES)[:_PAGE_SNIFF_BYTES],
+    _refuse_a_page(response.peek(SNIFF_BYTES)[:SNIFF_BYTES],
                    response.headers.get_content_type(), response)
     length = response.headers.get("Content-Length")
     return response, int(length) if length and length.isdigit() else None
 
 
-# Enough of a file's start to see an HTML page's first tag after a byte-order mark and blanks.
-_PAGE_SNIFF_BYTES = 512
-_PAGE_STARTS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<!--")
 
 
 def _refuse_a_page(head: bytes, content_type: str | None, stream: BinaryIO) -> None:
@@ -85,8 +83,7 @@ def _refuse_a_page(head: bytes, content_type: str | None, stream: BinaryIO) -> N
     from a browser. Otherwise it would fail later as a corrupt gzip stream or a bad checksum,
     which sends the user looking for damage instead of at the address."""
     # The content decides, not the Content-Type: some servers label real .gz files text/html.
-    start = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    if start.startswith(_PAGE_STARTS):
+    if looks_like_a_web_page(head):
         stream.close()
         served = f"served as {content_type}" if content_type else "its content"
         raise SourceFailure(

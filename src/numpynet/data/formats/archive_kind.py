@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable
 
+from numpynet.data.web_page import looks_like_a_web_page
+
 _TAR_BLOCK = 512
 # How a compressed tar's first block is read: opener of a compressed stream, by compression.
 _DECOMPRESSORS: dict[str, Callable[[BinaryIO], BinaryIO]] = {
@@ -53,7 +55,6 @@ _OTHER_MAGIC = (
     (b"%PDF", "a PDF document"),
     (b"MZ", "a Windows program (a self-extracting archive, perhaps)"),
 )
-_PAGE_STARTS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<!--")
 _FIX = ("give the folder of class folders as the source, or an archive of it: a .zip, or a "
         ".tar.gz (tar -czf <name>.tar.gz <folder>)")
 _SUFFIXES = {
@@ -180,7 +181,7 @@ def _known(head: bytes) -> str | None:
             return what
     if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
         return "a WebP image"
-    if head.lstrip(b"\xef\xbb\xbf \t\r\n").lower().startswith(_PAGE_STARTS):
+    if looks_like_a_web_page(head):
         return "a web page (HTML)"
     return None
 
