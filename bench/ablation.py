@@ -1,6 +1,6 @@
 """What each ingredient of the recipe adds: the recipe built up one ingredient at a time.
 
-    python bench/ablation.py mnist --data data/processed/mnist --epochs 20
+    python bench/ablation.py mnist --data data/processed/mnist --epochs 20 --full-length
     python bench/ablation.py cifar10 --data /path/to/processed/cifar10-jpeg --epochs 15 \\
         --hidden-sizes 1024 512
 
@@ -8,10 +8,12 @@ Reads the dataset's settings from params.yaml (``train`` with its overrides) and
 dataset (what the preprocess stage writes), then trains with
 :func:`numpynet.training.recipe.train_mlp`, the train stage's own code, once per rung of a ladder:
 the baseline (none of the ingredients), then + shifts (and flips, where the dataset uses them), +
-label smoothing, + batch normalization, + ZCA whitening (where the dataset uses it). Each rung
-reports the validation accuracy of the epoch the recipe keeps and, for datasets trained with flips,
-with the test-time flip too. The test split is never read. ``--epochs`` and ``--hidden-sizes``
-shorten the runs; the table says which.
+rotations and zooms (where the dataset uses them), + label smoothing, + batch normalization, + ZCA
+whitening (where the dataset uses it). Each rung reports the validation accuracy of the epoch the
+recipe keeps and, for datasets trained with flips, with the test-time flip too. The test split is
+never read. ``--epochs`` and ``--hidden-sizes`` shorten the runs; the table says which.
+``--full-length`` adds one run of the whole recipe without any augmentation at the recipe's own
+length and width, to set beside the committed run: what augmentation buys once time is not short.
 """
 
 from __future__ import annotations
@@ -43,16 +45,22 @@ from numpynet.training.recipe import train_mlp  # noqa: E402
 def ladder(recipe) -> list[tuple[str, object]]:
     """(name, settings) from the baseline up to the full recipe, one ingredient at a time."""
     baseline = dataclasses.replace(
-        recipe, augment_shift=0, augment_flip=False, augment_elastic=0.0, label_smoothing=0.0,
-        normalization="none", whitening="none",
+        without_augmentation(recipe), label_smoothing=0.0, normalization="none", whitening="none"
     )
     augmentation = "shifts and flips" if recipe.augment_flip else "shifts"
+    if recipe.augment_elastic:
+        augmentation += " and elastic distortions"
     rungs = [
         ("baseline (dropout, AdamW, cosine)", baseline),
         (f"+ {augmentation}", dataclasses.replace(
             baseline, augment_shift=recipe.augment_shift, augment_flip=recipe.augment_flip,
             augment_elastic=recipe.augment_elastic)),
     ]
+    if recipe.augment_rotate or recipe.augment_zoom:
+        rungs.append((f"+ rotations (±{recipe.augment_rotate:g}°) and zooms "
+                      f"(±{recipe.augment_zoom:.0%})",
+                      dataclasses.replace(rungs[-1][1], augment_rotate=recipe.augment_rotate,
+                                          augment_zoom=recipe.augment_zoom)))
     rungs.append(("+ label smoothing",
                   dataclasses.replace(rungs[-1][1], label_smoothing=recipe.label_smoothing)))
     rungs.append(("+ batch normalization",
@@ -63,6 +71,12 @@ def ladder(recipe) -> list[tuple[str, object]]:
     return rungs
 
 
+def without_augmentation(recipe):
+    """``recipe`` with every augmentation switched off."""
+    return dataclasses.replace(recipe, augment_shift=0, augment_flip=False, augment_elastic=0.0,
+                               augment_rotate=0.0, augment_zoom=0.0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -70,18 +84,24 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True, help="a processed dataset folder")
     parser.add_argument("--epochs", type=int, help="epochs per run (default: the recipe's)")
     parser.add_argument("--hidden-sizes", type=int, nargs="+", help="a smaller network")
+    parser.add_argument("--full-length", action="store_true",
+                        help="add the whole recipe without augmentation at its own length")
     args = parser.parse_args()
 
-    recipe = load_params(PROJECT / "params.yaml").train_for(args.dataset)
+    full = load_params(PROJECT / "params.yaml").train_for(args.dataset)
     changes = {"epochs": args.epochs, "hidden_sizes": args.hidden_sizes}
-    recipe = dataclasses.replace(recipe, **{k: v for k, v in changes.items() if v is not None})
+    recipe = dataclasses.replace(full, **{k: v for k, v in changes.items() if v is not None})
+    rungs = ladder(recipe)
+    if args.full_length:
+        rungs.append((f"the recipe without augmentation, {full.epochs} epochs, "
+                      f"{'-'.join(map(str, full.hidden_sizes))}", without_augmentation(full)))
     meta = read_meta(args.data)
     train_set, val_set = read_split(args.data, "train"), read_split(args.data, "val")
     print(f"{args.dataset}: {'-'.join(map(str, recipe.hidden_sizes))}, {recipe.epochs} epochs, "
           f"best epoch by {recipe.select_by}; validation accuracy", flush=True)
     print("| recipe | val accuracy | with test-time flip | kept epoch | train s |")
     print("| --- | --- | --- | --- | --- |")
-    for name, settings in ladder(recipe):
+    for name, settings in rungs:
         started = time.perf_counter()
         run = train_mlp(settings, meta, train_set, val_set, log=lambda line: None)
         seconds = time.perf_counter() - started

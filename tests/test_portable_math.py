@@ -214,6 +214,22 @@ def test_cos_within_2_ulp_of_libm():
     assert ulp_error(got, reference).max() <= 2.0
 
 
+def test_sin_cos_small_within_1_ulp_of_libm_up_to_45_degrees():
+    angles = np.concatenate([np.linspace(-math.pi / 4, math.pi / 4, 20001), [0.0, -0.0, 1e-300]])
+    sin, cos = pm.sin_cos_small(angles)
+    for got, want in ((sin, [math.sin(a) for a in angles]), (cos, [math.cos(a) for a in angles])):
+        want = np.array(want)
+        assert np.all(np.abs(got - want) <= np.spacing(np.abs(want)))
+    assert pm.sin_cos_small(np.array([0.0]))[0][0] == 0.0
+    assert pm.sin_cos_small(np.array([0.0]))[1][0] == 1.0
+
+
+@pytest.mark.parametrize("angle", [math.pi / 4 * (1 + 1e-15), -1.0, float("nan"), float("inf")])
+def test_sin_cos_small_refuses_angles_beyond_45_degrees(angle):
+    with pytest.raises(ValueError, match="at most pi/4"):
+        pm.sin_cos_small(np.array([0.1, angle]))
+
+
 def test_cos_special_values():
     assert pm.cos(0.0) == 1.0 and pm.cos(-0.0) == 1.0
     assert pm.cos(math.pi) == -1.0

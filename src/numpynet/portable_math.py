@@ -288,6 +288,19 @@ def _cos_kernel(x, y):
     return w + c
 
 
+def sin_cos_small(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sin x, cos x) elementwise for a float64 array of angles with |x| <= pi/4 (45 degrees),
+    each within 1 ulp of the correctly rounded value; larger angles raise ValueError.
+
+    The small range needs no argument reduction: fdlibm's kernels apply as they are. (Random
+    rotations of training images draw their angles in it.)
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if not np.all(np.abs(x) <= math.pi / 4):
+        raise ValueError("sin_cos_small takes angles of at most pi/4 in magnitude")
+    return _sin_kernel(x, 0.0), _cos_kernel(x, 0.0)
+
+
 def _check_trig_argument(x: float, name: str) -> float:
     x = float(x)
     if math.isinf(x) or abs(x) > TRIG_MAX:

@@ -323,11 +323,21 @@ def test_a_long_list_of_problems_is_cut_short(raw):
     ("augment_shift", 17, "an integer from 0 to 16"),
     ("augment_flip", "yes", "true or false"),
     ("augment_elastic", 101, "a number from 0 to 100"),
+    ("augment_rotate", 46, "a number of degrees from 0 to 45"),
+    ("augment_rotate", -1, "a number of degrees from 0 to 45"),
+    ("augment_zoom", 0.6, "a number from 0 to 0.5"),
     ("select_by", "test_accuracy", "'val_accuracy' or 'val_loss' or 'last'"),
 ])
 def test_accuracy_settings_are_checked(raw, key, value, expected):
     raw["train"][key] = value
     _rejects(raw, f"train.{key}", expected)
+
+
+def test_rotations_and_zooms_default_to_off_for_a_params_file_written_before_them(raw):
+    raw["train"].pop("augment_rotate", None)
+    raw["train"].pop("augment_zoom", None)
+    train = parse_params(raw).train
+    assert (train.augment_rotate, train.augment_zoom) == (0.0, 0.0)
 
 
 @pytest.mark.hostile

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from numpynet.training.augment import Augmentation, displace, elastic_distort, flip_horizontally
+from numpynet.training.augment import (
+    Augmentation,
+    affine_field,
+    displace,
+    elastic_distort,
+    flip_horizontally,
+)
 
 
 def numbered_images(count=64, height=8, width=8, channels=3):
@@ -197,3 +203,75 @@ def test_shifts_beyond_the_image_leave_only_fill(max_shift):
     assert out.shape == images.shape
     assert set(np.unique(out)) <= {-1.0, 1.0}
     assert any((image == -1.0).all() for image in out)
+
+
+def test_an_affine_field_of_no_turn_and_no_zoom_moves_nothing():
+    field = affine_field((7, 9), np.zeros(3), np.ones(3))
+    assert field.shape == (2, 3, 7, 9) and field.dtype == np.float32
+    assert not field.any()
+    images = random_images(count=3, seed=4)[:, :, :, :]
+    images = np.random.default_rng(4).standard_normal((3, 7, 9, 2)).astype(np.float32)
+    assert displace(images, field).tobytes() == images.tobytes()
+
+
+def test_a_45_degree_turn_takes_the_top_right_to_the_top_counter_clockwise():
+    # A point at (-2, +2) from the centre, turned 45 degrees counter-clockwise as seen, lands
+    # at (-2 sqrt 2, 0): straight above the centre, 2.83 rows up.
+    image = np.zeros((1, 9, 9, 1), dtype=np.float32)
+    image[0, 2, 6, 0] = 1.0
+    out = displace(image, affine_field((9, 9), 45.0, 1.0))[0, :, :, 0]
+    row, col = np.unravel_index(out.argmax(), out.shape)
+    assert (row, col) == (1, 4)
+    # The mass lands around (4 - 2.83, 4) = (1.17, 4): mostly row 1, some row 2.
+    assert out[1, 4] > 0.7 and out[2, 4] > 0.1
+    assert out[:, :3].max() == 0 and out[:, 6:].max() == 0
+
+
+def test_two_opposite_turns_and_inverse_zooms_of_an_exact_square_are_known_answers():
+    # Zoom 2 about the centre of a 5x5 image: output pixel p reads the input at c + (p - c) / 2,
+    # so the centre stays and the corner (0, 0) reads (1, 1).
+    image = np.arange(25, dtype=np.float32).reshape(1, 5, 5, 1)
+    out = displace(image, affine_field((5, 5), 0.0, 2.0))[0, :, :, 0]
+    assert out[2, 2] == 12.0 and out[0, 0] == 6.0 and out[0, 4] == 8.0 and out[4, 2] == 17.0
+    assert out[0, 1] == 6.5  # between input (1, 1) and (1, 2)
+    # Zoom 1/2: output (1, 1) reads (0, 0); the corner reads outside, the fill.
+    out = displace(image, affine_field((5, 5), 0.0, 0.5), fill=-1.0)[0, :, :, 0]
+    assert out[1, 1] == 0.0 and out[2, 2] == 12.0 and out[0, 0] == -1.0
+
+
+def test_a_turn_keeps_a_round_blob_at_the_centre_as_it_is():
+    # A round, smooth blob about the centre is the same blob turned by any angle (up to the
+    # error of bilinear sampling); zoomed, it is the blob of a scaled radius.
+    size = 21
+    y, x = np.mgrid[:size, :size] - (size - 1) / 2
+    blob = np.exp(-(y * y + x * x) / 18).astype(np.float32)[None, :, :, None]
+    turned = displace(np.repeat(blob, 3, axis=0),
+                      affine_field((size, size), np.array([-30.0, 12.5, 45.0]), np.ones(3)))
+    assert np.abs(turned - blob).max() < 0.03
+    zoomed = displace(blob, affine_field((size, size), 17.0, 1.25))
+    expected = np.exp(-(y * y + x * x) / (18 * 1.25**2))[None, :, :, None]
+    assert np.abs(zoomed - expected).max() < 0.03
+
+
+def test_rotations_and_zooms_draw_from_the_seed_and_leave_the_other_draws_alone():
+    images = random_images(count=16)
+    augmentation = Augmentation(2, False, rotation=10.0, zoom=0.1)
+    first = augmentation.apply(images, np.random.default_rng(5))
+    assert first.tobytes() == augmentation.apply(images, np.random.default_rng(5)).tobytes()
+    assert not np.allclose(first, Augmentation(2).apply(images, np.random.default_rng(5)))
+    # Off, they draw nothing: the shifts after them, and the next batch's, are those of a run
+    # without them, so switching them on or off changes nothing else.
+    plain, turned = np.random.default_rng(6), np.random.default_rng(6)
+    Augmentation(2, elastic=3.0).apply(images, plain)
+    Augmentation(2, elastic=3.0, rotation=0.0, zoom=0.0).apply(images, turned)
+    assert plain.integers(1 << 62) == turned.integers(1 << 62)
+
+
+def test_a_turned_and_zoomed_image_is_its_own_and_the_fill():
+    images = numbered_images(count=20, height=12, width=12, channels=1)
+    out = Augmentation(rotation=45.0, zoom=0.5, fill=(0.0,)).apply(images,
+                                                                  np.random.default_rng(7))
+    assert np.all(out >= -1e-5)
+    assert np.all(out <= np.arange(1, 21)[:, None, None, None] + 1e-4)
+    # The middle of each image is always its own value: no turn or zoom up to these moves it out.
+    assert np.allclose(out[:, 5:7, 5:7], images[:, 5:7, 5:7])

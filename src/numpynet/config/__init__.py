@@ -76,6 +76,8 @@ MAX_BATCH_SIZE = 65_536
 MAX_EPOCHS = 100_000
 MAX_SHIFT_PIXELS = 16
 MAX_ELASTIC_ALPHA = 100.0  # past this the displacement field tears images apart
+MAX_ROTATION_DEGREES = 45.0  # a digit turned further is read as another (6 and 9, 1 and 7)
+MAX_ZOOM = 0.5  # zoomed out by half, a 28-pixel digit is 14 pixels: the most worth teaching
 SELECTION_CRITERIA = ("val_accuracy", "val_loss", "last")
 # none, or batch normalization after each hidden Linear.
 NORMALIZATIONS = ("none", "batch")
@@ -170,6 +172,18 @@ class TrainConfig:
         metadata=field_check(
             lambda v: v in SELECTION_CRITERIA, " or ".join(map(repr, SELECTION_CRITERIA))
         )
+    )
+    # Later additions, with defaults: a params.yaml written before them means what it meant.
+    augment_rotate: float = field(
+        default=0.0,
+        metadata=field_check(
+            lambda v: 0 <= v <= MAX_ROTATION_DEGREES,
+            f"a number of degrees from 0 to {MAX_ROTATION_DEGREES:g}",
+        ),
+    )
+    augment_zoom: float = field(
+        default=0.0,
+        metadata=field_check(lambda v: 0 <= v <= MAX_ZOOM, f"a number from 0 to {MAX_ZOOM:g}"),
     )
 
 

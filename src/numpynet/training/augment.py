@@ -1,9 +1,11 @@
-"""Training-time augmentation: random shifts, flips and elastic distortions of a batch of images.
+"""Training-time augmentation: random shifts, flips, rotations, zooms and elastic distortions of a
+batch of images.
 
 An MLP sees each pixel as its own input, so it cannot learn on its own that a digit moved two
 pixels to the left is the same digit; showing it shifted (and, for natural images, mirrored)
-copies teaches that. Elastic distortions (Simard et al., 2003) bend strokes the way different
-hands write them, for digits. Augmentation is applied to one mini-batch at a time, so the
+copies teaches that. Small rotations and zooms show it the slants and sizes different hands give
+a digit, and elastic distortions (Simard et al., 2003) bend strokes the way different hands write
+them. Augmentation is applied to one mini-batch at a time, so the
 training set is never copied, and draws only from the generator it is given, so a seed fixes
 every shift.
 
@@ -15,43 +17,58 @@ mean (0) would draw a grey frame around every shifted digit.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from numpynet.matmul import matmul
-from numpynet.portable_math import exp
+from numpynet.portable_math import exp, sin_cos_small
 
 
 @dataclass(frozen=True)
 class Augmentation:
-    """What to do to each training image: mirror it, bend it, shift it.
+    """What to do to each training image: mirror it, turn and zoom it, bend it, shift it.
 
     ``max_shift``: each image moves by a whole number of pixels drawn uniformly from
     ``[-max_shift, max_shift]``, independently along each axis (0: no translation).
     ``horizontal_flip``: each image is mirrored left-right with probability 1/2.
     ``elastic``: the strength (alpha) of a random, smooth displacement of every pixel (0: off);
     see :func:`elastic_distort`.
+    ``rotation``: each image turns about its centre by an angle drawn uniformly from
+    ``[-rotation, rotation]`` degrees (0: off); see :func:`affine_field`.
+    ``zoom``: each image is zoomed about its centre by a factor drawn uniformly from
+    ``[1 - zoom, 1 + zoom]`` (0: off).
     ``fill``: the value of each channel where a shift or a distortion uncovers the border.
     """
 
     max_shift: int = 0
     horizontal_flip: bool = False
     elastic: float = 0.0
+    rotation: float = 0.0
+    zoom: float = 0.0
     fill: tuple[float, ...] = (0.0,)
 
     @property
     def is_identity(self) -> bool:
         """Whether this augmentation leaves every image as it is."""
-        return self.max_shift == 0 and not self.horizontal_flip and self.elastic == 0
+        return (
+            self.max_shift == 0
+            and not self.horizontal_flip
+            and self.elastic == 0
+            and self.rotation == 0
+            and self.zoom == 0
+        )
 
     def apply(self, images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Return augmented copies of ``images`` (N, H, W, C); the input is not modified.
 
         Each image draws its own offsets ``(dy, dx)``, uniform in ``[-max_shift, max_shift]`` (a
         positive ``dy`` moves the content down, a positive ``dx`` to the right), then, with
-        horizontal flips on, whether it is mirrored, then its elastic distortion; an image is
-        mirrored, distorted, then shifted. What is uncovered takes ``fill``. With nothing to do,
+        horizontal flips on, whether it is mirrored, then its angle and zoom, then its elastic
+        distortion; an image is mirrored, turned, zoomed and distorted (one resampling for all
+        three), then shifted. What is uncovered takes ``fill``. An ingredient that is off draws
+        nothing, so switching one on leaves the others' draws alone. With nothing to do,
         ``images`` itself is returned.
         """
         if self.is_identity:
@@ -65,8 +82,16 @@ class Augmentation:
             flipped[mirrored] = flip_horizontally(images[mirrored])
             images = flipped
         fill = np.asarray(self.fill, dtype=images.dtype)
+        field = None
+        if self.rotation or self.zoom:
+            angles = rng.uniform(-self.rotation, self.rotation, count) if self.rotation else 0.0
+            zooms = rng.uniform(1 - self.zoom, 1 + self.zoom, count) if self.zoom else 1.0
+            field = affine_field(images.shape[1:3], angles, zooms, images.dtype)
         if self.elastic:
-            images = elastic_distort(images, self.elastic, rng, fill)
+            elastic = elastic_field(images.shape[:3], self.elastic, rng, images.dtype)
+            field = elastic if field is None else field + elastic
+        if field is not None:
+            images = displace(images, field, fill)
         return _translate(images, shifts, fill) if self.max_shift else images
 
 
@@ -104,6 +129,32 @@ def _translate(images: np.ndarray, shifts: np.ndarray, fill: np.ndarray) -> np.n
 ELASTIC_SIGMA = 4.0  # pixels: how smooth the displacement field is (Simard et al. use 4)
 
 
+def affine_field(
+    shape: tuple[int, int], angles: np.ndarray | float, zooms: np.ndarray | float, dtype=np.float32
+) -> np.ndarray:
+    """The displacement field (2, N, H, W) that turns each of N images of ``shape`` (H, W) by
+    ``angles[i]`` degrees (positive: counter-clockwise as the image is seen) and zooms it by
+    ``zooms[i]`` (above 1: larger), both about the image's centre; for :func:`displace`.
+
+    ``angles`` are at most 45 degrees in magnitude. ``angles`` and ``zooms`` are arrays of N
+    values or plain numbers (N = 1). Output pixel p
+    samples the input at centre + R(-angle) (p - centre) / zoom, the inverse of the map.
+    """
+    height, width = shape
+    # np.sin and np.cos round differently under each CPU's SIMD loops; these are the same bits
+    # everywhere (numpynet.portable_math).
+    sin, cos = sin_cos_small(np.atleast_1d(np.asarray(angles, dtype=np.float64)) * (math.pi / 180))
+    zooms = np.atleast_1d(np.asarray(zooms, dtype=np.float64))
+    cos, sin = (cos / zooms)[:, None, None], (sin / zooms)[:, None, None]
+    # Offsets from the centre; rows grow downwards, so a turn counter-clockwise as seen takes
+    # output (y, x) from input (cos y + sin x, -sin y + cos x), each divided by the zoom.
+    y = np.arange(height, dtype=np.float64)[:, None] - (height - 1) / 2
+    x = np.arange(width, dtype=np.float64) - (width - 1) / 2
+    rows = cos * y + sin * x - y
+    cols = cos * x - sin * y - x
+    return np.stack(np.broadcast_arrays(rows, cols)).astype(dtype)
+
+
 def elastic_distort(
     images: np.ndarray, alpha: float, rng: np.random.Generator, fill: np.ndarray | float = 0.0
 ) -> np.ndarray:
@@ -115,17 +166,25 @@ def elastic_distort(
     p + displacement, where the outside of the image has the value ``fill`` (per channel).
     Returns a new float array of the same shape.
     """
-    count, height, width = images.shape[:3]
+    return displace(images, elastic_field(images.shape[:3], alpha, rng, images.dtype), fill)
+
+
+def elastic_field(
+    shape: tuple[int, int, int], alpha: float, rng: np.random.Generator, dtype=np.float32
+) -> np.ndarray:
+    """The random displacement field (2, N, H, W) of :func:`elastic_distort` for N images of
+    (H, W): ``shape`` is (N, H, W)."""
+    count, height, width = shape
     noise = rng.random(size=(2, count, height, width), dtype=np.float32)
-    noise = noise.astype(images.dtype, copy=False) * 2 - 1
+    noise = noise.astype(dtype, copy=False) * 2 - 1
     # A separable Gaussian filter as two matrix products: along columns (every image's columns
     # side by side), then along rows.
     columns = noise.transpose(2, 0, 1, 3).reshape(height, -1)
-    field = matmul(_gaussian_matrix(height, images.dtype), columns)
+    field = matmul(_gaussian_matrix(height, dtype), columns)
     field = field.reshape(height, 2, count, width).transpose(1, 2, 0, 3).reshape(-1, width)
-    field = matmul(field, _gaussian_matrix(width, images.dtype)).reshape(2, count, height, width)
+    field = matmul(field, _gaussian_matrix(width, dtype)).reshape(2, count, height, width)
     field *= alpha
-    return displace(images, field, fill)
+    return field
 
 
 def displace(images: np.ndarray, field: np.ndarray, fill: np.ndarray | float = 0.0) -> np.ndarray:

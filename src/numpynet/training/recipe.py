@@ -102,6 +102,8 @@ def train_mlp(
         config.augment_shift,
         config.augment_flip,
         config.augment_elastic,
+        rotation=config.augment_rotate,
+        zoom=config.augment_zoom,
         fill=tuple(black.mean(axis=(0, 1, 2)).tolist()),
     )
 
