@@ -145,14 +145,18 @@ def affine_field(
     # everywhere (numpynet.portable_math).
     sin, cos = sin_cos_small(np.atleast_1d(np.asarray(angles, dtype=np.float64)) * (math.pi / 180))
     zooms = np.atleast_1d(np.asarray(zooms, dtype=np.float64))
-    cos, sin = (cos / zooms)[:, None, None], (sin / zooms)[:, None, None]
+    # Per image in float64, per pixel in the images' dtype: the field is N x H x W values.
+    cos, sin = np.broadcast_arrays(cos / zooms - 1, sin / zooms)
+    cos, sin = cos.astype(dtype)[:, None, None], sin.astype(dtype)[:, None, None]
     # Offsets from the centre; rows grow downwards, so a turn counter-clockwise as seen takes
-    # output (y, x) from input (cos y + sin x, -sin y + cos x), each divided by the zoom.
-    y = np.arange(height, dtype=np.float64)[:, None] - (height - 1) / 2
-    x = np.arange(width, dtype=np.float64) - (width - 1) / 2
-    rows = cos * y + sin * x - y
-    cols = cos * x - sin * y - x
-    return np.stack(np.broadcast_arrays(rows, cols)).astype(dtype)
+    # output (y, x) from input (cos y + sin x, -sin y + cos x), each divided by the zoom; the
+    # field is that position less (y, x) (``cos`` holds cos / zoom - 1).
+    y = (np.arange(height) - (height - 1) / 2).astype(dtype)[:, None]
+    x = (np.arange(width) - (width - 1) / 2).astype(dtype)
+    field = np.empty((2, cos.shape[0], height, width), dtype=dtype)
+    np.add(cos * y, sin * x, out=field[0])
+    np.subtract(cos * x, sin * y, out=field[1])
+    return field
 
 
 def elastic_distort(
@@ -203,14 +207,18 @@ def displace(images: np.ndarray, field: np.ndarray, fill: np.ndarray | float = 0
     top, left = np.floor(rows), np.floor(cols)
     down, right = (rows - top)[..., None], (cols - left)[..., None]
     padded_width = width + 4
+    padded_size = (height + 4) * padded_width
+    # Each pixel's top-left neighbour as one index into all the padded images laid end to end,
+    # so each neighbour is one np.take of whole pixels (faster than take_along_axis).
     corner = (top.astype(np.intp) + 2) * padded_width + left.astype(np.intp) + 2
-    corner = corner.reshape(count, -1, 1)
+    corner += (np.arange(count) * padded_size)[:, None, None]
+    corner = corner.ravel()
     padded = np.zeros((count, height + 4, padded_width, channels), dtype=images.dtype)
     padded[:, 2:-2, 2:-2] = images - fill
-    flat = padded.reshape(count, -1, channels)
+    flat = padded.reshape(-1, channels)
 
     def at(offset):
-        return np.take_along_axis(flat, corner + offset, axis=1).reshape(images.shape)
+        return np.take(flat, corner + offset, axis=0).reshape(images.shape)
 
     upper = at(0)
     upper += (at(1) - upper) * right
