@@ -57,10 +57,10 @@ def ladder(recipe) -> list[tuple[str, object]]:
             augment_elastic=recipe.augment_elastic)),
     ]
     if recipe.augment_rotate or recipe.augment_zoom:
-        rungs.append((f"+ rotations (±{recipe.augment_rotate:g}°) and zooms "
-                      f"(±{recipe.augment_zoom:.0%})",
-                      dataclasses.replace(rungs[-1][1], augment_rotate=recipe.augment_rotate,
-                                          augment_zoom=recipe.augment_zoom)))
+        name = f"+ rotations (±{recipe.augment_rotate:g}°) and zooms (±{recipe.augment_zoom:.0%})"
+        rungs.append((name, dataclasses.replace(rungs[-1][1],
+                                                augment_rotate=recipe.augment_rotate,
+                                                augment_zoom=recipe.augment_zoom)))
     rungs.append(("+ label smoothing",
                   dataclasses.replace(rungs[-1][1], label_smoothing=recipe.label_smoothing)))
     rungs.append(("+ batch normalization",
@@ -93,8 +93,9 @@ def main() -> None:
     recipe = dataclasses.replace(full, **{k: v for k, v in changes.items() if v is not None})
     rungs = ladder(recipe)
     if args.full_length:
-        rungs.append((f"the recipe without augmentation, {full.epochs} epochs, "
-                      f"{'-'.join(map(str, full.hidden_sizes))}", without_augmentation(full)))
+        network = "-".join(map(str, full.hidden_sizes))
+        name = f"the recipe without augmentation, {full.epochs} epochs, {network}"
+        rungs.append((name, without_augmentation(full)))
     meta = read_meta(args.data)
     train_set, val_set = read_split(args.data, "train"), read_split(args.data, "val")
     print(f"{args.dataset}: {'-'.join(map(str, recipe.hidden_sizes))}, {recipe.epochs} epochs, "

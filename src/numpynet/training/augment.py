@@ -5,9 +5,8 @@ An MLP sees each pixel as its own input, so it cannot learn on its own that a di
 pixels to the left is the same digit; showing it shifted (and, for natural images, mirrored)
 copies teaches that. Small rotations and zooms show it the slants and sizes different hands give
 a digit, and elastic distortions (Simard et al., 2003) bend strokes the way different hands write
-them. Augmentation is applied to one mini-batch at a time, so the
-training set is never copied, and draws only from the generator it is given, so a seed fixes
-every shift.
+them. Augmentation is applied to one mini-batch at a time, so the training set is never copied,
+and draws only from the generator it is given, so a seed fixes every shift.
 
 Images are (N, H, W, C) in the standardized scale. What a shift or a distortion uncovers is filled
 with ``fill``, one value per channel: the train stage gives black (a pixel of 0 before
@@ -136,9 +135,9 @@ def affine_field(
     ``angles[i]`` degrees (positive: counter-clockwise as the image is seen) and zooms it by
     ``zooms[i]`` (above 1: larger), both about the image's centre; for :func:`displace`.
 
-    ``angles`` are at most 45 degrees in magnitude. ``angles`` and ``zooms`` are arrays of N
-    values or plain numbers (N = 1). Output pixel p
-    samples the input at centre + R(-angle) (p - centre) / zoom, the inverse of the map.
+    ``angles`` (at most 45 degrees in magnitude) and ``zooms`` are arrays of N values, or plain
+    numbers for N = 1. Output pixel p samples the input at centre + R(-angle) (p - centre) / zoom,
+    the inverse of the map.
     """
     height, width = shape
     # np.sin and np.cos round differently under each CPU's SIMD loops; these are the same bits
