@@ -247,7 +247,8 @@ REAL_MNIST = PROJECT.parent / "shared" / "datasets" / "mnist"
 @pytest.mark.skipif(not REAL_MNIST.is_dir(), reason=f"real-MNIST mirror not found at {REAL_MNIST}")
 def test_real_mnist_through_dvc_and_the_mirror_setting(tmp_path, environment):
     """The built-in MNIST entry, official URLs and all, on real data with a short schedule."""
-    # The shipped recipe's ingredients (no flips: digits), on a small network for 3 epochs.
+    # The shipped recipe's ingredients (no flips: digits) on a small network for 3 epochs, but
+    # rotations and zooms: their floor on real digits is in tests/training/test_recipe.py.
     params = base_params({"mnist": {"data": {"format": "idx"}, "train": {}}},
                          hidden_sizes=[256], dropout=0.0, epochs=3, batch_size=128,
                          normalization="batch", label_smoothing=0.1, augment_shift=2,
