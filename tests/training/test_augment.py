@@ -209,7 +209,6 @@ def test_an_affine_field_of_no_turn_and_no_zoom_moves_nothing():
     field = affine_field((7, 9), np.zeros(3), np.ones(3))
     assert field.shape == (2, 3, 7, 9) and field.dtype == np.float32
     assert not field.any()
-    images = random_images(count=3, seed=4)[:, :, :, :]
     images = np.random.default_rng(4).standard_normal((3, 7, 9, 2)).astype(np.float32)
     assert displace(images, field).tobytes() == images.tobytes()
 
@@ -227,7 +226,7 @@ def test_a_45_degree_turn_takes_the_top_right_to_the_top_counter_clockwise():
     assert out[:, :3].max() == 0 and out[:, 6:].max() == 0
 
 
-def test_two_opposite_turns_and_inverse_zooms_of_an_exact_square_are_known_answers():
+def test_zooms_in_and_out_of_a_numbered_square_are_known_answers():
     # Zoom 2 about the centre of a 5x5 image: output pixel p reads the input at c + (p - c) / 2,
     # so the centre stays and the corner (0, 0) reads (1, 1).
     image = np.arange(25, dtype=np.float32).reshape(1, 5, 5, 1)
@@ -253,25 +252,66 @@ def test_a_turn_keeps_a_round_blob_at_the_centre_as_it_is():
     assert np.abs(zoomed - expected).max() < 0.03
 
 
-def test_rotations_and_zooms_draw_from_the_seed_and_leave_the_other_draws_alone():
+def test_rotations_and_zooms_draw_from_the_seed_after_the_shifts_and_nothing_when_off():
     images = random_images(count=16)
     augmentation = Augmentation(2, False, rotation=10.0, zoom=0.1)
     first = augmentation.apply(images, np.random.default_rng(5))
     assert first.tobytes() == augmentation.apply(images, np.random.default_rng(5)).tobytes()
     assert not np.allclose(first, Augmentation(2).apply(images, np.random.default_rng(5)))
-    # Off, they draw nothing: the shifts after them, and the next batch's, are those of a run
-    # without them, so switching them on or off changes nothing else.
-    plain, turned = np.random.default_rng(6), np.random.default_rng(6)
-    Augmentation(2, elastic=3.0).apply(images, plain)
-    Augmentation(2, elastic=3.0, rotation=0.0, zoom=0.0).apply(images, turned)
-    assert plain.integers(1 << 62) == turned.integers(1 << 62)
+    # Each image's angle, then its zoom, are drawn after the shifts (and flips): the generator
+    # ends where these draws leave it, so the next batch draws what this order says.
+    for rotation, zoom, draws in ((10.0, 0.1, 2), (10.0, 0.0, 1), (0.0, 0.1, 1), (0.0, 0.0, 0)):
+        used, replay = np.random.default_rng(6), np.random.default_rng(6)
+        Augmentation(2, rotation=rotation, zoom=zoom).apply(images, used)
+        replay.integers(0, 5, size=(2, 16))
+        for _ in range(draws):
+            replay.random(16)
+        assert used.integers(1 << 62) == replay.integers(1 << 62)
 
 
-def test_a_turned_and_zoomed_image_is_its_own_and_the_fill():
-    images = numbered_images(count=20, height=12, width=12, channels=1)
+def test_a_turn_of_a_wide_image_keeps_rows_and_columns_apart():
+    # On a 6 x 10 image, a point right of the centre turned 45 degrees counter-clockwise goes
+    # up and to the right: rows and columns swapped would send it elsewhere.
+    image = np.zeros((1, 6, 10, 1))
+    centre_row, centre_col = 2.5, 4.5
+    image[0, 2, 8, 0] = image[0, 3, 8, 0] = 1.0  # 3.5 columns right of the centre, on its row
+    out = displace(image, affine_field((6, 10), 45.0, 1.0, np.float64))[0, :, :, 0]
+    assert out.dtype == np.float64
+    rows, cols = np.nonzero(out > 0.2)
+    # 3.5 / sqrt(2) = 2.47 up and right of the centre: row 0.03, column 6.97.
+    assert rows.max() <= 1 and cols.min() >= 6
+    assert (rows.mean() - centre_row) < -1.5 and (cols.mean() - centre_col) > 1.5
+
+
+@pytest.mark.parametrize("changes, problem", [
+    ({"rotation": 46.0}, "rotation must be from 0 to 45 degrees"),
+    ({"rotation": -1.0}, "rotation must be from 0 to 45 degrees"),
+    ({"zoom": 1.0}, "zoom must be at least 0 and below 1"),
+])
+def test_angles_and_zooms_out_of_range_are_refused_at_once(changes, problem):
+    with pytest.raises(ValueError, match=problem):
+        Augmentation(**changes)
+
+
+@pytest.mark.parametrize("angle", [45.0000001, -46.0])
+def test_an_affine_field_refuses_turns_beyond_45_degrees(angle):
+    with pytest.raises(ValueError, match="pi/4"):
+        affine_field((4, 4), np.array([0.0, angle]), 1.0)
+
+
+def test_a_turned_and_zoomed_image_is_made_of_its_own_pixels_and_the_fill():
+    # Pixel (i, y, x) of image i holds i * 1000 + y * 12 + x + 1: each output pixel is a bilinear
+    # blend of at most four neighbours of its own image (and the fill, 0), so it never exceeds
+    # the largest of them, and the middle of each image, near its centre, stays close to it.
+    count, size = 20, 12
+    values = (np.arange(count)[:, None, None] * 1000 + np.arange(size)[:, None] * size
+              + np.arange(size) + 1)
+    images = values.astype(np.float32)[..., None]
     out = Augmentation(rotation=45.0, zoom=0.5, fill=(0.0,)).apply(images,
                                                                   np.random.default_rng(7))
-    assert np.all(out >= -1e-5)
-    assert np.all(out <= np.arange(1, 21)[:, None, None, None] + 1e-4)
-    # The middle of each image is always its own value: no turn or zoom up to these moves it out.
-    assert np.allclose(out[:, 5:7, 5:7], images[:, 5:7, 5:7])
+    assert np.all(out >= 0)
+    assert np.all(out <= images.max(axis=(1, 2, 3), keepdims=True) + 1e-3)
+    own = out[:, 4:8, 4:8]
+    assert np.all(own > np.arange(count)[:, None, None, None] * 1000)
+    assert np.all(own < np.arange(count)[:, None, None, None] * 1000 + size * size + 1)
+    assert not np.allclose(out, images)
