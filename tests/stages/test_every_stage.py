@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -163,7 +164,11 @@ def test_a_full_disk_leaves_the_previous_outputs_and_says_so(
 def test_a_real_stage_process_exits_2_with_one_paragraph(tmp_path, kind):
     if kind == "params":
         project = make_stage_project(tmp_path, {})
-        (project / "params.yaml").write_bytes(SHIPPED_TEXT.replace(b"epochs: 60", b"epochs: [60"))
+        # An unclosed list where the shipped file gives its number of epochs: YAML that no
+        # longer parses.
+        broken = re.sub(rb"\n  epochs: (\d+)", rb"\n  epochs: [\1", SHIPPED_TEXT, count=1)
+        assert broken != SHIPPED_TEXT
+        (project / "params.yaml").write_bytes(broken)
         result = run_stage_process(project, "validate", "--out", "data/params-valid")
         assert_refused(result.returncode, result.stderr, "params.yaml",
                        output=project / "data" / "params-valid")
