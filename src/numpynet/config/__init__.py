@@ -185,6 +185,12 @@ class TrainConfig:
         default=0.0,
         metadata=field_check(lambda v: 0 <= v <= MAX_ZOOM, f"a number from 0 to {MAX_ZOOM:g}"),
     )
+    whitening_components: int = field(
+        default=0,
+        metadata=field_check(
+            lambda v: v >= 0, "an integer >= 0 (0: keep every whitened direction)"
+        ),
+    )
 
 
 @dataclass(frozen=True)

@@ -119,6 +119,15 @@ def _batch_statistics_of_one(train: TrainConfig) -> str | None:
     )
 
 
+def _components_without_whitening(train: TrainConfig) -> str | None:
+    if not (train.whitening_components and train.whitening == "none"):
+        return None
+    return (
+        f"whitening_components: {train.whitening_components} keeps that many whitened "
+        f"directions, but whitening is 'none'; set whitening: zca or whitening_components: 0"
+    )
+
+
 def training_memory_bytes(hidden_sizes: list[int], inputs: int | None = None) -> int:
     """A lower bound of the bytes training needs for the layers that params.yaml fixes.
 
@@ -149,6 +158,7 @@ _TRAIN_RULES: tuple[tuple[tuple[str, ...], Callable[[TrainConfig], str | None]],
     (("warmup_epochs", "epochs"), _warmup_longer_than_run),
     (("hidden_sizes",), _layers_too_large),
     (("batch_size", "normalization"), _batch_statistics_of_one),
+    (("whitening_components", "whitening"), _components_without_whitening),
 )
 
 

@@ -1,6 +1,6 @@
 """The neural-network library: layers, loss, model container, optimizers, schedules."""
 
-from numpynet.nn.layers import BatchNorm, Dropout, Flatten, Linear, ReLU
+from numpynet.nn.layers import BatchNorm, Dropout, Flatten, Linear, Projection, ReLU
 from numpynet.nn.loss import SoftmaxCrossEntropy, log_softmax
 from numpynet.nn.model import MLPConfig, Sequential, build_mlp
 from numpynet.nn.optim import SGD, AdamW
@@ -13,6 +13,7 @@ __all__ = [
     "Flatten",
     "Linear",
     "MLPConfig",
+    "Projection",
     "ReLU",
     "SGD",
     "Sequential",

@@ -183,6 +183,34 @@ class Flatten:
         return "Flatten()"
 
 
+class Projection:
+    """A fixed linear map ``y = x @ matrix``, (N, D) -> (N, K), that learns nothing.
+
+    Placed in front of the first Linear layer, it shows that layer fewer values than the input
+    has (the principal directions of :func:`numpynet.training.whitening.principal_directions`),
+    so the largest product of a training step shrinks from D to K rows of weights. Once training
+    is done, the matrix is folded into the Linear layer and the Projection removed.
+    """
+
+    def __init__(self, matrix: np.ndarray):
+        self.matrix = matrix
+
+    def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        """Return ``x @ matrix``: (N, D) -> (N, K)."""
+        return matmul(x, self.matrix)
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        """Return the input gradient ``grad_out @ matrix.T``: (N, K) -> (N, D)."""
+        return matmul(grad_out, self.matrix.T)
+
+    def parameters(self) -> list:
+        """The matrix is fixed: no parameters."""
+        return []
+
+    def __repr__(self) -> str:
+        return f"Projection({self.matrix.shape[0]}, {self.matrix.shape[1]})"
+
+
 class BatchNorm:
     """Batch normalization of (N, num_features) inputs, one mean and variance per feature.
 

@@ -6,6 +6,7 @@ measures is what the pipeline runs.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from functools import partial
@@ -15,7 +16,8 @@ import numpy as np
 
 from numpynet.errors import ConfigError
 from numpynet.log import Log, log_to_stderr
-from numpynet.nn.layers import Linear
+from numpynet.matmul import matmul
+from numpynet.nn.layers import Linear, Projection
 from numpynet.nn.model import MLPConfig, Sequential, build_mlp
 from numpynet.nn.schedule import learning_rate
 from numpynet.records import ProcessedMeta, TrainingRecord
@@ -30,7 +32,14 @@ from numpynet.training.loop import (
     make_optimizer,
     steps_per_epoch,
 )
-from numpynet.training.whitening import MAX_WHITENED_VALUES, fold_whitening, whiten, zca_whitening
+from numpynet.training.whitening import (
+    MAX_WHITENED_VALUES,
+    fold_whitening,
+    pixel_statistics,
+    principal_directions,
+    whiten,
+    zca_matrix,
+)
 
 if TYPE_CHECKING:
     from numpynet.config import TrainConfig
@@ -87,6 +96,13 @@ def train_mlp(
             f"its matrix would need {values**2 * 8 * 3 / 2**30:.1f} GiB; set whitening: none "
             f"or resize the images smaller (data.size)"
         )
+    components = config.whitening_components
+    if components > values:
+        raise ConfigError(
+            f"whitening_components: {components} is more than the {values} values of these "
+            f"images ({' x '.join(map(str, meta.image_shape))}); set at most {values}, or 0 to "
+            f"keep every whitened direction"
+        )
     # Black, a pixel of 0 before standardization, fills what augmentation uncovers.
     black = np.broadcast_to(
         -np.asarray(meta.mean) / np.asarray(meta.std), (1, *meta.image_shape)
@@ -94,7 +110,13 @@ def train_mlp(
     if config.whitening == "zca":
         # Both splits whitened once, in memory; the model learns on them and, at the end, the
         # whitening is folded into its first layer, so it takes the stored images as they are.
-        mean, matrix = zca_whitening(train_set[0], mirror_symmetric=config.augment_flip)
+        mean, covariance = pixel_statistics(train_set[0], mirror_symmetric=config.augment_flip)
+        mean, matrix = mean.astype(np.float32), zca_matrix(covariance)
+        if components:
+            # The first layer learns on the whitened images' strongest directions only; each
+            # batch is augmented as images first, then projected (the model's Projection layer).
+            directions = principal_directions(covariance, matrix, components)
+        del covariance
         train_set = (whiten(train_set[0], mean, matrix), train_set[1])
         val_set = (whiten(val_set[0], mean, matrix), val_set[1])
         black = whiten(black, mean, matrix)  # nearly flat per channel, as smooth images are
@@ -123,7 +145,13 @@ def train_mlp(
         "shuffle": np.random.default_rng(shuffle_seed),
         "augment": np.random.default_rng(augment_seed),
     }
-    model = build_mlp(architecture, generators["init"])
+    model = build_mlp(
+        dataclasses.replace(architecture, input_size=components or values), generators["init"]
+    )
+    first = next(layer for layer in model.layers if isinstance(layer, Linear))
+    if components:
+        projection = Projection(directions)
+        model.layers.insert(model.layers.index(first), projection)
     optimizer = make_optimizer(
         config.optimizer,
         model.parameters(),
@@ -165,7 +193,10 @@ def train_mlp(
         state=state,
         on_epoch_end=on_epoch_end,
     )
+    if components:
+        model.layers.remove(projection)
+        # Whitening, then the projection: one (D, K) matrix, folded in as whitening alone is.
+        matrix = matmul(matrix.astype(np.float64), directions.astype(np.float64))
     if config.whitening == "zca":
-        first = next(layer for layer in model.layers if isinstance(layer, Linear))
         fold_whitening(first, mean, matrix)
     return TrainedModel(model, architecture, state.history, state.selected_epoch)
