@@ -9,8 +9,9 @@ dataset (what the preprocess stage writes), then trains with
 :func:`numpynet.training.recipe.train_mlp`, the train stage's own code, once per rung of a ladder:
 the baseline (none of the ingredients), then + shifts (and flips, where the dataset uses them), +
 rotations and zooms (where the dataset uses them), + label smoothing, + batch normalization, + ZCA
-whitening (where the dataset uses it). Each rung reports the validation accuracy of the epoch the
-recipe keeps and, for datasets trained with flips, with the test-time flip too. The test split is
+whitening and + fewer whitened directions (each where the dataset uses it). Each rung reports the
+validation accuracy of the epoch the recipe keeps and, for datasets trained with flips, with the
+test-time flip too. The test split is
 never read. ``--epochs`` and ``--hidden-sizes`` shorten the runs; the table says which.
 ``--full-length`` adds one run of the whole recipe without any augmentation at the recipe's own
 length and width, to set beside the committed run: what augmentation buys once time is not short.
@@ -45,7 +46,8 @@ from numpynet.training.recipe import train_mlp  # noqa: E402
 def ladder(recipe) -> list[tuple[str, object]]:
     """(name, settings) from the baseline up to the full recipe, one ingredient at a time."""
     baseline = dataclasses.replace(
-        without_augmentation(recipe), label_smoothing=0.0, normalization="none", whitening="none"
+        without_augmentation(recipe), label_smoothing=0.0, normalization="none", whitening="none",
+        whitening_components=0,
     )
     augmentation = "shifts and flips" if recipe.augment_flip else "shifts"
     if recipe.augment_elastic:
@@ -68,6 +70,10 @@ def ladder(recipe) -> list[tuple[str, object]]:
     if recipe.whitening != "none":
         rungs.append(("+ ZCA whitening", dataclasses.replace(rungs[-1][1],
                                                               whitening=recipe.whitening)))
+    if recipe.whitening_components:
+        name = f"+ only the {recipe.whitening_components} strongest whitened directions"
+        rungs.append((name, dataclasses.replace(
+            rungs[-1][1], whitening_components=recipe.whitening_components)))
     return rungs
 
 

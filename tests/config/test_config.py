@@ -326,6 +326,7 @@ def test_a_long_list_of_problems_is_cut_short(raw):
     ("augment_rotate", 46, "a number of degrees from 0 to 45"),
     ("augment_rotate", -1, "a number of degrees from 0 to 45"),
     ("augment_zoom", 0.6, "a number from 0 to 0.5"),
+    ("whitening_components", -1, "an integer >= 0 (0: keep every whitened direction)"),
     ("select_by", "test_accuracy", "'val_accuracy' or 'val_loss' or 'last'"),
 ])
 def test_accuracy_settings_are_checked(raw, key, value, expected):
@@ -338,6 +339,28 @@ def test_rotations_and_zooms_default_to_off_for_a_params_file_written_before_the
     raw["train"].pop("augment_zoom", None)
     train = parse_params(raw).train
     assert (train.augment_rotate, train.augment_zoom) == (0.0, 0.0)
+
+
+def test_whitening_components_default_to_all_for_a_params_file_written_before_them(raw):
+    raw["train"].pop("whitening_components", None)
+    assert parse_params(raw).train.whitening_components == 0
+
+
+@pytest.mark.parametrize("value", [1.5, True, "1024"])
+def test_whitening_components_are_a_whole_number(raw, value):
+    raw["train"]["whitening_components"] = value
+    _rejects(raw, "train.whitening_components: wrong type")
+
+
+def test_whitening_components_need_whitening(raw):
+    raw["train"].update(whitening="none", whitening_components=256)
+    _rejects(raw, "train.whitening_components", "set whitening: zca or whitening_components: 0")
+    raw["train"]["whitening_components"] = 0
+    raw["datasets"]["cifar10"]["train"] = {"whitening": "zca", "whitening_components": 256}
+    assert parse_params(raw).train_for("cifar10").whitening_components == 256
+    raw["datasets"]["cifar10"]["train"] = {"whitening_components": 256}
+    _rejects(raw, "datasets.cifar10.train.whitening_components",
+             "(keys not overridden come from 'train')")
 
 
 @pytest.mark.hostile

@@ -12,6 +12,7 @@ from numpynet.nn import (
     Flatten,
     Linear,
     MLPConfig,
+    Projection,
     ReLU,
     Sequential,
     SoftmaxCrossEntropy,
@@ -165,6 +166,30 @@ def test_flatten_gradient_and_shapes():
     layer = Flatten()
     assert layer.forward(x, True).shape == (3, 20)
     check_layer_input_gradient(layer, x, rng)
+
+
+def test_projection_known_values_and_gradient():
+    matrix = np.array([[1.0, 0.0], [0.0, 2.0], [1.0, -1.0]])
+    layer = Projection(matrix)
+    np.testing.assert_array_equal(layer.forward(np.array([[1.0, 2.0, 3.0]]), training=True),
+                                  [[4.0, 1.0]])
+    np.testing.assert_array_equal(layer.backward(np.array([[1.0, 1.0]])), [[1.0, 2.0, 0.0]])
+    assert layer.parameters() == []  # fixed: no optimizer moves it
+    rng = np.random.default_rng(4)
+    check_layer_input_gradient(Projection(rng.standard_normal((6, 3))),
+                               rng.standard_normal((5, 6)), rng)
+
+
+def test_training_backward_stops_at_the_linear_layer_behind_a_projection():
+    rng = np.random.default_rng(5)
+    projection, linear = Projection(rng.standard_normal((6, 3))), Linear(3, 2, rng, np.float64)
+    model = Sequential([Flatten(), projection, linear])
+    x = rng.standard_normal((4, 2, 3))
+    model.forward(x, training=True)
+    grad = rng.standard_normal((4, 2))
+    projection.backward = None  # called, it would fail: the Projection has nothing to learn
+    assert model.backward(grad, need_input_grad=False) is None
+    np.testing.assert_allclose(linear.grad_weight, (x.reshape(4, 6) @ projection.matrix).T @ grad)
 
 
 def test_softmax_cross_entropy_gradient():

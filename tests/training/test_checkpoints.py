@@ -117,6 +117,19 @@ def test_a_run_continued_from_its_checkpoint_ends_with_the_uninterrupted_bytes(
     assert resumed_log.calls == whole_log.calls
 
 
+def test_a_run_on_fewer_whitened_directions_continues_to_the_uninterrupted_bytes(tmp_path):
+    # The directions are not in the checkpoint: the continued run computes them again, and its
+    # checkpointed layers sit behind the same Projection.
+    fewer = dict(whitening="zca", whitening_components=20)
+    whole = train(**fewer)
+    store = store_of(tmp_path / "run.npz", plan=RunPlan.of(recipe(**{**CONFIG, **fewer}), 300))
+    with pytest.raises(Stop):
+        train(store, log=stop_after(2), **fewer)
+    resumed = train(store, **fewer)
+    assert state_bytes(resumed) == state_bytes(whole)
+    assert resumed.history == whole.history
+
+
 def test_a_checkpoint_of_other_parameters_is_discarded_naming_what_changed(tmp_path):
     store = store_of(tmp_path / "run.npz")
     with pytest.raises(Stop):

@@ -1,4 +1,5 @@
-"""ZCA whitening: decorrelated pixels of unit variance, block-wise sums, and an exact fold."""
+"""ZCA whitening: decorrelated pixels of unit variance, block-wise sums, the principal directions
+of the whitened pixels, and an exact fold."""
 
 from __future__ import annotations
 
@@ -8,7 +9,15 @@ import pytest
 import numpynet.training.whitening as whitening
 from numpynet.nn.layers import Linear
 from numpynet.matmul import exact_products
-from numpynet.training.whitening import fold_whitening, inverse_square_root, whiten, zca_whitening
+from numpynet.training.whitening import (
+    fold_whitening,
+    inverse_square_root,
+    pixel_statistics,
+    principal_directions,
+    whiten,
+    zca_matrix,
+    zca_whitening,
+)
 
 
 def correlated_images(count=3000, seed=0):
@@ -126,3 +135,71 @@ def test_a_matrix_that_is_not_positive_definite_is_an_error():
     matrix -= np.eye(50)  # eigenvalues from -0.5 to 1
     with pytest.raises(RuntimeError, match="not symmetric positive definite"):
         inverse_square_root(matrix)
+
+
+def strong_and_weak_images(count=4000, strong=6, seed=0):
+    """(count, 4, 4, 2) images: 32 pixels moved by ``strong`` directions of variance 10 and 26
+    of variance 0.001, mixed by a random rotation. Whitened with epsilon 0.1, the strong ones
+    keep variance 0.99 and the weak ones 0.01: ``strong`` directions hold nearly all of it."""
+    rng = np.random.default_rng(seed)
+    rotation, _ = np.linalg.qr(rng.standard_normal((32, 32)))
+    scales = np.sqrt(np.r_[np.full(strong, 10.0), np.full(32 - strong, 0.001)])
+    flat = (rng.standard_normal((count, 32)) * scales) @ rotation.T
+    return flat.reshape(count, 4, 4, 2).astype(np.float32)
+
+
+def whitened_spread(images):
+    mean, covariance = pixel_statistics(images)
+    matrix = zca_matrix(covariance)
+    white = whiten(images, mean.astype(np.float32), matrix).reshape(len(images), -1)
+    white = white.astype(np.float64)
+    return covariance, matrix, white.T @ white / len(white)
+
+
+@pytest.mark.parametrize("exact", [False, True])
+def test_principal_directions_are_orthonormal_and_keep_the_strongest_variance(exact):
+    images = strong_and_weak_images()
+    covariance, matrix, spread = whitened_spread(images)
+    with exact_products(exact):
+        directions = principal_directions(covariance, matrix, 6)
+    assert directions.shape == (32, 6) and directions.dtype == np.float32
+    np.testing.assert_allclose(directions.T.astype(np.float64) @ directions, np.eye(6), atol=1e-5)
+    kept = np.trace(directions.T @ spread @ directions)
+    best = np.linalg.eigvalsh(spread)[-6:].sum()
+    assert kept >= 0.999 * best
+    assert best >= 0.95 * np.trace(spread)  # the images are as described: 6 directions hold it
+
+
+def test_more_directions_than_the_strong_ones_keep_them_all_and_some_of_the_rest():
+    images = strong_and_weak_images(strong=3)
+    covariance, matrix, spread = whitened_spread(images)
+    directions = principal_directions(covariance, matrix, 10).astype(np.float64)
+    eigenvalues, eigenvectors = np.linalg.eigh(spread)
+    strong = eigenvectors[:, -3:]
+    # Each strong direction lies in the span of the ten, to within 0.1% of its length.
+    np.testing.assert_allclose(np.linalg.norm(directions.T @ strong, axis=0), 1.0, atol=1e-3)
+    np.testing.assert_allclose(directions.T @ directions, np.eye(10), atol=1e-5)
+
+
+def test_principal_directions_are_the_same_bits_when_computed_again():
+    images = strong_and_weak_images(count=500)
+    covariance, matrix, _ = whitened_spread(images)
+    first = principal_directions(covariance, matrix, 5)
+    np.testing.assert_array_equal(principal_directions(covariance, matrix, 5), first)
+    assert not np.array_equal(principal_directions(covariance, matrix, 5, seed=1), first)
+
+
+def test_folding_whitening_and_a_projection_grows_the_layer_to_take_raw_inputs():
+    images = strong_and_weak_images(count=300)
+    mean, covariance = pixel_statistics(images)
+    mean, matrix = mean.astype(np.float32), zca_matrix(covariance)
+    directions = principal_directions(covariance, matrix, 6)
+    layer = Linear(6, 5, np.random.default_rng(1), dtype=np.float32)
+    layer.bias[:] = np.arange(5)
+    projected = whiten(images, mean, matrix).reshape(300, -1) @ directions
+    expected = layer.forward(projected, training=False).astype(np.float64)
+    fold_whitening(layer, mean, matrix.astype(np.float64) @ directions.astype(np.float64))
+    assert layer.weight.shape == layer.grad_weight.shape == (32, 5)
+    assert layer.in_features == 32 and layer.weight.dtype == np.float32
+    np.testing.assert_allclose(layer.forward(images.reshape(300, -1), training=False), expected,
+                               rtol=1e-4, atol=1e-4)
