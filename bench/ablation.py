@@ -1,6 +1,7 @@
 """What each ingredient of the recipe adds: the recipe built up one ingredient at a time.
 
     python bench/ablation.py mnist --data data/processed/mnist --epochs 20 --full-length
+    python bench/ablation.py cifar10 --data /path/to/processed/cifar10-jpeg --full-length-only
     python bench/ablation.py cifar10 --data /path/to/processed/cifar10-jpeg --epochs 15 \\
         --hidden-sizes 1024 512
 
@@ -23,6 +24,7 @@ import argparse
 import dataclasses
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -92,13 +94,17 @@ def main() -> None:
     parser.add_argument("--hidden-sizes", type=int, nargs="+", help="a smaller network")
     parser.add_argument("--full-length", action="store_true",
                         help="add the whole recipe without augmentation at its own length")
+    parser.add_argument("--full-length-only", action="store_true",
+                        help="run only that: the ladder's short runs are measured already")
+    parser.add_argument("--log", action="store_true",
+                        help="print every epoch's line to stderr as the runs go")
     args = parser.parse_args()
 
     full = load_params(PROJECT / "params.yaml").train_for(args.dataset)
     changes = {"epochs": args.epochs, "hidden_sizes": args.hidden_sizes}
     recipe = dataclasses.replace(full, **{k: v for k, v in changes.items() if v is not None})
-    rungs = ladder(recipe)
-    if args.full_length:
+    rungs = [] if args.full_length_only else ladder(recipe)
+    if args.full_length or args.full_length_only:
         network = "-".join(map(str, full.hidden_sizes))
         name = f"the recipe without augmentation, {full.epochs} epochs, {network}"
         rungs.append((name, without_augmentation(full)))
@@ -108,9 +114,10 @@ def main() -> None:
           f"best epoch by {recipe.select_by}; validation accuracy", flush=True)
     print("| recipe | val accuracy | with test-time flip | kept epoch | train s |")
     print("| --- | --- | --- | --- | --- |")
+    log = partial(print, file=sys.stderr, flush=True) if args.log else (lambda line: None)
     for name, settings in rungs:
         started = time.perf_counter()
-        run = train_mlp(settings, meta, train_set, val_set, log=lambda line: None)
+        run = train_mlp(settings, meta, train_set, val_set, log=log)
         seconds = time.perf_counter() - started
         accuracy = run.history[run.selected_epoch - 1]["val_accuracy"]
         flipped = "-"

@@ -178,7 +178,9 @@ def test_more_directions_than_the_strong_ones_keep_them_all_and_some_of_the_rest
     strong = eigenvectors[:, -3:]
     # Each strong direction lies in the span of the ten, to within 0.1% of its length.
     np.testing.assert_allclose(np.linalg.norm(directions.T @ strong, axis=0), 1.0, atol=1e-3)
-    np.testing.assert_allclose(directions.T @ directions, np.eye(10), atol=1e-5)
+    # Seven of the ten are nearly weightless (whitened variance 0.01 against 0.99): orthonormal
+    # to 1e-5 with float64 products, to 2e-4 in the exact mode, whose products keep ~20 bits.
+    np.testing.assert_allclose(directions.T @ directions, np.eye(10), atol=1e-3)
 
 
 def test_principal_directions_are_the_same_bits_when_computed_again():
